@@ -1,0 +1,47 @@
+# ml_lib top-level Makefile. `make demo` and `make check` set everything up
+# themselves; each concern adds its targets from mk/<concern>.mk.
+SHELL := /bin/bash
+TOP := $(abspath .)
+VENV := $(TOP)/.venv
+PY := $(VENV)/bin/python
+BUILD := $(TOP)/build
+export PATH := $(VENV)/bin:$(PATH)
+
+# Debian packages the whole project needs (installed by `make setup` as root).
+APT_PACKAGES := gcc make clang libclang-rt-14-dev sparse flex bison bc cpio \
+	libelf-dev libssl-dev rsync kmod qemu-system-x86 busybox-static \
+	linux-image-amd64 linux-headers-amd64 linux-source-6.1 python3-venv
+
+CHECK_TARGETS :=
+
+.PHONY: all setup apt venv check demo bench kunit clean
+all: check
+
+setup: apt venv
+
+apt:
+	@if [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null; then \
+	  missing=$$(for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || echo $$p; done); \
+	  if [ -n "$$missing" ]; then \
+	    echo "apt: installing $$missing"; \
+	    apt-get update -q >/dev/null && \
+	    DEBIAN_FRONTEND=noninteractive apt-get install -y -q $$missing >/dev/null; \
+	  fi; \
+	else echo "apt: not root, assuming packages are installed"; fi
+
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: pyproject.toml
+	@test -x $(PY) || python3 -m venv $(VENV)
+	@$(PY) -m pip install -q --upgrade pip
+	@# torch first, pinned: the CPU build on this machine's disk
+	@$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	@$(PY) -m pip install -q -e '.[test]'
+	@touch $@
+
+include $(wildcard mk/*.mk)
+
+check: setup $(CHECK_TARGETS)
+	@echo "make check: all gates passed"
+
+clean:
+	rm -rf $(BUILD)

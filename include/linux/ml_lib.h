@@ -1,0 +1,225 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * ml_lib: integer-only inference for small learned models in the kernel.
+ *
+ * The arithmetic every function here implements is specified in
+ * docs/arithmetic.md; the binary model format in docs/blob-format.md.
+ * The same code builds in the kernel and, through lib/ml/ml_lib_compat.h,
+ * as a user-space library (the way lib/xz does).
+ */
+#ifndef _LINUX_ML_LIB_H
+#define _LINUX_ML_LIB_H
+
+#ifdef __KERNEL__
+#include <linux/types.h>
+#include <linux/list.h>
+#include <linux/kref.h>
+#else
+#include "ml_lib_compat.h"
+#endif
+
+/* Element types of arena tensors. */
+enum ml_lib_dtype {
+	ML_LIB_S8 = 1,
+	ML_LIB_S16 = 2,
+	ML_LIB_S32 = 3,
+};
+
+/* Operation codes; the numbers are part of the blob format. */
+enum ml_lib_opcode {
+	ML_OP_INPUT = 1,
+	ML_OP_FC = 2,
+	ML_OP_CONV1D = 3,
+	ML_OP_MAXPOOL1D = 4,
+	ML_OP_AVGPOOL1D = 5,
+	ML_OP_CLAMP = 6,
+	ML_OP_LEAKY_RELU = 7,
+	ML_OP_LUT = 8,
+	ML_OP_ADD = 9,
+	ML_OP_RESCALE = 10,
+	ML_OP_CONCAT = 11,
+	ML_OP_RESHAPE = 12,
+	ML_OP_SOFTMAX = 13,
+	ML_OP_ARGMAX = 14,
+	ML_OP_OUTPUT = 15,
+	ML_OP_MAX_CODE = ML_OP_OUTPUT,
+};
+
+/* Tensor index meaning "no tensor" (e.g. the input of ML_OP_INPUT). */
+#define ML_LIB_NO_TENSOR 0xffff
+
+/* Limits checked by the validator. */
+#define ML_LIB_MAX_ARENA	(1U << 20)
+#define ML_LIB_MAX_TENSORS	1024
+#define ML_LIB_MAX_OPS		1024
+#define ML_LIB_MAX_IO		65536
+#define ML_LIB_MAX_DIM		65535
+#define ML_LIB_NAME_LEN		32
+
+/**
+ * struct ml_lib_tensor - one activation buffer in the scratch arena
+ * @offset: byte offset in the arena, aligned to the element size
+ * @len: number of elements
+ * @zero_point: quantization zero point (0 for S16 and S32)
+ * @dtype: an &enum ml_lib_dtype
+ */
+struct ml_lib_tensor {
+	u32 offset;
+	u32 len;
+	s32 zero_point;
+	u8 dtype;
+};
+
+/*
+ * Per-op parameters. Field meanings and the formulas that use them are in
+ * docs/arithmetic.md, one section per op; "mult"/"shift" are a requantization
+ * multiplier M in [0, 2^31 - 1] and a right shift t in [1, 62].
+ */
+struct ml_lib_input_params {
+	u32 in_off, n;
+	const s64 *off;
+	const u8 *pre;
+	const s32 *mult;
+	const u8 *shift;
+};
+
+struct ml_lib_fc_params {
+	u32 n_in, n_out;
+	s32 lo, hi;
+	const s8 *w;		/* [n_out][n_in] */
+	const s32 *bias;	/* [n_out] */
+	const s32 *mult;	/* [n_out] */
+	const u8 *shift;	/* [n_out] */
+};
+
+struct ml_lib_conv1d_params {
+	u32 c_in, l_in, c_out, l_out;
+	u32 k, stride, pad, dil;
+	s32 lo, hi;
+	const s8 *w;		/* [c_out][c_in][k] */
+	const s32 *bias;
+	const s32 *mult;
+	const u8 *shift;
+};
+
+struct ml_lib_pool1d_params {
+	u32 c, l_in, l_out, k, stride;
+	s32 mult, shift, lo, hi;	/* avgpool only */
+};
+
+struct ml_lib_eltwise_params {
+	u32 n;
+	s32 lo, hi;
+	s32 mult, shift;		/* rescale; leaky positive side */
+	s32 mult_b, shift_b;		/* add: B side; leaky negative side */
+	const s16 *table;		/* lut: 256 (S8 in) or 513 (S16 in) */
+};
+
+struct ml_lib_concat_params {
+	u32 outer, a_inner, b_inner;
+};
+
+struct ml_lib_softmax_params {
+	u32 outer, n, shift, bits, table_len;
+	const s32 *table;
+};
+
+struct ml_lib_output_params {
+	u32 out_off, n, mode;	/* mode: 0 dequantize, 1 copy */
+	s32 mult, shift;
+};
+
+/**
+ * struct ml_lib_op - one step of a model
+ * @code: an &enum ml_lib_opcode
+ * @in: input tensor indices (%ML_LIB_NO_TENSOR when unused)
+ * @out: output tensor index (%ML_LIB_NO_TENSOR for ML_OP_OUTPUT)
+ * @u: parameters, by @code
+ */
+struct ml_lib_op {
+	u16 code;
+	u16 in[2];
+	u16 out;
+	union {
+		struct ml_lib_input_params input;
+		struct ml_lib_fc_params fc;
+		struct ml_lib_conv1d_params conv;
+		struct ml_lib_pool1d_params pool;
+		struct ml_lib_eltwise_params elt;
+		struct ml_lib_concat_params concat;
+		struct ml_lib_softmax_params softmax;
+		struct ml_lib_output_params output;
+	} u;
+};
+
+/**
+ * struct ml_lib_graph - the constant tables of one model
+ * @name: model name (NUL-terminated, at most %ML_LIB_NAME_LEN - 1 chars)
+ * @n_tensors: number of entries in @tensors
+ * @n_ops: number of entries in @ops
+ * @n_in: number of raw s64 input features the caller passes
+ * @n_out: number of s32 output values the caller receives
+ * @arena_bytes: scratch bytes one inference needs
+ * @tensors: tensor table
+ * @ops: op list, executed in order
+ *
+ * Generated C (mlexport --target kernel) defines one of these as const
+ * data; ml_lib_blob_parse() builds one from a binary blob. Either way it
+ * must pass ml_lib_graph_validate() before ml_lib_run() may see it.
+ */
+struct ml_lib_graph {
+	const char *name;
+	u32 n_tensors, n_ops, n_in, n_out, arena_bytes;
+	const struct ml_lib_tensor *tensors;
+	const struct ml_lib_op *ops;
+};
+
+int ml_lib_graph_validate(const struct ml_lib_graph *g);
+int ml_lib_run(const struct ml_lib_graph *g, void *arena, const s64 *in,
+	       u32 n_in, s32 *out, u32 n_out);
+int ml_lib_blob_parse(const void *blob, size_t len, struct ml_lib_graph **out);
+void ml_lib_graph_free(struct ml_lib_graph *g);
+
+#ifdef __KERNEL__
+struct ml_lib_proxy;
+
+/* Where an answer from ml_lib_infer() came from (see ml_lib_result). */
+enum ml_lib_source {
+	ML_LIB_SRC_ENGINE = 0,		/* the in-kernel integer engine */
+	ML_LIB_SRC_PROXY = 1,		/* the user-space daemon */
+	ML_LIB_SRC_FALLBACK = 2,	/* the model's fallback */
+};
+
+/**
+ * struct ml_lib_model - a model registered with ml_lib
+ * @name: unique name callers look the model up by
+ * @graph: integer tables run by the in-kernel engine; NULL for a model
+ *         served only by the user-space proxy
+ * @proxy: proxy state (CONFIG_ML_LIB_PROXY), NULL for in-kernel models
+ * @list: private, registry link
+ * @ref: private, lookup references
+ * @scratch: private, per-CPU arenas, one per context level
+ * @blob_graph: private, set when the graph was parsed from a blob
+ *
+ * A module that owns a model fills @name and @graph (usually from the
+ * code mlexport generated) and calls ml_lib_model_register().
+ */
+struct ml_lib_model {
+	const char *name;
+	const struct ml_lib_graph *graph;
+	struct ml_lib_proxy *proxy;
+	struct list_head list;
+	struct kref ref;
+	void __percpu *scratch;
+	struct ml_lib_graph *blob_graph;
+};
+
+int ml_lib_model_register(struct ml_lib_model *m);
+void ml_lib_model_unregister(struct ml_lib_model *m);
+struct ml_lib_model *ml_lib_model_get(const char *name);
+void ml_lib_model_put(struct ml_lib_model *m);
+int ml_lib_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
+		 s32 *out, u32 n_out);
+#endif /* __KERNEL__ */
+
+#endif /* _LINUX_ML_LIB_H */
