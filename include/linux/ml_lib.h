@@ -218,6 +218,11 @@ int ml_lib_model_register(struct ml_lib_model *m);
 void ml_lib_model_unregister(struct ml_lib_model *m);
 struct ml_lib_model *ml_lib_model_get(const char *name);
 void ml_lib_model_put(struct ml_lib_model *m);
+/*
+ * ml_lib_infer() returns the &enum ml_lib_source of the answer (>= 0) or a
+ * negative errno. For an in-kernel model it never sleeps and is safe in any
+ * context; for a proxy model it may sleep (bounded by the model's timeout).
+ */
 int ml_lib_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
 		 s32 *out, u32 n_out);
 #endif /* __KERNEL__ */
