@@ -1,0 +1,248 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The small float graph every importer produces and the quantizer reads.
+
+Importers (torch, ONNX) lower a model to a handful of canonical float ops
+on tensors WITHOUT the batch dimension (shapes are per sample).  This file
+also holds the clean-up passes (BatchNorm and constant affines folded into
+the preceding linear/conv, a leading affine kept as the input
+normalisation) and a float64 executor used for calibration and for the
+accuracy report.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ml_lib.errors import UserError
+
+#: canonical float ops and what they mean (attrs in brackets)
+FLOAT_OPS = {
+    "affine": "y = x * scale + bias, per element [scale, bias]",
+    "linear": "y = x W^T + b [w, b]",
+    "conv1d": "1-D convolution, groups=1 [w, b, stride, pad, dil]",
+    "relu": "max(x, 0)",
+    "clamp": "clamp(x, lo, hi) (relu6, hardtanh, clamp) [lo, hi]",
+    "leaky_relu": "leaky ReLU [alpha]",
+    "sigmoid": "logistic sigmoid",
+    "tanh": "hyperbolic tangent",
+    "softmax": "softmax over the last axis",
+    "reshape": "flatten / view / reshape [shape]",
+    "add": "element-wise sum of two tensors (residual)",
+    "cat": "concatenation of two tensors [axis]",
+    "maxpool1d": "max pool, no padding [k, stride]",
+    "avgpool1d": "average pool, no padding [k, stride]",
+    "argmax": "index of the largest element of the last axis",
+}
+
+#: what users may write, listed in "unsupported op" messages
+SUPPORTED_TEXT = ("Linear/Gemm/MatMul(+Add), Conv1d, BatchNorm (folded), Dropout/Identity "
+                  "(dropped), ReLU, ReLU6, Hardtanh, Clamp/Clip, LeakyReLU, Sigmoid, Tanh, "
+                  "Softmax (last axis), Flatten/View/Reshape, residual Add, Cat/Concat, "
+                  "MaxPool1d, AvgPool1d, ArgMax, input normalisation (x - mean) / std")
+
+
+@dataclass
+class FNode:
+    name: str
+    kind: str
+    inputs: list[str]
+    attrs: dict = field(default_factory=dict)
+    #: module path or ONNX node name, for messages and reports
+    source: str = ""
+    #: per-sample output shape, filled by :func:`infer_shapes`
+    shape: tuple = ()
+
+
+@dataclass
+class FloatGraph:
+    input_name: str
+    input_shape: tuple
+    nodes: list[FNode]
+    outputs: list[str]
+    #: names the user sees for each output (same order as ``outputs``)
+    output_names: list[str]
+    #: leading per-feature normalisation f = x * in_scale + in_bias (None: identity)
+    in_scale: np.ndarray | None = None
+    in_bias: np.ndarray | None = None
+    meta: dict = field(default_factory=dict)
+
+    def node(self, name: str) -> FNode:
+        for n in self.nodes:
+            if n.name == name:
+                return n
+        raise KeyError(name)
+
+    def users(self, name: str) -> list[FNode]:
+        return [n for n in self.nodes if name in n.inputs]
+
+
+def unsupported(op: str, where: str) -> UserError:
+    return UserError(f"unsupported op '{op}' at {where}; supported: {SUPPORTED_TEXT}")
+
+
+def _as_t(a) -> torch.Tensor:
+    return torch.as_tensor(np.asarray(a, dtype=np.float64))
+
+
+def eval_node(n: FNode, args: list[torch.Tensor]) -> torch.Tensor:
+    """One float op on a batch (float64); the reference float semantics."""
+    a = n.attrs
+    x = args[0]
+    k = n.kind
+    if k == "affine":
+        return x * _as_t(a["scale"]) + _as_t(a["bias"])
+    if k == "linear":
+        return F.linear(x, _as_t(a["w"]), _as_t(a["b"]))
+    if k == "conv1d":
+        return F.conv1d(x, _as_t(a["w"]), _as_t(a["b"]), stride=a["stride"], padding=a["pad"],
+                        dilation=a["dil"])
+    if k == "relu":
+        return torch.relu(x)
+    if k == "clamp":
+        return torch.clamp(x, a["lo"], a["hi"])
+    if k == "leaky_relu":
+        return F.leaky_relu(x, a["alpha"])
+    if k == "sigmoid":
+        return torch.sigmoid(x)
+    if k == "tanh":
+        return torch.tanh(x)
+    if k == "softmax":
+        return torch.softmax(x, dim=-1)
+    if k == "reshape":
+        return x.reshape((x.shape[0],) + tuple(a["shape"]))
+    if k == "add":
+        return x + args[1]
+    if k == "cat":
+        return torch.cat([x, args[1]], dim=a["axis"] + 1)
+    if k == "maxpool1d":
+        return F.max_pool1d(x, a["k"], a["stride"])
+    if k == "avgpool1d":
+        return F.avg_pool1d(x, a["k"], a["stride"])
+    if k == "argmax":
+        return torch.argmax(x, dim=-1).to(torch.float64)
+    raise AssertionError(f"unknown float op {k}")
+
+
+def run_float(g: FloatGraph, x: np.ndarray, keep_all: bool = False) -> dict[str, np.ndarray]:
+    """Run the float graph on a batch; returns {value name: array}.
+
+    The input normalisation (``in_scale``/``in_bias``) is applied first; the
+    value named ``g.input_name`` is the normalised input.
+    """
+    v = _as_t(x)
+    if g.in_scale is not None:
+        v = v * _as_t(g.in_scale) + _as_t(g.in_bias)
+    vals: dict[str, torch.Tensor] = {g.input_name: v}
+    need = {}
+    if not keep_all:
+        for i, n in enumerate(g.nodes):
+            for s in n.inputs:
+                need[s] = i
+    with torch.no_grad():
+        for i, n in enumerate(g.nodes):
+            vals[n.name] = eval_node(n, [vals[s] for s in n.inputs])
+            if not keep_all:
+                for s in n.inputs:
+                    if need.get(s) == i and s not in g.outputs:
+                        vals.pop(s, None)
+    return {k: t.numpy() for k, t in vals.items()}
+
+
+def infer_shapes(g: FloatGraph, sample: np.ndarray) -> None:
+    """Record every node's per-sample shape by running one small batch."""
+    try:
+        vals = run_float(g, sample, keep_all=True)
+    except RuntimeError as e:
+        raise UserError(f"calibration data of shape {tuple(sample.shape[1:])} per sample does not "
+                        f"fit the model: {str(e).splitlines()[0]}") from e
+    for n in g.nodes:
+        n.shape = tuple(vals[n.name].shape[1:])
+
+
+# ---------------------------------------------------------------- clean-up
+
+def _replace_uses(g: FloatGraph, old: str, new: str) -> None:
+    for n in g.nodes:
+        n.inputs = [new if s == old else s for s in n.inputs]
+    g.outputs = [new if s == old else s for s in g.outputs]
+
+
+def _channel_vector(arr: np.ndarray, shape: tuple, where: str) -> np.ndarray:
+    """A per-element affine array that is constant along all but axis 0."""
+    a = np.broadcast_to(np.asarray(arr, dtype=np.float64), shape)
+    flat = a.reshape(shape[0], -1)
+    if not np.all(flat == flat[:, :1]):
+        raise UserError(f"scale/shift at {where} varies inside a channel and cannot be folded "
+                        "into the preceding layer")
+    return flat[:, 0].copy()
+
+
+def fold_affines(g: FloatGraph) -> None:
+    """Fold BatchNorm and constant scale/shift into linear/conv or the input.
+
+    An affine right after the model input becomes the input normalisation
+    (kept as the integer INPUT affine); one after a linear/conv that has no
+    other user is folded into its weights and bias.  Anything else is an
+    op the integer engine has no place for.
+    """
+    changed = True
+    while changed:
+        changed = False
+        for n in list(g.nodes):
+            if n.kind != "affine":
+                continue
+            src = n.inputs[0]
+            scale = np.broadcast_to(np.asarray(n.attrs["scale"], np.float64), n.shape)
+            bias = np.broadcast_to(np.asarray(n.attrs["bias"], np.float64), n.shape)
+            if src == g.input_name and len(g.users(src)) == 1:
+                if g.in_scale is None:
+                    g.in_scale, g.in_bias = scale.copy(), bias.copy()
+                else:
+                    g.in_bias = g.in_bias * scale + bias
+                    g.in_scale = g.in_scale * scale
+            else:
+                prev = next((p for p in g.nodes if p.name == src), None)
+                if prev is None or prev.kind not in ("linear", "conv1d") or len(g.users(src)) != 1 \
+                        or src in g.outputs:
+                    raise unsupported("scale/shift (mul/div/add/sub by a constant or BatchNorm)"
+                                      " not after the input or a linear/conv layer", n.source)
+                s = _channel_vector(scale, n.shape, n.source)
+                b = _channel_vector(bias, n.shape, n.source)
+                w = np.asarray(prev.attrs["w"], np.float64)
+                prev.attrs["w"] = w * s.reshape((-1,) + (1,) * (w.ndim - 1))
+                prev.attrs["b"] = np.asarray(prev.attrs["b"], np.float64) * s + b
+                prev.source = f"{prev.source}+{n.source}" if n.source != prev.source else prev.source
+            g.nodes.remove(n)
+            _replace_uses(g, n.name, src)
+            changed = True
+            break
+
+
+def check_finite(g: FloatGraph) -> None:
+    for n in g.nodes:
+        for k, v in n.attrs.items():
+            if isinstance(v, np.ndarray) and v.dtype.kind == "f" and not np.all(np.isfinite(v)):
+                raise UserError(f"weights of {n.kind} at {n.source} ('{k}') contain NaN or Inf")
+    for arr in (g.in_scale, g.in_bias):
+        if arr is not None and not np.all(np.isfinite(arr)):
+            raise UserError("the input normalisation contains NaN or Inf (a zero std?)")
+
+
+def finish(g: FloatGraph, sample: np.ndarray) -> FloatGraph:
+    """Shapes, clean-up and sanity checks common to all importers."""
+    check_finite(g)
+    infer_shapes(g, sample)
+    fold_affines(g)
+    check_finite(g)
+    # drop nodes nothing uses (e.g. a label branch an importer cut off)
+    live = set(g.outputs)
+    for n in reversed(g.nodes):
+        if n.name in live:
+            live.update(n.inputs)
+    g.nodes = [n for n in g.nodes if n.name in live]
+    if not g.nodes:
+        raise UserError("the model computes nothing from its input")
+    return g

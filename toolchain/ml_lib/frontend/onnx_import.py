@@ -1,0 +1,257 @@
+# SPDX-License-Identifier: GPL-2.0
+"""ONNX models -> FloatGraph, read with the onnx package.
+
+Handles what torch.onnx.export and skl2onnx write for MLPs and small conv1d
+nets.  skl2onnx post-processing is handled, not guessed: ZipMap (a
+probability dictionary) is dropped in favour of its input tensor, and the
+label branch ArgMax -> ArrayFeatureExtractor(classes) -> Reshape/Cast becomes
+an integer argmax output whose class labels are recorded in the manifest.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import numpy_helper, shape_inference
+
+from ml_lib.errors import UserError
+from ml_lib.frontend.graph import FloatGraph, FNode, finish, unsupported
+
+_PASS = {"Dropout", "Identity"}
+
+
+def _attrs(node) -> dict:
+    return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+
+
+def load_model(path: str) -> onnx.ModelProto:
+    try:
+        m = onnx.load(path)
+    except Exception as e:
+        raise UserError(f"{path}: not an ONNX model ({type(e).__name__})") from e
+    if not m.graph.node:
+        raise UserError(f"{path}: not an ONNX model (no graph nodes)")
+    try:
+        m = shape_inference.infer_shapes(m)
+    except Exception as e:
+        raise UserError(f"{path}: ONNX shape inference failed: {e}") from e
+    return m
+
+
+def _strip_postprocessing(m, producer, consts, meta):
+    """Graph outputs after skl2onnx-style post-processing, as (value, name) pairs."""
+    outs = []
+    for o in m.graph.output:
+        v = o.name
+        name = o.name
+        while True:
+            n = producer.get(v)
+            if n is None:
+                break
+            if n.op_type in ("Cast", "Identity", "Reshape") and n.op_type != "Reshape" or \
+                    (n.op_type == "Reshape" and producer.get(n.input[0]) is not None
+                     and producer[n.input[0]].op_type == "ArrayFeatureExtractor"):
+                v = n.input[0]
+            elif n.op_type == "ZipMap":
+                v = n.input[0]
+                name = name.replace("output_", "") or name
+            elif n.op_type == "ArrayFeatureExtractor" and n.input[0] in consts:
+                classes = consts[n.input[0]]
+                meta["classes"] = [x.decode() if isinstance(x, bytes) else x.item()
+                                   for x in np.asarray(classes).ravel()]
+                v = n.input[1]
+                name = name.replace("output_", "") or name
+            else:
+                break
+        outs.append((v, name))
+    return outs
+
+
+def to_graph(m: onnx.ModelProto, sample: np.ndarray) -> FloatGraph:
+    consts = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
+    for n in m.graph.node:
+        if n.op_type == "Constant":
+            consts[n.output[0]] = numpy_helper.to_array(_attrs(n)["value"])
+    inputs = [i for i in m.graph.input if i.name not in consts]
+    if len(inputs) != 1:
+        raise UserError(f"the ONNX model has {len(inputs)} inputs; ml_lib models take exactly one")
+    inp = inputs[0]
+    dims = inp.type.tensor_type.shape.dim
+    want = []
+    for i, d in enumerate(dims):
+        if i == 0:
+            continue
+        if not d.HasField("dim_value"):
+            raise UserError(f"dynamic shape: ONNX input '{inp.name}' dimension {i} is "
+                            f"'{d.dim_param or '?'}'; only the batch dimension may vary")
+        want.append(d.dim_value)
+    if dims and tuple(want) != tuple(sample.shape[1:]):
+        raise UserError(f"calibration data has shape {tuple(sample.shape[1:])} per sample but the "
+                        f"model input '{inp.name}' expects {tuple(want)}")
+    producer = {o: n for n in m.graph.node for o in n.output}
+    meta: dict = {}
+    outs = _strip_postprocessing(m, producer, consts, meta)
+    g = FloatGraph(input_name=inp.name, input_shape=tuple(sample.shape[1:]), nodes=[],
+                   outputs=[], output_names=[], meta=meta)
+    alias: dict[str, str] = {}
+    rank = {inp.name: len(dims)}
+    for vi in list(m.graph.value_info) + list(m.graph.output):
+        rank[vi.name] = len(vi.type.tensor_type.shape.dim)
+
+    def r(name):
+        return alias.get(name, name)
+
+    needed = set(v for v, _ in outs)
+    for n in reversed(m.graph.node):
+        if any(o in needed for o in n.output):
+            needed.update(n.input)
+
+    for node in m.graph.node:
+        if not any(o in needed for o in node.output) or node.op_type == "Constant":
+            continue
+        op = node.op_type
+        a = _attrs(node)
+        where = f"ONNX node '{node.name or node.output[0]}' ({op})"
+        ins = [r(i) for i in node.input if i]
+        out = node.output[0]
+        dyn = [i for i in ins if i not in consts]
+        if not dyn:
+            raise unsupported(f"{op} on constants only", where)
+        x = dyn[0]
+
+        def add(kind, inputs, **attrs):
+            g.nodes.append(FNode(out, kind, inputs, attrs, where))
+
+        if op in _PASS or (op == "Cast" and a.get("to") in (1, 11)):
+            alias[out] = x
+        elif op == "Gemm":
+            if a.get("transA", 0):
+                raise unsupported("Gemm with transA", where)
+            b = consts.get(ins[1])
+            if b is None or ins[0] != x:
+                raise unsupported("Gemm with non-constant weights", where)
+            w = b.T if not a.get("transB", 0) else b
+            w = w.astype(np.float64) * a.get("alpha", 1.0)
+            c = consts[ins[2]].astype(np.float64) * a.get("beta", 1.0) if len(ins) > 2 \
+                else np.zeros(w.shape[0])
+            add("linear", [x], w=w, b=np.broadcast_to(c, (w.shape[0],)).copy())
+        elif op == "MatMul":
+            b = consts.get(ins[1])
+            if b is None or b.ndim != 2 or ins[0] != x:
+                raise unsupported("MatMul (only input @ constant 2-D weight)", where)
+            add("linear", [x], w=b.T.astype(np.float64), b=np.zeros(b.shape[1]))
+        elif op == "Conv":
+            w = consts.get(ins[1])
+            if w is None:
+                raise unsupported("Conv with non-constant weights", where)
+            if w.ndim != 3:
+                raise unsupported(f"Conv with {w.ndim - 2}-D kernel (only 1-D)", where)
+            pads = a.get("pads", [0, 0])
+            if a.get("group", 1) != 1 or pads[0] != pads[-1] or \
+                    a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
+                raise unsupported("Conv with groups, asymmetric or auto padding", where)
+            b = consts[ins[2]] if len(ins) > 2 else np.zeros(w.shape[0])
+            add("conv1d", [x], w=w.astype(np.float64), b=b.astype(np.float64),
+                stride=int(a.get("strides", [1])[0]), pad=int(pads[0]),
+                dil=int(a.get("dilations", [1])[0]))
+        elif op == "BatchNormalization":
+            sc, bb, mean, var = (consts[i].astype(np.float64) for i in ins[1:5])
+            s = sc / np.sqrt(var + a.get("epsilon", 1e-5))
+            shape = (-1,) + (1,) * (rank.get(node.input[0], 2) - 2)
+            add("affine", [x], scale=s.reshape(shape), bias=(bb - mean * s).reshape(shape))
+        elif op == "Relu":
+            add("relu", [x])
+        elif op == "Clip":
+            lo = consts[ins[1]].item() if len(ins) > 1 else a.get("min", -np.inf)
+            hi = consts[ins[2]].item() if len(ins) > 2 else a.get("max", np.inf)
+            add("clamp", [x], lo=float(lo), hi=float(hi))
+        elif op == "LeakyRelu":
+            add("leaky_relu", [x], alpha=float(a.get("alpha", 0.01)))
+        elif op == "Sigmoid":
+            add("sigmoid", [x])
+        elif op == "Tanh":
+            add("tanh", [x])
+        elif op == "Softmax":
+            axis = a.get("axis", -1)
+            nd = rank.get(node.input[0], 2)
+            if axis not in (-1, nd - 1):
+                raise unsupported(f"Softmax over axis {axis} (only the last)", where)
+            add("softmax", [x])
+        elif op in ("Flatten", "Reshape", "Squeeze", "Unsqueeze"):
+            if op == "Flatten" and a.get("axis", 1) != 1:
+                raise unsupported("Flatten with axis != 1", where)
+            add("reshape", [x], shape=None)  # resolved from ONNX shape inference below
+        elif op in ("Add", "Sub", "Mul", "Div"):
+            if len(dyn) == 2:
+                if op != "Add":
+                    raise unsupported(f"{op} of two computed tensors (only residual Add)", where)
+                add("add", dyn)
+                continue
+            k = consts[ins[1] if ins[0] == x else ins[0]].astype(np.float64)
+            swapped = ins[0] != x
+            if op == "Add":
+                scale, bias = np.ones(1), k
+            elif op == "Sub":
+                scale, bias = (np.ones(1), -k) if not swapped else (-np.ones(1), k)
+            elif op == "Mul":
+                scale, bias = k, np.zeros(1)
+            else:
+                if swapped:
+                    raise unsupported("Div of a constant by a tensor", where)
+                scale, bias = 1.0 / k, np.zeros(1)
+            # drop a leading batch axis of size 1 from the constant
+            while scale.ndim > 1 and scale.shape[0] == 1 and scale.ndim >= rank.get(out, 2):
+                scale = scale[0]
+            while bias.ndim > 1 and bias.shape[0] == 1 and bias.ndim >= rank.get(out, 2):
+                bias = bias[0]
+            add("affine", [x], scale=scale, bias=bias)
+        elif op == "Concat":
+            axis = a.get("axis", 1)
+            nd = rank.get(out, 2)
+            axis = axis + nd if axis < 0 else axis
+            if axis == 0 or any(i in consts for i in ins):
+                raise unsupported("Concat over the batch axis or with constants", where)
+            cur = ins[0]
+            for i, nxt in enumerate(ins[1:]):
+                nm = out if i == len(ins) - 2 else f"{out}_part{i}"
+                g.nodes.append(FNode(nm, "cat", [cur, nxt], {"axis": axis - 1}, where))
+                cur = nm
+        elif op in ("MaxPool", "AveragePool"):
+            k = a["kernel_shape"]
+            if len(k) != 1:
+                raise unsupported(f"{op} with {len(k)}-D kernel (only 1-D)", where)
+            if any(a.get("pads", [0])) or a.get("ceil_mode", 0) or any(
+                    d != 1 for d in a.get("dilations", [1])):
+                raise unsupported(f"{op} with padding, dilation or ceil_mode", where)
+            add("maxpool1d" if op == "MaxPool" else "avgpool1d", [x], k=int(k[0]),
+                stride=int(a.get("strides", k)[0]))
+        elif op == "ArgMax":
+            axis = a.get("axis", 0)
+            nd = rank.get(node.input[0], 2)
+            if axis not in (-1, nd - 1) or a.get("select_last_index", 0):
+                raise unsupported(f"ArgMax over axis {axis} (only the last)", where)
+            add("argmax", [x])
+        elif op in ("If", "Loop", "Scan"):
+            raise UserError(f"the model has data-dependent control flow: {where}")
+        elif op == "ZipMap":
+            raise unsupported("ZipMap not at a model output", where)
+        else:
+            raise unsupported(op, where)
+    for v, name in outs:
+        g.outputs.append(r(v))
+        g.output_names.append(name)
+    # reshape targets: per-sample shape from shape inference
+    shapes = {}
+    for vi in list(m.graph.value_info) + list(m.graph.output):
+        d = vi.type.tensor_type.shape.dim
+        if all(x.HasField("dim_value") for x in d[1:]):
+            shapes[vi.name] = tuple(x.dim_value for x in d[1:])
+    for n in g.nodes:
+        if n.kind == "reshape":
+            if n.name not in shapes:
+                raise UserError(f"dynamic shape: cannot infer the output shape of {n.source}")
+            n.attrs["shape"] = shapes[n.name]
+    return finish(g, sample)
+
+
+def load(path: str, sample: np.ndarray) -> FloatGraph:
+    return to_graph(load_model(path), sample)

@@ -1,0 +1,404 @@
+# SPDX-License-Identifier: GPL-2.0
+"""PyTorch models -> FloatGraph, through torch.export.
+
+Pickled modules, TorchScript archives (via TS2EPConverter) and torch.export
+archives all become an ExportedProgram; its ATen graph is lowered op by op
+to the canonical float ops.  Ops whose inputs are all constants (weight
+transposes, mean/std arithmetic) are evaluated here with torch itself.
+"""
+from __future__ import annotations
+
+import operator
+import zipfile
+
+import numpy as np
+import torch
+from torch.export import ExportedProgram
+
+from ml_lib.errors import UserError
+from ml_lib.frontend.graph import FloatGraph, FNode, finish, unsupported
+
+aten = torch.ops.aten
+
+_ALIAS = {aten.dropout.default, aten.clone.default, aten.alias.default, aten.contiguous.default,
+          aten.detach.default, aten.feature_dropout.default, aten.alpha_dropout.default,
+          aten.lift_fresh_copy.default, aten.native_dropout.default}
+_RESHAPE = {aten.view.default, aten.reshape.default, aten.flatten.using_ints,
+            aten._unsafe_view.default, aten.squeeze.dim, aten.unsqueeze.default,
+            aten.squeeze.default, aten.squeeze.dims}
+
+
+def kind_of(path: str) -> str:
+    """'export', 'torchscript', 'pickle' for a zip archive, else ''."""
+    try:
+        with zipfile.ZipFile(path) as z:
+            names = z.namelist()
+    except (zipfile.BadZipFile, OSError):
+        return ""
+    if any(n.endswith("/archive_format") or n == "archive_format" for n in names):
+        return "export"
+    if any("/code/" in n for n in names) or any(n.endswith("constants.pkl") for n in names):
+        return "torchscript"
+    if any(n.endswith("data.pkl") for n in names):
+        return "pickle"
+    return ""
+
+
+def load_program(path: str, fmt: str, example: torch.Tensor) -> ExportedProgram:
+    """Load a torch file and capture it as an ExportedProgram."""
+    if fmt == "export":
+        try:
+            return torch.export.load(path)
+        except Exception as e:
+            raise UserError(f"{path}: not a readable torch.export archive ({e})") from e
+    if fmt == "torchscript":
+        mod = torch.jit.load(path, map_location="cpu")
+        mod.eval()
+        from torch._export.converter import TS2EPConverter
+        try:
+            return TS2EPConverter(mod, (example,)).convert()
+        except Exception as e:
+            raise UserError(f"cannot convert TorchScript model {path} to torch.export: "
+                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    # The user named this file: unpickling it may run its code (see --help).
+    try:
+        obj = torch.load(path, map_location="cpu", weights_only=False)
+    except Exception as e:
+        raise UserError(f"{path}: not a model torch can load ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''})") from e
+    if isinstance(obj, dict):
+        raise UserError(f"{path} holds a state_dict, not a model: save the module itself "
+                        "(torch.save(model)) or use torch.export.save / torch.jit.save")
+    if isinstance(obj, torch.jit.ScriptModule):
+        from torch._export.converter import TS2EPConverter
+        return TS2EPConverter(obj, (example,)).convert()
+    if not isinstance(obj, torch.nn.Module):
+        raise UserError(f"{path} holds a {type(obj).__name__}, not a torch.nn.Module")
+    obj.eval()
+    return export_module(obj, example)
+
+
+def export_module(mod: torch.nn.Module, example: torch.Tensor) -> ExportedProgram:
+    try:
+        return torch.export.export(mod, (example,), strict=False)
+    except Exception as e:  # torch raises many types here; classify by message
+        msg = str(e)
+        first = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__
+        low = msg.lower()
+        if "data-dependent" in low or "data dependent" in low or "guardondatadependent" in low \
+                or "could not guard on data-dependent" in low or "control flow" in low:
+            raise UserError("the model has data-dependent control flow (a Python branch or loop "
+                            f"on tensor values), which torch.export cannot capture: {first}") from e
+        if "shape" in low or "size mismatch" in low or "mat1 and mat2" in low:
+            raise UserError(f"calibration data of shape {tuple(example.shape[1:])} per sample "
+                            f"does not fit the model: {first}") from e
+        raise UserError(f"torch.export could not capture the model: {first}") from e
+
+
+def _source(node) -> str:
+    stack = node.meta.get("nn_module_stack")
+    if stack:
+        path, cls = list(stack.values())[-1]
+        cname = cls.__name__ if isinstance(cls, type) else str(cls).rsplit(".", 1)[-1]
+        path = path.replace("L['self'].", "").replace("L__self___", "") or "<top>"
+        return f"{path} ({cname}, {node.name})"
+    return f"<top> ({node.name})"
+
+
+def _shape(node) -> tuple:
+    val = node.meta.get("val")
+    if val is None or not hasattr(val, "shape"):
+        return ()
+    dims = []
+    for i, d in enumerate(val.shape):
+        if not isinstance(d, int):
+            if i == 0:
+                dims.append(-1)
+                continue
+            raise UserError(f"dynamic shape at {_source(node)}: dimension {i} is {d}; only the "
+                            "batch dimension may vary")
+        dims.append(d)
+    return tuple(dims)
+
+
+def program_to_graph(ep: ExportedProgram, sample: np.ndarray) -> FloatGraph:
+    consts: dict[str, torch.Tensor] = {}
+    user_inputs = []
+    sig = ep.graph_signature
+    for spec in sig.input_specs:
+        name = spec.arg.name
+        kind = spec.kind.name
+        if kind == "USER_INPUT":
+            user_inputs.append(name)
+        elif kind in ("PARAMETER", "BUFFER"):
+            t = ep.state_dict.get(spec.target)
+            consts[name] = t if t is not None else ep.constants[spec.target]
+        elif kind in ("CONSTANT_TENSOR", "CUSTOM_OBJ"):
+            consts[name] = ep.constants[spec.target]
+        else:
+            raise UserError(f"unsupported program input kind {kind} ({spec.target})")
+    if len(user_inputs) != 1:
+        raise UserError(f"the model takes {len(user_inputs)} tensor inputs; ml_lib models take "
+                        "exactly one")
+    gm = ep.graph_module
+    g = FloatGraph(input_name=user_inputs[0], input_shape=tuple(sample.shape[1:]), nodes=[],
+                   outputs=[], output_names=[])
+    alias: dict[str, str] = {}
+    bn_outputs: set[str] = set()
+    scalars: dict[str, object] = {}
+
+    def val(a):
+        """A node argument as a value name (str) or constant (Tensor/number)."""
+        if isinstance(a, torch.fx.Node):
+            n = alias.get(a.name, a.name)
+            if n in consts:
+                return consts[n]
+            if n in scalars:
+                return scalars[n]
+            return n
+        if isinstance(a, (list, tuple)):
+            return type(a)(val(x) for x in a)
+        return a
+
+    def is_const(v):
+        return not isinstance(v, str) and not (isinstance(v, (list, tuple))
+                                               and any(isinstance(x, str) for x in v))
+
+    def add(node, kind, inputs, **attrs):
+        g.nodes.append(FNode(node.name, kind, inputs, attrs, _source(node)))
+
+    def npf(t):
+        return np.asarray(torch.as_tensor(t).detach().to(torch.float64).numpy())
+
+    for node in gm.graph.nodes:
+        if node.op == "placeholder":
+            continue
+        if node.op == "get_attr":
+            consts[node.name] = getattr(gm, node.target)
+            continue
+        if node.op == "output":
+            outs = node.args[0]
+            outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
+            for i, o in enumerate(outs):
+                v = val(o)
+                if not isinstance(v, str):
+                    raise UserError("a model output is a constant, not computed from the input")
+                g.outputs.append(v)
+                g.output_names.append("output" if len(outs) == 1 else f"output{i}")
+            continue
+        if node.op != "call_function":
+            raise unsupported(f"{node.op} {node.target}", _source(node))
+        if not node.users:
+            continue  # dead code, e.g. TorchScript's input-rank checks
+        t = node.target
+        if t in (aten.dim.default, aten.size.int, aten.sym_size.int):
+            shp = _shape(node.args[0])
+            if t == aten.dim.default:
+                scalars[node.name] = len(shp)
+            else:
+                d = shp[node.args[1]]
+                if d < 0:
+                    raise UserError(f"the model reads its batch size at {_source(node)}; "
+                                    "ml_lib models must not depend on it")
+                scalars[node.name] = d
+            continue
+        args = [val(a) for a in node.args]
+        kwargs = {k: val(v) for k, v in node.kwargs.items()}
+        tensor_args = [a for a in args if isinstance(a, str)]
+        if t is operator.getitem:
+            src, idx = args
+            if isinstance(src, str) and idx == 0 and src in bn_outputs:
+                alias[node.name] = src
+                continue
+            if not isinstance(src, str):
+                consts[node.name] = src[idx]
+                continue
+            raise unsupported("getitem", _source(node))
+        if not tensor_args and all(is_const(a) for a in args):
+            # constant subexpression: evaluate it now
+            if "sym" in str(t) or t in (aten.sym_size.int,):
+                raise UserError(f"dynamic shape at {_source(node)} ({t})")
+            with torch.no_grad():
+                r = t(*args, **kwargs)
+            if isinstance(r, torch.Tensor):
+                consts[node.name] = r
+            else:
+                scalars[node.name] = r
+            continue
+        name = node.name
+        if t in _ALIAS or (t == aten._to_copy.default and kwargs.get("dtype") in (None, torch.float32,
+                                                                                  torch.float64)):
+            alias[name] = args[0]
+            continue
+        if t == aten.linear.default:
+            x, w = args[0], args[1]
+            b = args[2] if len(args) > 2 and args[2] is not None else None
+            if not is_const(w) or (b is not None and not is_const(b)):
+                raise unsupported("linear with non-constant weights", _source(node))
+            w = npf(w)
+            add(node, "linear", [x], w=w, b=npf(b) if b is not None else np.zeros(w.shape[0]))
+        elif t in (aten.addmm.default,):
+            b, x, wt = args[0], args[1], args[2]
+            if not (is_const(b) and is_const(wt)):
+                raise unsupported("addmm with non-constant weights", _source(node))
+            w = npf(wt).T
+            add(node, "linear", [x], w=w, b=np.broadcast_to(npf(b), (w.shape[0],)).copy())
+        elif t in (aten.mm.default, aten.matmul.default):
+            x, wt = args
+            if not isinstance(x, str) or not is_const(wt) or npf(wt).ndim != 2:
+                raise unsupported(f"{t} (only input @ constant 2-D weight)", _source(node))
+            w = npf(wt).T
+            add(node, "linear", [x], w=w, b=np.zeros(w.shape[0]))
+        elif t in (aten.conv1d.default, aten.convolution.default):
+            if t == aten.conv1d.default:
+                x, w, b, stride, pad, dil, groups = (list(args) + [None, [1], [0], [1], 1][len(args) - 2:])[:7]
+            else:
+                x, w, b, stride, pad, dil, transposed, _, groups = args
+                if transposed:
+                    raise unsupported("conv_transpose", _source(node))
+            w = npf(w)
+            if w.ndim != 3:
+                raise unsupported(f"conv with {w.ndim - 2}-D kernel (only Conv1d)", _source(node))
+            if isinstance(pad, str):
+                raise unsupported(f"conv1d padding='{pad}' (use an integer padding)", _source(node))
+            if groups != 1:
+                raise unsupported(f"grouped conv1d (groups={groups})", _source(node))
+            one = lambda v: int(v[0] if isinstance(v, (list, tuple)) else v)  # noqa: E731
+            add(node, "conv1d", [x], w=w, b=npf(b) if b is not None else np.zeros(w.shape[0]),
+                stride=one(stride), pad=one(pad), dil=one(dil))
+        elif t in (aten.batch_norm.default, aten._native_batch_norm_legit_no_training.default,
+                   aten.native_batch_norm.default):
+            x, w, b, mean, var = args[:5]
+            if t == aten.batch_norm.default:
+                training, eps = args[5], args[7]
+            elif t == aten.native_batch_norm.default:
+                training, eps = args[5], args[7]
+            else:
+                training, eps = False, args[6]
+            if training:
+                raise UserError(f"BatchNorm at {_source(node)} is in training mode; call "
+                                "model.eval() before saving")
+            mean, var = npf(mean), npf(var)
+            w = npf(w) if w is not None else np.ones_like(mean)
+            b = npf(b) if b is not None else np.zeros_like(mean)
+            s = w / np.sqrt(var + eps)
+            shape = (-1,) + (1,) * (len(_shape(node)) - 2)
+            add(node, "affine", [x], scale=s.reshape(shape), bias=(b - mean * s).reshape(shape))
+            bn_outputs.add(name)
+        elif t in (aten.relu.default, aten.relu_.default):
+            add(node, "relu", [args[0]])
+        elif t in (aten.relu6.default, aten.hardtanh.default, aten.hardtanh_.default,
+                   aten.clamp.default, aten.clamp_min.default, aten.clamp_max.default):
+            if t == aten.relu6.default:
+                lo, hi = 0.0, 6.0
+            elif t in (aten.hardtanh.default, aten.hardtanh_.default):
+                lo = args[1] if len(args) > 1 else -1.0
+                hi = args[2] if len(args) > 2 else 1.0
+            elif t == aten.clamp_min.default:
+                lo, hi = args[1], None
+            elif t == aten.clamp_max.default:
+                lo, hi = None, args[1]
+            else:
+                lo = args[1] if len(args) > 1 else kwargs.get("min")
+                hi = args[2] if len(args) > 2 else kwargs.get("max")
+            if lo == 0 and hi is None:
+                add(node, "relu", [args[0]])
+            else:
+                add(node, "clamp", [args[0]], lo=float(lo) if lo is not None else -np.inf,
+                    hi=float(hi) if hi is not None else np.inf)
+        elif t in (aten.leaky_relu.default, aten.leaky_relu_.default):
+            alpha = float(args[1]) if len(args) > 1 else 0.01
+            add(node, "leaky_relu", [args[0]], alpha=alpha)
+        elif t in (aten.sigmoid.default, aten.sigmoid_.default):
+            add(node, "sigmoid", [args[0]])
+        elif t in (aten.tanh.default, aten.tanh_.default):
+            add(node, "tanh", [args[0]])
+        elif t in (aten.softmax.int, aten._softmax.default):
+            dim = args[1]
+            nd = len(_shape(node))
+            if dim not in (-1, nd - 1):
+                raise unsupported(f"softmax over dim {dim} (only the last dim)", _source(node))
+            add(node, "softmax", [args[0]])
+        elif t in _RESHAPE:
+            add(node, "reshape", [args[0]], shape=_shape(node)[1:])
+        elif t in (aten.add.Tensor, aten.sub.Tensor, aten.mul.Tensor, aten.div.Tensor,
+                   aten.add_.Tensor, aten.sub_.Tensor, aten.mul_.Tensor, aten.div_.Tensor,
+                   aten.rsub.Scalar, aten.add.Scalar, aten.mul.Scalar, aten.div.Scalar,
+                   aten.sub.Scalar):
+            op = str(t).split(".")[-2].rstrip("_")
+            a, c = args[0], args[1]
+            alpha = kwargs.get("alpha", args[2] if len(args) > 2 else 1)
+            if op == "rsub":
+                # c - alpha * a
+                add(node, "affine", [a], scale=-float(alpha) * np.ones(1), bias=npf(c))
+                continue
+            if isinstance(a, str) and isinstance(c, str):
+                if op != "add" or alpha != 1:
+                    raise unsupported(f"{op} of two computed tensors (only residual add)",
+                                      _source(node))
+                add(node, "add", [a, c])
+                continue
+            x, k = (a, c) if isinstance(a, str) else (c, a)
+            k = npf(k)
+            swapped = not isinstance(a, str)
+            if op == "add":
+                scale, bias = np.ones(1), k * float(alpha)
+            elif op == "sub":
+                scale, bias = (np.ones(1), -k * float(alpha)) if not swapped \
+                    else (-float(alpha) * np.ones(1), k)
+            elif op == "mul":
+                scale, bias = k, np.zeros(1)
+            else:
+                if swapped:
+                    raise unsupported("division of a constant by a tensor", _source(node))
+                scale, bias = 1.0 / k, np.zeros(1)
+            full = _shape(node)[1:]
+            scale = np.broadcast_to(scale, (1,) + full).reshape(full)
+            bias = np.broadcast_to(bias, (1,) + full).reshape(full)
+            add(node, "affine", [x], scale=scale.copy(), bias=bias.copy())
+        elif t == aten.cat.default:
+            tensors = args[0]
+            dim = args[1] if len(args) > 1 else 0
+            nd = len(_shape(node))
+            dim = dim + nd if dim < 0 else dim
+            if dim == 0:
+                raise unsupported("cat over the batch dimension", _source(node))
+            if any(not isinstance(v, str) for v in tensors):
+                raise unsupported("cat with a constant tensor", _source(node))
+            cur = tensors[0]
+            for i, nxt in enumerate(tensors[1:]):
+                nm = name if i == len(tensors) - 2 else f"{name}_part{i}"
+                g.nodes.append(FNode(nm, "cat", [cur, nxt], {"axis": dim - 1}, _source(node)))
+                cur = nm
+        elif t in (aten.max_pool1d.default, aten.avg_pool1d.default):
+            x, k = args[0], args[1]
+            stride = args[2] if len(args) > 2 and args[2] else k
+            pad = args[3] if len(args) > 3 else [0]
+            ceil = args[5] if t == aten.max_pool1d.default and len(args) > 5 else \
+                (args[4] if len(args) > 4 else False)
+            dil = args[4] if t == aten.max_pool1d.default and len(args) > 4 else [1]
+            one = lambda v: int(v[0] if isinstance(v, (list, tuple)) else v)  # noqa: E731
+            if one(pad) != 0 or ceil or one(dil) != 1:
+                raise unsupported(f"{t} with padding, dilation or ceil_mode", _source(node))
+            kind = "maxpool1d" if t == aten.max_pool1d.default else "avgpool1d"
+            add(node, kind, [x], k=one(k), stride=one(stride))
+        elif t == aten.argmax.default:
+            dim = args[1] if len(args) > 1 else None
+            nd = len(_shape(node)) + (0 if (len(args) > 2 and args[2]) else 1)  # input rank
+            if dim not in (-1, nd - 1):
+                raise unsupported(f"argmax over dim {dim} (only the last dim)", _source(node))
+            add(node, "argmax", [args[0]])
+        elif "cond" in str(t) or "while_loop" in str(t) or "map_impl" in str(t):
+            raise UserError(f"the model has data-dependent control flow ({t}) at {_source(node)}")
+        else:
+            raise unsupported(str(t).replace("aten.", "").replace(".default", ""), _source(node))
+        # alias targets may themselves be aliases
+        for k2, v2 in list(alias.items()):
+            alias[k2] = alias.get(v2, v2) if isinstance(v2, str) else v2
+    return finish(g, sample)
+
+
+def load(path: str, fmt: str, sample: np.ndarray) -> FloatGraph:
+    example = torch.as_tensor(np.asarray(sample, dtype=np.float32))
+    ep = load_program(path, fmt, example)
+    return program_to_graph(ep, sample)
