@@ -1,0 +1,726 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ml_lib model registry and runtime.
+ *
+ * A model is registered under a unique name, either by a module that owns
+ * the generated C tables or from a binary blob. Registration validates the
+ * graph once and allocates scratch arenas up front, so that inference
+ * (ml_lib_infer()) allocates nothing, takes no lock and may run in any
+ * context: task, softirq, hardirq or NMI.
+ *
+ * Scratch: every possible CPU owns one arena per context level. A context
+ * only ever runs on its own CPU with preemption disabled and can be
+ * interrupted only by a higher level, so no two inferences ever share an
+ * arena.
+ *
+ * Lookup (ml_lib_model_get()) runs in process context under a mutex and
+ * takes a reference; ml_lib_model_unregister() sleeps until all such
+ * references are dropped.
+ *
+ * With CONFIG_DEBUG_FS, /sys/kernel/debug/ml_lib/ is the test interface
+ * user space drives the library through:
+ *
+ *   load          write a whole blob: parse, validate, register
+ *   unload        write a blob-loaded model's name: unregister, free
+ *   <name>/infer  write k * n_in little-endian s64; the next read returns
+ *                 k * n_out little-endian s32
+ *   <name>/stats  inference counts per context level, errors, sizes
+ */
+
+#include <linux/debugfs.h>
+#include <linux/err.h>
+#include <linux/fs.h>
+#include <linux/hardirq.h>
+#include <linux/kref.h>
+#include <linux/list.h>
+#include <linux/ml_lib.h>
+#include <linux/mm.h>
+#include <linux/module.h>
+#include <linux/mutex.h>
+#include <linux/percpu.h>
+#include <linux/preempt.h>
+#include <linux/seq_file.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <linux/uaccess.h>
+#include <linux/wait.h>
+#include <asm/byteorder.h>
+#include <asm/unaligned.h>
+
+#include "proxy.h"
+
+/* Context levels; each may interrupt only the ones before it. */
+enum ml_lib_ctx {
+	ML_LIB_CTX_TASK,
+	ML_LIB_CTX_SOFTIRQ,
+	ML_LIB_CTX_HARDIRQ,
+	ML_LIB_CTX_NMI,
+	ML_LIB_CTX_LEVELS,
+};
+
+static const char * const ml_lib_ctx_names[ML_LIB_CTX_LEVELS] = {
+	"task", "softirq", "hardirq", "nmi",
+};
+
+/*
+ * Per-CPU state of one model. A level's fields are only touched by that
+ * level on that CPU with preemption disabled, so plain accesses suffice.
+ */
+struct ml_lib_scratch {
+	void *arena[ML_LIB_CTX_LEVELS];
+	u64 calls[ML_LIB_CTX_LEVELS];
+	u64 errors[ML_LIB_CTX_LEVELS];
+	void *mem;	/* one allocation holding all the arenas */
+};
+
+/* Bytes of blob the debugfs load file accepts. */
+#define ML_LIB_MAX_BLOB		(64U << 20)
+/* Bytes of input one write to an infer file may carry, and of output. */
+#define ML_LIB_MAX_INFER_IN	(1U << 20)
+#define ML_LIB_MAX_INFER_OUT	(4U << 20)
+
+static LIST_HEAD(ml_lib_models);
+static DEFINE_MUTEX(ml_lib_lock);	/* protects ml_lib_models */
+static DECLARE_WAIT_QUEUE_HEAD(ml_lib_release_wq);
+static struct dentry *ml_lib_debugfs;
+
+static inline struct ml_lib_scratch __percpu *
+ml_lib_scratch_of(const struct ml_lib_model *m)
+{
+	return (struct ml_lib_scratch __percpu *)m->scratch;
+}
+
+static void ml_lib_free_scratch(struct ml_lib_model *m)
+{
+	struct ml_lib_scratch __percpu *sc = ml_lib_scratch_of(m);
+	int cpu;
+
+	if (!sc)
+		return;
+	for_each_possible_cpu(cpu)
+		kvfree(per_cpu_ptr(sc, cpu)->mem);
+	free_percpu(sc);
+	m->scratch = NULL;
+}
+
+static int ml_lib_alloc_scratch(struct ml_lib_model *m)
+{
+	size_t arena = ALIGN((size_t)m->graph->arena_bytes, 8);
+	struct ml_lib_scratch __percpu *sc;
+	int cpu, lvl;
+
+	sc = alloc_percpu(struct ml_lib_scratch);
+	if (!sc)
+		return -ENOMEM;
+	m->scratch = (void __percpu *)sc;
+	/* Possible, not online, CPUs: a CPU brought up later needs no setup. */
+	for_each_possible_cpu(cpu) {
+		struct ml_lib_scratch *s = per_cpu_ptr(sc, cpu);
+
+		s->mem = kvzalloc_node(arena * ML_LIB_CTX_LEVELS, GFP_KERNEL,
+				       cpu_to_node(cpu));
+		if (!s->mem) {
+			ml_lib_free_scratch(m);
+			return -ENOMEM;
+		}
+		for (lvl = 0; lvl < ML_LIB_CTX_LEVELS; lvl++)
+			s->arena[lvl] = (u8 *)s->mem + lvl * arena;
+	}
+	return 0;
+}
+
+static struct ml_lib_model *ml_lib_find_locked(const char *name)
+{
+	struct ml_lib_model *m;
+
+	lockdep_assert_held(&ml_lib_lock);
+	list_for_each_entry(m, &ml_lib_models, list)
+		if (!strcmp(m->name, name))
+			return m;
+	return NULL;
+}
+
+static bool ml_lib_name_ok(const char *name)
+{
+	size_t len;
+
+	if (!name)
+		return false;
+	len = strnlen(name, ML_LIB_NAME_LEN);
+	/* The name is also a debugfs directory: no '/' or "." / "..". */
+	return len && len < ML_LIB_NAME_LEN && !strchr(name, '/') &&
+	       strcmp(name, ".") && strcmp(name, "..");
+}
+
+static void ml_lib_debugfs_add(struct ml_lib_model *m);
+
+/**
+ * ml_lib_model_register() - make a model available by name
+ * @m: the model; @m->name and @m->graph (or @m->proxy) filled in, the
+ *     private fields zero
+ *
+ * Validates @m->graph with ml_lib_graph_validate() and allocates one
+ * scratch arena per context level on every possible CPU, so that
+ * ml_lib_infer() on @m never allocates. The caller keeps ownership of @m
+ * and its graph, which must stay valid until ml_lib_model_unregister()
+ * returns.
+ *
+ * Context: process context; sleeps.
+ * Return: 0; -EINVAL for a NULL model, a bad name or neither graph nor
+ * proxy; the validator's errno for a graph it rejects; -EEXIST if a model
+ * of that name is registered; -ENOMEM.
+ */
+int ml_lib_model_register(struct ml_lib_model *m)
+{
+	int ret;
+
+	if (!m || !ml_lib_name_ok(m->name) || (!m->graph && !m->proxy))
+		return -EINVAL;
+	if (m->graph) {
+		ret = ml_lib_graph_validate(m->graph);
+		if (ret)
+			return ret;
+		ret = ml_lib_alloc_scratch(m);
+		if (ret)
+			return ret;
+	}
+	kref_init(&m->ref);
+
+	mutex_lock(&ml_lib_lock);
+	if (ml_lib_find_locked(m->name)) {
+		mutex_unlock(&ml_lib_lock);
+		ml_lib_free_scratch(m);
+		return -EEXIST;
+	}
+	list_add_tail(&m->list, &ml_lib_models);
+	ml_lib_debugfs_add(m);
+	mutex_unlock(&ml_lib_lock);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(ml_lib_model_register);
+
+static void ml_lib_model_release(struct kref *ref)
+{
+	wake_up_all(&ml_lib_release_wq);
+}
+
+/**
+ * ml_lib_model_unregister() - remove a model registered with
+ * ml_lib_model_register()
+ * @m: the model
+ *
+ * Removes @m from the registry, so that ml_lib_model_get() no longer finds
+ * it, then sleeps until every reference taken by ml_lib_model_get() has
+ * been dropped with ml_lib_model_put(), and frees the scratch arenas. The
+ * owner must make sure none of its own callers is still inside
+ * ml_lib_infer() on @m. Afterwards ml_lib_infer() on @m returns -ENOENT
+ * and @m may be registered again or freed.
+ *
+ * Context: process context; sleeps. Must not be called while holding a
+ * reference to @m.
+ */
+void ml_lib_model_unregister(struct ml_lib_model *m)
+{
+	if (!m)
+		return;
+	mutex_lock(&ml_lib_lock);
+	list_del_init(&m->list);
+	/* Waits for running debugfs handlers, which use @m without a ref. */
+	if (ml_lib_debugfs)
+		debugfs_lookup_and_remove(m->name, ml_lib_debugfs);
+	mutex_unlock(&ml_lib_lock);
+
+	kref_put(&m->ref, ml_lib_model_release);
+	wait_event(ml_lib_release_wq, !kref_read(&m->ref));
+	ml_lib_free_scratch(m);
+}
+EXPORT_SYMBOL_GPL(ml_lib_model_unregister);
+
+/**
+ * ml_lib_model_get() - look a registered model up by name
+ * @name: the model's name
+ *
+ * Context: process context; may sleep.
+ * Return: the model with a reference the caller drops with
+ * ml_lib_model_put(), or NULL if no model of that name is registered.
+ */
+struct ml_lib_model *ml_lib_model_get(const char *name)
+{
+	struct ml_lib_model *m;
+
+	if (!name)
+		return NULL;
+	mutex_lock(&ml_lib_lock);
+	m = ml_lib_find_locked(name);
+	if (m)
+		kref_get(&m->ref);
+	mutex_unlock(&ml_lib_lock);
+	return m;
+}
+EXPORT_SYMBOL_GPL(ml_lib_model_get);
+
+/**
+ * ml_lib_model_put() - drop a reference taken by ml_lib_model_get()
+ * @m: the model, or NULL
+ *
+ * Context: any context.
+ */
+void ml_lib_model_put(struct ml_lib_model *m)
+{
+	if (m)
+		kref_put(&m->ref, ml_lib_model_release);
+}
+EXPORT_SYMBOL_GPL(ml_lib_model_put);
+
+static enum ml_lib_ctx ml_lib_ctx_level(void)
+{
+	if (in_nmi())
+		return ML_LIB_CTX_NMI;
+	if (in_hardirq())
+		return ML_LIB_CTX_HARDIRQ;
+	if (in_serving_softirq())
+		return ML_LIB_CTX_SOFTIRQ;
+	return ML_LIB_CTX_TASK;
+}
+
+/**
+ * ml_lib_infer() - run one inference
+ * @m: a registered model
+ * @in: @n_in raw input features
+ * @n_in: must equal the graph's n_in
+ * @out: receives @n_out outputs
+ * @n_out: must equal the graph's n_out
+ *
+ * For an in-kernel model this runs the integer engine on this CPU's arena
+ * for the current context level with preemption disabled: no allocation,
+ * no lock, no sleep, so it is safe in any context including NMI. A proxy
+ * model is handed to the user-space proxy (CONFIG_ML_LIB_PROXY).
+ *
+ * Context: any context for an in-kernel model; see the proxy for others.
+ * Return: an &enum ml_lib_source (>= 0) saying where the answer came from;
+ * -EINVAL for NULL pointers or wrong lengths; -ENOENT for a model that is
+ * not registered; another negative errno from the engine or the proxy.
+ */
+int ml_lib_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
+		 s32 *out, u32 n_out)
+{
+	struct ml_lib_scratch *s;
+	enum ml_lib_ctx lvl;
+	int ret;
+
+	if (!m || !in || !out)
+		return -EINVAL;
+	if (m->proxy)
+		return ml_lib_proxy_infer(m, in, n_in, out, n_out);
+	if (!m->graph || !m->scratch)
+		return -ENOENT;
+	if (n_in != m->graph->n_in || n_out != m->graph->n_out)
+		return -EINVAL;
+
+	preempt_disable();
+	lvl = ml_lib_ctx_level();
+	s = this_cpu_ptr(ml_lib_scratch_of(m));
+	ret = ml_lib_run(m->graph, s->arena[lvl], in, n_in, out, n_out);
+	s->calls[lvl]++;
+	if (ret < 0)
+		s->errors[lvl]++;
+	preempt_enable();
+	return ret < 0 ? ret : ML_LIB_SRC_ENGINE;
+}
+EXPORT_SYMBOL_GPL(ml_lib_infer);
+
+/**
+ * ml_lib_model_load_blob() - parse a blob and register it under its name
+ * @blob: the blob (docs/blob-format.md)
+ * @len: its length in bytes
+ *
+ * The blob is parsed with ml_lib_blob_parse(), which copies what it needs,
+ * so @blob may be freed afterwards. The model belongs to ml_lib: remove it
+ * with ml_lib_model_unload().
+ *
+ * Context: process context; sleeps.
+ * Return: the registered model, or an ERR_PTR(): the parser's or the
+ * validator's errno for a rejected blob, -EEXIST if a model of that name
+ * exists, -ENOMEM.
+ */
+struct ml_lib_model *ml_lib_model_load_blob(const void *blob, size_t len)
+{
+	struct ml_lib_graph *g = NULL;
+	struct ml_lib_model *m;
+	int ret;
+
+	if (!blob)
+		return ERR_PTR(-EINVAL);
+	ret = ml_lib_blob_parse(blob, len, &g);
+	if (ret)
+		return ERR_PTR(ret);
+	m = kzalloc(sizeof(*m), GFP_KERNEL);
+	if (!m) {
+		ml_lib_graph_free(g);
+		return ERR_PTR(-ENOMEM);
+	}
+	m->name = g->name;
+	m->graph = g;
+	m->blob_graph = g;
+	ret = ml_lib_model_register(m);
+	if (ret) {
+		kfree(m);
+		ml_lib_graph_free(g);
+		return ERR_PTR(ret);
+	}
+	return m;
+}
+EXPORT_SYMBOL_GPL(ml_lib_model_load_blob);
+
+/**
+ * ml_lib_model_unload() - unregister and free a model loaded from a blob
+ * @name: the model's name
+ *
+ * Context: process context; sleeps until the model's users are gone (see
+ * ml_lib_model_unregister()).
+ * Return: 0; -ENOENT if no model of that name is registered; -EPERM if it
+ * was registered by a module (which must unregister it itself).
+ */
+int ml_lib_model_unload(const char *name)
+{
+	struct ml_lib_model *m;
+
+	m = ml_lib_model_get(name);
+	if (!m)
+		return -ENOENT;
+	if (!m->blob_graph) {
+		ml_lib_model_put(m);
+		return -EPERM;
+	}
+	mutex_lock(&ml_lib_lock);
+	/* Two concurrent unloads: only the one that unlinks it frees it. */
+	if (list_empty(&m->list)) {
+		mutex_unlock(&ml_lib_lock);
+		ml_lib_model_put(m);
+		return -ENOENT;
+	}
+	list_del_init(&m->list);
+	mutex_unlock(&ml_lib_lock);
+	ml_lib_model_put(m);
+
+	ml_lib_model_unregister(m);
+	ml_lib_graph_free(m->blob_graph);
+	kfree(m);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(ml_lib_model_unload);
+
+/* debugfs test interface */
+
+struct ml_lib_infer_file {
+	struct mutex lock;	/* serialises users of one open file */
+	__le32 *result;
+	size_t result_bytes;
+	loff_t pos;		/* read position in @result */
+};
+
+static int ml_lib_infer_open(struct inode *inode, struct file *file)
+{
+	struct ml_lib_infer_file *f;
+
+	f = kzalloc(sizeof(*f), GFP_KERNEL);
+	if (!f)
+		return -ENOMEM;
+	mutex_init(&f->lock);
+	file->private_data = f;
+	return nonseekable_open(inode, file);
+}
+
+static int ml_lib_infer_release(struct inode *inode, struct file *file)
+{
+	struct ml_lib_infer_file *f = file->private_data;
+
+	kvfree(f->result);
+	mutex_destroy(&f->lock);
+	kfree(f);
+	return 0;
+}
+
+/* Runs each of the rows written and keeps the outputs for the next read. */
+static ssize_t ml_lib_infer_write(struct file *file, const char __user *buf,
+				  size_t count, loff_t *ppos)
+{
+	/* debugfs keeps @m alive while this handler runs (see unregister). */
+	struct ml_lib_model *m = file_inode(file)->i_private;
+	struct ml_lib_infer_file *f = file->private_data;
+	u32 n_in = m->graph->n_in, n_out = m->graph->n_out;
+	size_t row_bytes = (size_t)n_in * sizeof(s64), rows, r, i;
+	__le32 *result = NULL;
+	__le64 *raw;
+	s64 *in = NULL;
+	s32 *out = NULL;
+	ssize_t ret;
+
+	if (!count || count % row_bytes)
+		return -EINVAL;
+	rows = count / row_bytes;
+	if (count > ML_LIB_MAX_INFER_IN ||
+	    rows * n_out > ML_LIB_MAX_INFER_OUT / sizeof(*result))
+		return -E2BIG;
+
+	raw = vmemdup_user(buf, count);
+	if (IS_ERR(raw))
+		return PTR_ERR(raw);
+	in = kvmalloc_array(n_in, sizeof(*in), GFP_KERNEL);
+	out = kvmalloc_array(n_out, sizeof(*out), GFP_KERNEL);
+	/* Zeroed: nothing uninitialised ever reaches user space. */
+	result = kvcalloc(rows * n_out, sizeof(*result), GFP_KERNEL);
+	if (!in || !out || !result) {
+		ret = -ENOMEM;
+		goto out_free;
+	}
+	for (r = 0; r < rows; r++) {
+		for (i = 0; i < n_in; i++)
+			in[i] = le64_to_cpu(raw[r * n_in + i]);
+		ret = ml_lib_infer(m, in, n_in, out, n_out);
+		if (ret < 0)
+			goto out_free;
+		for (i = 0; i < n_out; i++)
+			result[r * n_out + i] = cpu_to_le32(out[i]);
+	}
+
+	mutex_lock(&f->lock);
+	swap(f->result, result);
+	f->result_bytes = rows * n_out * sizeof(*result);
+	f->pos = 0;
+	mutex_unlock(&f->lock);
+	ret = count;
+out_free:
+	kvfree(result);
+	kvfree(out);
+	kvfree(in);
+	kvfree(raw);
+	return ret;
+}
+
+static ssize_t ml_lib_infer_read(struct file *file, char __user *buf,
+				 size_t count, loff_t *ppos)
+{
+	struct ml_lib_infer_file *f = file->private_data;
+	ssize_t ret;
+
+	mutex_lock(&f->lock);
+	/* Own position, not *ppos: every write restarts the result. */
+	ret = simple_read_from_buffer(buf, count, &f->pos, f->result,
+				      f->result_bytes);
+	mutex_unlock(&f->lock);
+	return ret;
+}
+
+static const struct file_operations ml_lib_infer_fops = {
+	.owner = THIS_MODULE,
+	.open = ml_lib_infer_open,
+	.release = ml_lib_infer_release,
+	.read = ml_lib_infer_read,
+	.write = ml_lib_infer_write,
+	.llseek = no_llseek,
+};
+
+static int ml_lib_stats_show(struct seq_file *sf, void *unused)
+{
+	struct ml_lib_model *m = sf->private;
+	struct ml_lib_scratch __percpu *sc = ml_lib_scratch_of(m);
+	u64 calls[ML_LIB_CTX_LEVELS] = {}, errors = 0, total = 0;
+	int cpu, lvl;
+
+	for_each_possible_cpu(cpu) {
+		struct ml_lib_scratch *s = per_cpu_ptr(sc, cpu);
+
+		for (lvl = 0; lvl < ML_LIB_CTX_LEVELS; lvl++) {
+			/* Racy snapshot of counters other CPUs may bump. */
+			calls[lvl] += READ_ONCE(s->calls[lvl]);
+			errors += READ_ONCE(s->errors[lvl]);
+		}
+	}
+	for (lvl = 0; lvl < ML_LIB_CTX_LEVELS; lvl++)
+		total += calls[lvl];
+	seq_printf(sf, "inferences: %llu\nerrors: %llu\n", total, errors);
+	for (lvl = 0; lvl < ML_LIB_CTX_LEVELS; lvl++)
+		seq_printf(sf, "%s: %llu\n", ml_lib_ctx_names[lvl], calls[lvl]);
+	seq_printf(sf, "n_in: %u\nn_out: %u\narena_bytes: %u\nops: %u\nsource: %s\n",
+		   m->graph->n_in, m->graph->n_out, m->graph->arena_bytes,
+		   m->graph->n_ops, m->blob_graph ? "blob" : "module");
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(ml_lib_stats);
+
+/* Called with ml_lib_lock held, so directory names stay unique. */
+static void ml_lib_debugfs_add(struct ml_lib_model *m)
+{
+	struct dentry *dir;
+
+	/* Proxy models have their own interface: /dev/ml_lib. */
+	if (!ml_lib_debugfs || !m->graph)
+		return;
+	dir = debugfs_create_dir(m->name, ml_lib_debugfs);
+	debugfs_create_file("infer", 0600, dir, m, &ml_lib_infer_fops);
+	debugfs_create_file("stats", 0400, dir, m, &ml_lib_stats_fops);
+}
+
+struct ml_lib_load_file {
+	struct mutex lock;	/* serialises users of one open file */
+	u8 *buf;
+	size_t len, cap;
+};
+
+static int ml_lib_load_open(struct inode *inode, struct file *file)
+{
+	struct ml_lib_load_file *f;
+
+	f = kzalloc(sizeof(*f), GFP_KERNEL);
+	if (!f)
+		return -ENOMEM;
+	mutex_init(&f->lock);
+	file->private_data = f;
+	return nonseekable_open(inode, file);
+}
+
+static int ml_lib_load_release(struct inode *inode, struct file *file)
+{
+	struct ml_lib_load_file *f = file->private_data;
+
+	kvfree(f->buf);
+	mutex_destroy(&f->lock);
+	kfree(f);
+	return 0;
+}
+
+/* Length the blob's header announces, or 0 when it cannot be trusted. */
+static size_t ml_lib_blob_announced_len(const u8 *buf, size_t len)
+{
+	if (len < 16 || memcmp(buf, "MLLB", 4))
+		return 0;
+	return get_unaligned_le32(buf + 12);
+}
+
+/*
+ * A blob may arrive in several writes (cat splits it): collect bytes until
+ * the length its header announces, then parse and register. The write that
+ * completes the blob returns the loader's errno.
+ */
+static ssize_t ml_lib_load_write(struct file *file, const char __user *ubuf,
+				 size_t count, loff_t *ppos)
+{
+	struct ml_lib_load_file *f = file->private_data;
+	struct ml_lib_model *m;
+	size_t want;
+	ssize_t ret;
+
+	if (!count)
+		return 0;
+	mutex_lock(&f->lock);
+	if (count > ML_LIB_MAX_BLOB - f->len) {
+		ret = -E2BIG;
+		goto out;
+	}
+	if (f->len + count > f->cap) {
+		size_t cap = max(f->len + count, 2 * f->cap);
+		u8 *buf = kvmalloc(cap, GFP_KERNEL);
+
+		if (!buf) {
+			ret = -ENOMEM;
+			goto out;
+		}
+		if (f->len)
+			memcpy(buf, f->buf, f->len);
+		kvfree(f->buf);
+		f->buf = buf;
+		f->cap = cap;
+	}
+	if (copy_from_user(f->buf + f->len, ubuf, count)) {
+		ret = -EFAULT;
+		goto out;
+	}
+	f->len += count;
+
+	want = ml_lib_blob_announced_len(f->buf, f->len);
+	if (want > f->len && want <= ML_LIB_MAX_BLOB) {
+		ret = count;	/* wait for the rest */
+		goto out;
+	}
+	m = ml_lib_model_load_blob(f->buf, f->len);
+	f->len = 0;
+	ret = IS_ERR(m) ? PTR_ERR(m) : count;
+out:
+	mutex_unlock(&f->lock);
+	return ret;
+}
+
+static const struct file_operations ml_lib_load_fops = {
+	.owner = THIS_MODULE,
+	.open = ml_lib_load_open,
+	.release = ml_lib_load_release,
+	.write = ml_lib_load_write,
+	.llseek = no_llseek,
+};
+
+static ssize_t ml_lib_unload_write(struct file *file, const char __user *ubuf,
+				   size_t count, loff_t *ppos)
+{
+	char name[ML_LIB_NAME_LEN];
+	int ret;
+
+	if (!count || count >= sizeof(name))
+		return -EINVAL;
+	if (copy_from_user(name, ubuf, count))
+		return -EFAULT;
+	name[count] = '\0';
+	strim(name);
+	ret = ml_lib_model_unload(name);
+	return ret ? ret : count;
+}
+
+static const struct file_operations ml_lib_unload_fops = {
+	.owner = THIS_MODULE,
+	.open = nonseekable_open,
+	.write = ml_lib_unload_write,
+	.llseek = no_llseek,
+};
+
+static int __init ml_lib_init(void)
+{
+	int ret;
+
+	ml_lib_debugfs = debugfs_create_dir("ml_lib", NULL);
+	if (IS_ERR(ml_lib_debugfs))
+		ml_lib_debugfs = NULL;	/* no debugfs: the API still works */
+	debugfs_create_file("load", 0200, ml_lib_debugfs, NULL,
+			    &ml_lib_load_fops);
+	debugfs_create_file("unload", 0200, ml_lib_debugfs, NULL,
+			    &ml_lib_unload_fops);
+
+	ret = ml_lib_proxy_init();
+	if (ret)
+		debugfs_remove_recursive(ml_lib_debugfs);
+	return ret;
+}
+
+static void __exit ml_lib_exit(void)
+{
+	struct ml_lib_model *m;
+
+	ml_lib_proxy_exit();
+	/* Modules that registered models hold a reference on this one. */
+	for (;;) {
+		mutex_lock(&ml_lib_lock);
+		m = list_first_entry_or_null(&ml_lib_models,
+					     struct ml_lib_model, list);
+		mutex_unlock(&ml_lib_lock);
+		if (!m)
+			break;
+		if (WARN_ON(ml_lib_model_unload(m->name)))
+			break;
+	}
+	debugfs_remove_recursive(ml_lib_debugfs);
+}
+
+module_init(ml_lib_init);
+module_exit(ml_lib_exit);
+
+MODULE_DESCRIPTION("Integer-only inference for small learned models");
+MODULE_LICENSE("GPL");
