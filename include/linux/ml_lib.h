@@ -14,6 +14,7 @@
 #include <linux/types.h>
 #include <linux/list.h>
 #include <linux/kref.h>
+#include <linux/ktime.h>
 #else
 #include "ml_lib_compat.h"
 #endif
@@ -218,6 +219,8 @@ int ml_lib_model_register(struct ml_lib_model *m);
 void ml_lib_model_unregister(struct ml_lib_model *m);
 struct ml_lib_model *ml_lib_model_get(const char *name);
 void ml_lib_model_put(struct ml_lib_model *m);
+struct ml_lib_model *ml_lib_model_load_blob(const void *blob, size_t len);
+int ml_lib_model_unload(const char *name);
 /*
  * ml_lib_infer() returns the &enum ml_lib_source of the answer (>= 0) or a
  * negative errno. For an in-kernel model it never sleeps and is safe in any
@@ -225,6 +228,82 @@ void ml_lib_model_put(struct ml_lib_model *m);
  */
 int ml_lib_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
 		 s32 *out, u32 n_out);
+
+/* user-space proxy (CONFIG_ML_LIB_PROXY); see docs/proxy.md */
+
+/* How a proxy model's answers are used, after the RFC. */
+enum ml_lib_mode {
+	ML_LIB_MODE_EMERGENCY = 0,	/* never ask the model: always fallback */
+	ML_LIB_MODE_LEARNING = 1,	/* fallback answers; inputs feed the dataset */
+	ML_LIB_MODE_COLLABORATION = 2,	/* the model answers a share of requests */
+	ML_LIB_MODE_RECOMMENDATION = 3,	/* the model answers every request */
+};
+
+/**
+ * struct ml_lib_proxy_config - how a proxy model is served
+ * @n_in: raw s64 input features per request
+ * @n_out: s32 outputs per answer
+ * @timeout_us: longest wait for the daemon, in microseconds (> 0)
+ * @mode: an &enum ml_lib_mode
+ * @collab_percent: share of requests sent to the daemon in COLLABORATION
+ * @fallback: an in-kernel model (graph run by the engine) with the same
+ *            @n_in and @n_out that answers when the daemon cannot; or NULL
+ * @fallback_out: the caller's default answer (@n_out values) used when
+ *                @fallback is NULL; with both NULL, failures return an errno
+ * @dataset_records: capacity of the dataset ring (0: no dataset)
+ * @dataset_features: features per dataset record
+ */
+struct ml_lib_proxy_config {
+	u32 n_in, n_out;
+	u32 timeout_us;
+	u32 mode;
+	u32 collab_percent;
+	struct ml_lib_model *fallback;
+	const s32 *fallback_out;
+	u32 dataset_records, dataset_features;
+};
+
+/**
+ * struct ml_lib_request - an asynchronous inference, memory owned by the caller
+ * @in: @n_in raw input features; must stay valid until @done runs
+ * @n_in: must equal the model's input count
+ * @out: @n_out outputs, written before @done runs
+ * @n_out: must equal the model's output count
+ * @done: called exactly once with @status set, possibly in atomic context
+ *        (softirq or with a spinlock held); must not sleep
+ * @priv: for the caller
+ * @status: an &enum ml_lib_source (>= 0) or a negative errno
+ * @reason: why the fallback answered: 0, -ETIMEDOUT (daemon slow),
+ *          -EPIPE (daemon died or closed the device), -ENOTCONN (no daemon),
+ *          -ESHUTDOWN (model detached), -ECANCELED (mode)
+ * @node: private
+ * @tnode: private
+ * @id: private
+ * @deadline: private
+ * @start: private
+ * @m: private
+ */
+struct ml_lib_request {
+	const s64 *in;
+	u32 n_in;
+	s32 *out;
+	u32 n_out;
+	void (*done)(struct ml_lib_request *req);
+	void *priv;
+	int status;
+	int reason;
+	struct list_head node, tnode;
+	u64 id;
+	ktime_t deadline, start;
+	struct ml_lib_model *m;
+};
+
+int ml_lib_proxy_attach(struct ml_lib_model *m,
+			const struct ml_lib_proxy_config *cfg);
+void ml_lib_proxy_detach(struct ml_lib_model *m);
+int ml_lib_proxy_set_mode(struct ml_lib_model *m, u32 mode);
+int ml_lib_infer_async(struct ml_lib_model *m, struct ml_lib_request *req);
+int ml_lib_dataset_publish(struct ml_lib_model *m, const s64 *feat, u32 n);
 #endif /* __KERNEL__ */
 
 #endif /* _LINUX_ML_LIB_H */

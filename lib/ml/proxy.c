@@ -1,0 +1,931 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ml_lib user-space proxy: models too large for the in-kernel engine are
+ * answered by a daemon (mlproxyd) through the misc device /dev/ml_lib.
+ *
+ * Kernel callers keep the one API (ml_lib_model_get() + ml_lib_infer(), or
+ * ml_lib_infer_async()); no kernel path waits on user space longer than the
+ * model's timeout. Every request is on two lists under proxy_lock: its
+ * daemon's queue or sent list (by ->node) and its model's pending list (by
+ * ->tnode, oldest first, which is also deadline order because one model has
+ * one timeout). Whoever takes a request off those lists under proxy_lock -
+ * the response write, the model's timer, the daemon's release, the model's
+ * detach - is the one that completes it, exactly once.
+ *
+ * The protocol is in include/uapi/linux/ml_lib.h, the design in
+ * docs/proxy.md.
+ */
+
+#include <linux/module.h>
+#include <linux/kernel.h>
+#include <linux/miscdevice.h>
+#include <linux/fs.h>
+#include <linux/poll.h>
+#include <linux/slab.h>
+#include <linux/mm.h>
+#include <linux/uaccess.h>
+#include <linux/capability.h>
+#include <linux/hrtimer.h>
+#include <linux/completion.h>
+#include <linux/wait.h>
+#include <linux/wait_bit.h>
+#include <linux/debugfs.h>
+#include <linux/seq_file.h>
+#include <linux/idr.h>
+#include <linux/mutex.h>
+#include <linux/spinlock.h>
+#include <linux/string.h>
+#include <linux/log2.h>
+#include <uapi/linux/ml_lib.h>
+
+#include "proxy.h"
+
+#define ML_LIB_HIST_BUCKETS	20
+/* Staging buffers: one request or answer of the largest size fits. */
+#define ML_LIB_RBUF_BYTES	65536
+#define ML_LIB_MAX_TIMEOUT_US	(60U * USEC_PER_SEC)
+#define ML_LIB_MAX_DS_RECORDS	65536
+#define ML_LIB_DS_CHUNK		64
+
+/* One open file of /dev/ml_lib: a daemon. */
+struct ml_lib_proxy_conn {
+	struct list_head queue;		/* requests not read yet */
+	struct list_head sent;		/* read, waiting for an answer */
+	struct list_head models;	/* proxies this daemon serves */
+	wait_queue_head_t wq;
+	struct mutex rlock;		/* serializes readers on rbuf */
+	struct mutex wlock;		/* serializes writers on wbuf */
+	void *rbuf;
+	s32 *wbuf;
+};
+
+struct ml_lib_proxy {
+	struct ml_lib_model *m;
+	struct ml_lib_proxy_config cfg;
+	s32 *fallback_out;
+	u32 id;
+	u32 mode;
+	bool detached;
+	atomic_t collab_seq;
+	struct list_head node;		/* proxy_list, under proxy_mutex */
+	struct ml_lib_proxy_conn *conn;	/* under proxy_lock */
+	struct list_head conn_node;	/* conn->models, under proxy_lock */
+	struct list_head pending;	/* under proxy_lock, oldest first */
+	struct hrtimer timer;
+	atomic_t inflight;		/* queued and not yet completed */
+	struct dentry *dir;
+
+	atomic64_t requests, answers, timeouts, fallbacks;
+	atomic64_t dead, absent, bypassed, invalid;
+	atomic64_t hist[ML_LIB_HIST_BUCKETS];
+
+	spinlock_t ds_lock;
+	s64 *ds_buf;			/* ds_cap slots of ds_nfeat values */
+	u32 ds_head, ds_count;
+	u64 ds_next_seq, ds_dropped;
+};
+
+static DEFINE_SPINLOCK(proxy_lock);
+static DEFINE_MUTEX(proxy_mutex);	/* proxy_list, registration */
+static LIST_HEAD(proxy_list);
+static DEFINE_IDA(proxy_ida);
+static u64 proxy_next_id;		/* under proxy_lock */
+static struct dentry *proxy_debugfs;
+
+static const char * const ml_lib_mode_names[] = {
+	[ML_LIB_MODE_EMERGENCY] = "emergency",
+	[ML_LIB_MODE_LEARNING] = "learning",
+	[ML_LIB_MODE_COLLABORATION] = "collaboration",
+	[ML_LIB_MODE_RECOMMENDATION] = "recommendation",
+};
+
+/* Answer @req from the model's fallback because of @reason. */
+static void ml_lib_proxy_fallback(struct ml_lib_proxy *p,
+				  struct ml_lib_request *req, int reason)
+{
+	int ret;
+
+	req->reason = reason;
+	if (p->cfg.fallback) {
+		ret = ml_lib_infer(p->cfg.fallback, req->in, req->n_in,
+				   req->out, req->n_out);
+		req->status = ret < 0 ? ret : ML_LIB_SRC_FALLBACK;
+	} else if (p->fallback_out) {
+		memcpy(req->out, p->fallback_out, req->n_out * sizeof(s32));
+		req->status = ML_LIB_SRC_FALLBACK;
+	} else {
+		req->status = reason;
+	}
+	atomic64_inc(&p->fallbacks);
+}
+
+static void ml_lib_proxy_account(struct ml_lib_proxy *p,
+				 struct ml_lib_request *req)
+{
+	u64 us = ktime_us_delta(ktime_get(), req->start);
+	unsigned int b = us ? ilog2(us) + 1 : 0;
+
+	atomic64_inc(&p->hist[min_t(unsigned int, b, ML_LIB_HIST_BUCKETS - 1)]);
+}
+
+/*
+ * Complete a request that was queued to a daemon and has just been taken
+ * off the lists. @req may be freed by done(); @p may not be freed before
+ * inflight drops (ml_lib_proxy_detach() waits for it).
+ */
+static void ml_lib_proxy_finish(struct ml_lib_proxy *p,
+				struct ml_lib_request *req)
+{
+	ml_lib_proxy_account(p, req);
+	req->done(req);
+	if (atomic_dec_and_test(&p->inflight))
+		wake_up_var(&p->inflight);
+}
+
+static enum hrtimer_restart ml_lib_proxy_timer(struct hrtimer *t)
+{
+	struct ml_lib_proxy *p = container_of(t, struct ml_lib_proxy, timer);
+	enum hrtimer_restart ret = HRTIMER_NORESTART;
+	struct ml_lib_request *req, *tmp;
+	ktime_t now = ktime_get();
+	unsigned long flags;
+	LIST_HEAD(expired);
+
+	spin_lock_irqsave(&proxy_lock, flags);
+	while (!list_empty(&p->pending)) {
+		req = list_first_entry(&p->pending, struct ml_lib_request,
+				       tnode);
+		if (ktime_after(req->deadline, now)) {
+			hrtimer_set_expires(t, req->deadline);
+			ret = HRTIMER_RESTART;
+			break;
+		}
+		list_del(&req->node);
+		list_move_tail(&req->tnode, &expired);
+	}
+	spin_unlock_irqrestore(&proxy_lock, flags);
+
+	list_for_each_entry_safe(req, tmp, &expired, tnode) {
+		atomic64_inc(&p->timeouts);
+		ml_lib_proxy_fallback(p, req, -ETIMEDOUT);
+		ml_lib_proxy_finish(p, req);
+	}
+	return ret;
+}
+
+/**
+ * ml_lib_infer_async() - ask a model for an answer without waiting
+ * @m: a model from ml_lib_model_get()
+ * @req: the request, owned by the caller until @req->done runs
+ *
+ * Usable in any context, atomic included; never allocates and never
+ * sleeps. For a proxy model the request is queued to the daemon and
+ * @req->done runs from the daemon's write, from the model's timer (softirq)
+ * when the timeout expires, or at once when the daemon is absent or the
+ * mode says not to ask; in every failure case @req->out holds the fallback's
+ * answer and @req->status is %ML_LIB_SRC_FALLBACK (or the errno when the
+ * model has no fallback). For an in-kernel model the engine answers and
+ * @req->done runs before this returns.
+ *
+ * Return: 0 when @req->done has run or will run exactly once; a negative
+ * errno (sizes do not match the model) when it will not.
+ */
+int ml_lib_infer_async(struct ml_lib_model *m, struct ml_lib_request *req)
+{
+	struct ml_lib_proxy *p = m->proxy;
+	struct ml_lib_proxy_conn *conn;
+	unsigned long flags;
+	bool first;
+
+	if (!p) {
+		req->reason = 0;
+		req->status = ml_lib_infer(m, req->in, req->n_in, req->out,
+					   req->n_out);
+		if (req->status < 0)
+			return req->status;
+		req->done(req);
+		return 0;
+	}
+	if (req->n_in != p->cfg.n_in || req->n_out != p->cfg.n_out)
+		return -EINVAL;
+
+	req->m = m;
+	req->start = ktime_get();
+	atomic64_inc(&p->requests);
+
+	switch (READ_ONCE(p->mode)) {
+	case ML_LIB_MODE_LEARNING:
+		if (p->ds_buf && p->cfg.dataset_features == req->n_in)
+			ml_lib_dataset_publish(m, req->in, req->n_in);
+		fallthrough;
+	case ML_LIB_MODE_EMERGENCY:
+		goto bypass;
+	case ML_LIB_MODE_COLLABORATION:
+		if ((u32)atomic_inc_return(&p->collab_seq) % 100 >=
+		    p->cfg.collab_percent)
+			goto bypass;
+		break;
+	default:
+		break;
+	}
+
+	spin_lock_irqsave(&proxy_lock, flags);
+	conn = p->conn;
+	if (!conn || p->detached) {
+		spin_unlock_irqrestore(&proxy_lock, flags);
+		atomic64_inc(&p->absent);
+		ml_lib_proxy_fallback(p, req, p->detached ? -ESHUTDOWN :
+				      -ENOTCONN);
+		req->done(req);
+		return 0;
+	}
+	req->id = ++proxy_next_id;
+	req->deadline = ktime_add_us(req->start, p->cfg.timeout_us);
+	atomic_inc(&p->inflight);
+	list_add_tail(&req->node, &conn->queue);
+	first = list_empty(&p->pending);
+	list_add_tail(&req->tnode, &p->pending);
+	if (first)
+		hrtimer_start(&p->timer, req->deadline, HRTIMER_MODE_ABS_SOFT);
+	/* conn is only guaranteed alive under proxy_lock */
+	wake_up_interruptible_poll(&conn->wq, EPOLLIN | EPOLLRDNORM);
+	spin_unlock_irqrestore(&proxy_lock, flags);
+	return 0;
+
+bypass:
+	atomic64_inc(&p->bypassed);
+	ml_lib_proxy_fallback(p, req, -ECANCELED);
+	req->done(req);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(ml_lib_infer_async);
+
+struct ml_lib_sync_req {
+	struct ml_lib_request req;
+	struct completion done;
+};
+
+static void ml_lib_sync_done(struct ml_lib_request *req)
+{
+	complete(&container_of(req, struct ml_lib_sync_req, req)->done);
+}
+
+/*
+ * The synchronous path of ml_lib_infer() for proxy models: process context
+ * only. The wait is bounded by the model's timer, which completes every
+ * pending request at its deadline whatever the daemon does.
+ */
+int ml_lib_proxy_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
+		       s32 *out, u32 n_out)
+{
+	struct ml_lib_sync_req s = {
+		.req = {
+			.in = in, .n_in = n_in, .out = out, .n_out = n_out,
+			.done = ml_lib_sync_done,
+		},
+	};
+	int ret;
+
+	might_sleep();
+	init_completion(&s.done);
+	ret = ml_lib_infer_async(m, &s.req);
+	if (ret)
+		return ret;
+	wait_for_completion(&s.done);
+	return s.req.status;
+}
+
+/**
+ * ml_lib_dataset_publish() - add one feature record to a model's dataset
+ * @m: a proxy model attached with a dataset ring
+ * @feat: the features
+ * @n: number of features; must equal the ring's record width
+ *
+ * Any context; never blocks, never allocates. When the ring is full the
+ * oldest record is dropped and counted.
+ *
+ * Return: 0, -ENOENT when @m has no dataset, -EINVAL on a width mismatch.
+ */
+int ml_lib_dataset_publish(struct ml_lib_model *m, const s64 *feat, u32 n)
+{
+	struct ml_lib_proxy *p = m->proxy;
+	unsigned long flags;
+	u32 slot;
+
+	if (!p || !p->ds_buf)
+		return -ENOENT;
+	if (n != p->cfg.dataset_features)
+		return -EINVAL;
+	spin_lock_irqsave(&p->ds_lock, flags);
+	if (p->ds_count == p->cfg.dataset_records) {
+		p->ds_head = (p->ds_head + 1) % p->cfg.dataset_records;
+		p->ds_count--;
+		p->ds_dropped++;
+	}
+	slot = (p->ds_head + p->ds_count) % p->cfg.dataset_records;
+	memcpy(p->ds_buf + (size_t)slot * n, feat, n * sizeof(s64));
+	p->ds_count++;
+	p->ds_next_seq++;
+	spin_unlock_irqrestore(&p->ds_lock, flags);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(ml_lib_dataset_publish);
+
+/* Callers hold proxy_mutex. */
+static struct ml_lib_proxy *ml_lib_proxy_find_id(u32 id)
+{
+	struct ml_lib_proxy *p;
+
+	list_for_each_entry(p, &proxy_list, node)
+		if (p->id == id)
+			return p;
+	return NULL;
+}
+
+static struct ml_lib_proxy *ml_lib_proxy_find_name(const char *name)
+{
+	struct ml_lib_proxy *p;
+
+	list_for_each_entry(p, &proxy_list, node)
+		if (!strcmp(p->m->name, name))
+			return p;
+	return NULL;
+}
+
+static long ml_lib_proxy_register(struct ml_lib_proxy_conn *conn,
+				  void __user *arg)
+{
+	struct ml_lib_proxy_register reg;
+	struct ml_lib_proxy *p;
+	long ret;
+
+	if (copy_from_user(&reg, arg, sizeof(reg)))
+		return -EFAULT;
+	if (reg.version != ML_LIB_PROXY_VERSION || reg.flags ||
+	    strnlen(reg.name, sizeof(reg.name)) == sizeof(reg.name))
+		return -EINVAL;
+
+	mutex_lock(&proxy_mutex);
+	p = ml_lib_proxy_find_name(reg.name);
+	if (!p) {
+		ret = -ENOENT;
+	} else if (reg.n_in != p->cfg.n_in || reg.n_out != p->cfg.n_out) {
+		ret = -EINVAL;
+	} else {
+		spin_lock_irq(&proxy_lock);
+		if (p->conn && p->conn != conn) {
+			ret = -EBUSY;
+		} else {
+			if (!p->conn)
+				list_add_tail(&p->conn_node, &conn->models);
+			p->conn = conn;
+			ret = p->id;
+		}
+		spin_unlock_irq(&proxy_lock);
+	}
+	mutex_unlock(&proxy_mutex);
+	return ret;
+}
+
+static long ml_lib_proxy_dataset_read(void __user *arg)
+{
+	struct ml_lib_proxy_dataset_read rd;
+	struct ml_lib_proxy_record *rec;
+	struct ml_lib_proxy *p;
+	size_t rec_size;
+	u64 max, total = 0;
+	u8 __user *dst;
+	long ret = 0;
+	void *bounce;
+	u32 k, n;
+
+	if (copy_from_user(&rd, arg, sizeof(rd)))
+		return -EFAULT;
+	if (rd.version != ML_LIB_PROXY_VERSION)
+		return -EINVAL;
+
+	mutex_lock(&proxy_mutex);
+	p = ml_lib_proxy_find_id(rd.model_id);
+	if (!p || !p->ds_buf) {
+		ret = -ENOENT;
+		goto unlock;
+	}
+	rec_size = sizeof(*rec) + p->cfg.dataset_features * sizeof(s64);
+	bounce = kvmalloc(rec_size * ML_LIB_DS_CHUNK, GFP_KERNEL);
+	if (!bounce) {
+		ret = -ENOMEM;
+		goto unlock;
+	}
+	max = rd.buf_len / rec_size;
+	dst = u64_to_user_ptr(rd.buf);
+	while (total < max) {
+		spin_lock_irq(&p->ds_lock);
+		n = min_t(u64, min_t(u64, max - total, ML_LIB_DS_CHUNK),
+			  p->ds_count);
+		for (k = 0; k < n; k++) {
+			rec = bounce + k * rec_size;
+			rec->seq = p->ds_next_seq - p->ds_count;
+			rec->n = p->cfg.dataset_features;
+			rec->pad = 0;
+			memcpy(rec->feat, p->ds_buf + (size_t)p->ds_head *
+			       rec->n, rec->n * sizeof(s64));
+			p->ds_head = (p->ds_head + 1) % p->cfg.dataset_records;
+			p->ds_count--;
+		}
+		rd.dropped = p->ds_dropped;
+		spin_unlock_irq(&p->ds_lock);
+		if (!n)
+			break;
+		if (copy_to_user(dst + total * rec_size, bounce, n * rec_size)) {
+			ret = -EFAULT;
+			break;
+		}
+		total += n;
+	}
+	kvfree(bounce);
+	if (!ret) {
+		rd.n_records = total;
+		rd.record_size = rec_size;
+		if (copy_to_user(arg, &rd, sizeof(rd)))
+			ret = -EFAULT;
+	}
+unlock:
+	mutex_unlock(&proxy_mutex);
+	return ret;
+}
+
+static long ml_lib_proxy_ioctl(struct file *f, unsigned int cmd,
+			       unsigned long arg)
+{
+	switch (cmd) {
+	case ML_LIB_IOC_REGISTER:
+		return ml_lib_proxy_register(f->private_data,
+					     (void __user *)arg);
+	case ML_LIB_IOC_DATASET_READ:
+		return ml_lib_proxy_dataset_read((void __user *)arg);
+	default:
+		return -ENOTTY;
+	}
+}
+
+static int ml_lib_proxy_open(struct inode *inode, struct file *f)
+{
+	struct ml_lib_proxy_conn *conn;
+
+	if (!capable(CAP_SYS_ADMIN))
+		return -EPERM;
+	conn = kzalloc(sizeof(*conn), GFP_KERNEL);
+	if (!conn)
+		return -ENOMEM;
+	conn->rbuf = kvmalloc(ML_LIB_RBUF_BYTES, GFP_KERNEL);
+	conn->wbuf = kvmalloc(ML_LIB_PROXY_MAX_OUT * sizeof(s32), GFP_KERNEL);
+	if (!conn->rbuf || !conn->wbuf) {
+		kvfree(conn->rbuf);
+		kvfree(conn->wbuf);
+		kfree(conn);
+		return -ENOMEM;
+	}
+	INIT_LIST_HEAD(&conn->queue);
+	INIT_LIST_HEAD(&conn->sent);
+	INIT_LIST_HEAD(&conn->models);
+	init_waitqueue_head(&conn->wq);
+	mutex_init(&conn->rlock);
+	mutex_init(&conn->wlock);
+	f->private_data = conn;
+	return stream_open(inode, f);
+}
+
+static int ml_lib_proxy_release(struct inode *inode, struct file *f)
+{
+	struct ml_lib_proxy_conn *conn = f->private_data;
+	struct ml_lib_request *req, *tmp;
+	struct ml_lib_proxy *p, *ptmp;
+	LIST_HEAD(dead);
+
+	spin_lock_irq(&proxy_lock);
+	list_for_each_entry_safe(p, ptmp, &conn->models, conn_node) {
+		p->conn = NULL;
+		list_del_init(&p->conn_node);
+	}
+	list_splice_init(&conn->queue, &dead);
+	list_splice_tail_init(&conn->sent, &dead);
+	list_for_each_entry(req, &dead, node)
+		list_del(&req->tnode);
+	spin_unlock_irq(&proxy_lock);
+
+	/* the daemon is gone: its callers fall back now, not at the timeout */
+	list_for_each_entry_safe(req, tmp, &dead, node) {
+		p = req->m->proxy;
+		atomic64_inc(&p->dead);
+		ml_lib_proxy_fallback(p, req, -EPIPE);
+		ml_lib_proxy_finish(p, req);
+	}
+	kvfree(conn->rbuf);
+	kvfree(conn->wbuf);
+	kfree(conn);
+	return 0;
+}
+
+static bool ml_lib_proxy_readable(struct ml_lib_proxy_conn *conn)
+{
+	bool ret;
+
+	spin_lock_irq(&proxy_lock);
+	ret = !list_empty(&conn->queue);
+	spin_unlock_irq(&proxy_lock);
+	return ret;
+}
+
+static ssize_t ml_lib_proxy_read(struct file *f, char __user *buf,
+				 size_t len, loff_t *ppos)
+{
+	struct ml_lib_proxy_conn *conn = f->private_data;
+	size_t room = min_t(size_t, len, ML_LIB_RBUF_BYTES);
+	struct ml_lib_proxy_req *hdr;
+	struct ml_lib_request *req;
+	size_t n, size;
+	bool left;
+	ssize_t ret;
+
+	if (mutex_lock_interruptible(&conn->rlock))
+		return -ERESTARTSYS;
+	for (;;) {
+		n = 0;
+		spin_lock_irq(&proxy_lock);
+		while (!list_empty(&conn->queue)) {
+			req = list_first_entry(&conn->queue,
+					       struct ml_lib_request, node);
+			size = sizeof(*hdr) + req->n_in * sizeof(s64);
+			if (n + size > room)
+				break;
+			/* every byte is assigned: no kernel memory leaks */
+			hdr = conn->rbuf + n;
+			hdr->version = ML_LIB_PROXY_VERSION;
+			hdr->size = size;
+			hdr->id = req->id;
+			hdr->model_id = req->m->proxy->id;
+			hdr->n_in = req->n_in;
+			memcpy(hdr->in, req->in, req->n_in * sizeof(s64));
+			list_move_tail(&req->node, &conn->sent);
+			n += size;
+		}
+		left = !list_empty(&conn->queue);
+		spin_unlock_irq(&proxy_lock);
+		if (n)
+			break;
+		if (left) {		/* buffer too small for one record */
+			ret = -EINVAL;
+			goto out;
+		}
+		if (f->f_flags & O_NONBLOCK) {
+			ret = -EAGAIN;
+			goto out;
+		}
+		if (wait_event_interruptible(conn->wq,
+					     ml_lib_proxy_readable(conn))) {
+			ret = -ERESTARTSYS;
+			goto out;
+		}
+	}
+	/* requests whose copy fails stay sent and time out into the fallback */
+	ret = copy_to_user(buf, conn->rbuf, n) ? -EFAULT : n;
+out:
+	mutex_unlock(&conn->rlock);
+	return ret;
+}
+
+/* Take one answer from @buf; return its size or a negative errno. */
+static ssize_t ml_lib_proxy_write_one(struct ml_lib_proxy_conn *conn,
+				      const char __user *buf, size_t len)
+{
+	struct ml_lib_proxy_resp hdr;
+	struct ml_lib_request *req, *found = NULL;
+	struct ml_lib_proxy *p = NULL;
+	size_t size, payload;
+
+	if (len < sizeof(hdr))
+		return -EINVAL;
+	if (copy_from_user(&hdr, buf, sizeof(hdr)))
+		return -EFAULT;
+	if (hdr.version != ML_LIB_PROXY_VERSION || !hdr.n_out ||
+	    hdr.n_out > ML_LIB_PROXY_MAX_OUT)
+		return -EINVAL;
+	payload = ALIGN(hdr.n_out * sizeof(s32), 8);
+	size = sizeof(hdr) + payload;
+	if (hdr.size != size || size > len)
+		return -EINVAL;
+	if (copy_from_user(conn->wbuf, buf + sizeof(hdr), payload))
+		return -EFAULT;
+	if ((hdr.n_out & 1) && conn->wbuf[hdr.n_out])	/* padding is zero */
+		return -EINVAL;
+
+	spin_lock_irq(&proxy_lock);
+	list_for_each_entry(req, &conn->sent, node) {
+		if (req->id == hdr.id) {
+			found = req;
+			break;
+		}
+	}
+	if (found) {
+		p = found->m->proxy;
+		if (p->id != hdr.model_id || p->cfg.n_out != hdr.n_out) {
+			atomic64_inc(&p->invalid);
+			found = NULL;
+		}
+	}
+	if (!found) {
+		spin_unlock_irq(&proxy_lock);
+		return -EINVAL;
+	}
+	list_del(&found->node);
+	list_del(&found->tnode);
+	memcpy(found->out, conn->wbuf, hdr.n_out * sizeof(s32));
+	spin_unlock_irq(&proxy_lock);
+
+	found->status = ML_LIB_SRC_PROXY;
+	found->reason = 0;
+	atomic64_inc(&p->answers);
+	ml_lib_proxy_finish(p, found);
+	return size;
+}
+
+static ssize_t ml_lib_proxy_write(struct file *f, const char __user *buf,
+				  size_t len, loff_t *ppos)
+{
+	struct ml_lib_proxy_conn *conn = f->private_data;
+	ssize_t ret = 0;
+	size_t done = 0;
+
+	if (mutex_lock_interruptible(&conn->wlock))
+		return -ERESTARTSYS;
+	while (done < len) {
+		ret = ml_lib_proxy_write_one(conn, buf + done, len - done);
+		if (ret < 0)
+			break;
+		done += ret;
+	}
+	mutex_unlock(&conn->wlock);
+	return done ? done : ret;
+}
+
+static __poll_t ml_lib_proxy_poll(struct file *f, poll_table *wait)
+{
+	struct ml_lib_proxy_conn *conn = f->private_data;
+	__poll_t mask = EPOLLOUT | EPOLLWRNORM;
+
+	poll_wait(f, &conn->wq, wait);
+	if (ml_lib_proxy_readable(conn))
+		mask |= EPOLLIN | EPOLLRDNORM;
+	return mask;
+}
+
+static const struct file_operations ml_lib_proxy_fops = {
+	.owner = THIS_MODULE,
+	.open = ml_lib_proxy_open,
+	.release = ml_lib_proxy_release,
+	.read = ml_lib_proxy_read,
+	.write = ml_lib_proxy_write,
+	.poll = ml_lib_proxy_poll,
+	.unlocked_ioctl = ml_lib_proxy_ioctl,
+	.compat_ioctl = compat_ptr_ioctl,
+	.llseek = no_llseek,
+};
+
+static struct miscdevice ml_lib_proxy_dev = {
+	.minor = MISC_DYNAMIC_MINOR,
+	.name = "ml_lib",
+	.fops = &ml_lib_proxy_fops,
+	.mode = 0600,
+};
+
+static int ml_lib_proxy_stats_show(struct seq_file *s, void *unused)
+{
+	struct ml_lib_proxy *p = s->private;
+	unsigned long flags;
+	u64 dropped, queued;
+	int i;
+
+	spin_lock_irqsave(&p->ds_lock, flags);
+	dropped = p->ds_dropped;
+	queued = p->ds_count;
+	spin_unlock_irqrestore(&p->ds_lock, flags);
+
+	seq_printf(s, "mode %s\n", ml_lib_mode_names[READ_ONCE(p->mode)]);
+	seq_printf(s, "timeout_us %u\n", p->cfg.timeout_us);
+	seq_printf(s, "served %d\n", READ_ONCE(p->conn) ? 1 : 0);
+	seq_printf(s, "requests %lld\n", atomic64_read(&p->requests));
+	seq_printf(s, "answers %lld\n", atomic64_read(&p->answers));
+	seq_printf(s, "timeouts %lld\n", atomic64_read(&p->timeouts));
+	seq_printf(s, "fallbacks %lld\n", atomic64_read(&p->fallbacks));
+	seq_printf(s, "daemon_gone %lld\n", atomic64_read(&p->dead));
+	seq_printf(s, "no_daemon %lld\n", atomic64_read(&p->absent));
+	seq_printf(s, "mode_bypass %lld\n", atomic64_read(&p->bypassed));
+	seq_printf(s, "invalid_answers %lld\n", atomic64_read(&p->invalid));
+	seq_printf(s, "inflight %d\n", atomic_read(&p->inflight));
+	seq_printf(s, "dataset_queued %llu\n", queued);
+	seq_printf(s, "dataset_dropped %llu\n", dropped);
+	/* bucket i counts latencies in [2^(i-1), 2^i) us; bucket 0 is < 1 us */
+	seq_puts(s, "latency_us_log2");
+	for (i = 0; i < ML_LIB_HIST_BUCKETS; i++)
+		seq_printf(s, " %lld", atomic64_read(&p->hist[i]));
+	seq_putc(s, '\n');
+	return 0;
+}
+DEFINE_SHOW_ATTRIBUTE(ml_lib_proxy_stats);
+
+static int ml_lib_proxy_mode_get(void *data, u64 *val)
+{
+	*val = READ_ONCE(((struct ml_lib_proxy *)data)->mode);
+	return 0;
+}
+
+static int ml_lib_proxy_mode_set(void *data, u64 val)
+{
+	struct ml_lib_proxy *p = data;
+
+	return val > ML_LIB_MODE_RECOMMENDATION ? -EINVAL :
+		ml_lib_proxy_set_mode(p->m, val);
+}
+DEFINE_DEBUGFS_ATTRIBUTE(ml_lib_proxy_mode_fops, ml_lib_proxy_mode_get,
+			 ml_lib_proxy_mode_set, "%llu\n");
+
+/**
+ * ml_lib_proxy_set_mode() - change how a proxy model's answers are used
+ * @m: a proxy model
+ * @mode: an &enum ml_lib_mode
+ *
+ * Return: 0, or -EINVAL for an unknown mode or a model without proxy.
+ */
+int ml_lib_proxy_set_mode(struct ml_lib_model *m, u32 mode)
+{
+	if (!m->proxy || mode > ML_LIB_MODE_RECOMMENDATION)
+		return -EINVAL;
+	WRITE_ONCE(m->proxy->mode, mode);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(ml_lib_proxy_set_mode);
+
+static int ml_lib_proxy_check(const struct ml_lib_model *m,
+			      const struct ml_lib_proxy_config *cfg)
+{
+	const struct ml_lib_model *fb = cfg->fallback;
+
+	if (!m->name || strlen(m->name) >= ML_LIB_PROXY_NAME_LEN || m->proxy)
+		return -EINVAL;
+	if (!cfg->n_in || cfg->n_in > ML_LIB_PROXY_MAX_IN ||
+	    !cfg->n_out || cfg->n_out > ML_LIB_PROXY_MAX_OUT)
+		return -EINVAL;
+	if (!cfg->timeout_us || cfg->timeout_us > ML_LIB_MAX_TIMEOUT_US ||
+	    cfg->mode > ML_LIB_MODE_RECOMMENDATION || cfg->collab_percent > 100)
+		return -EINVAL;
+	/* the fallback must answer in any context: an engine model only */
+	if (fb && (!fb->graph || fb->proxy || fb->graph->n_in != cfg->n_in ||
+		   fb->graph->n_out != cfg->n_out))
+		return -EINVAL;
+	if (cfg->dataset_records &&
+	    (cfg->dataset_records > ML_LIB_MAX_DS_RECORDS ||
+	     !cfg->dataset_features ||
+	     cfg->dataset_features > ML_LIB_PROXY_MAX_IN))
+		return -EINVAL;
+	return 0;
+}
+
+/**
+ * ml_lib_proxy_attach() - make @m a model answered by the user-space daemon
+ * @m: the model, not yet registered, with @m->graph NULL
+ * @cfg: sizes, timeout, mode, fallback and dataset ring; copied
+ *
+ * Process context. Call before ml_lib_model_register(); callers then use
+ * ml_lib_infer() / ml_lib_infer_async() as for any model.
+ *
+ * Return: 0, -EINVAL for a bad @cfg, -EEXIST when a proxy model of that
+ * name exists, -ENOMEM.
+ */
+int ml_lib_proxy_attach(struct ml_lib_model *m,
+			const struct ml_lib_proxy_config *cfg)
+{
+	struct ml_lib_proxy *p;
+	int ret;
+
+	might_sleep();
+	ret = ml_lib_proxy_check(m, cfg);
+	if (ret)
+		return ret;
+	p = kzalloc(sizeof(*p), GFP_KERNEL);
+	if (!p)
+		return -ENOMEM;
+	p->m = m;
+	p->cfg = *cfg;
+	p->mode = cfg->mode;
+	INIT_LIST_HEAD(&p->pending);
+	INIT_LIST_HEAD(&p->conn_node);
+	spin_lock_init(&p->ds_lock);
+	hrtimer_init(&p->timer, CLOCK_MONOTONIC, HRTIMER_MODE_ABS_SOFT);
+	p->timer.function = ml_lib_proxy_timer;
+	ret = -ENOMEM;
+	if (cfg->fallback_out) {
+		p->fallback_out = kmemdup(cfg->fallback_out,
+					  cfg->n_out * sizeof(s32), GFP_KERNEL);
+		if (!p->fallback_out)
+			goto err;
+	}
+	if (cfg->dataset_records) {
+		p->ds_buf = kvcalloc((size_t)cfg->dataset_records *
+				     cfg->dataset_features, sizeof(s64),
+				     GFP_KERNEL);
+		if (!p->ds_buf)
+			goto err;
+	}
+	ret = ida_alloc(&proxy_ida, GFP_KERNEL);
+	if (ret < 0)
+		goto err;
+	p->id = ret;
+
+	mutex_lock(&proxy_mutex);
+	if (ml_lib_proxy_find_name(m->name)) {
+		mutex_unlock(&proxy_mutex);
+		ida_free(&proxy_ida, p->id);
+		ret = -EEXIST;
+		goto err;
+	}
+	list_add_tail(&p->node, &proxy_list);
+	m->proxy = p;
+	mutex_unlock(&proxy_mutex);
+
+	p->dir = debugfs_create_dir(m->name, proxy_debugfs);
+	debugfs_create_file("stats", 0400, p->dir, p, &ml_lib_proxy_stats_fops);
+	debugfs_create_file_unsafe("mode", 0600, p->dir, p,
+				   &ml_lib_proxy_mode_fops);
+	return 0;
+err:
+	kvfree(p->ds_buf);
+	kfree(p->fallback_out);
+	kfree(p);
+	return ret;
+}
+EXPORT_SYMBOL_GPL(ml_lib_proxy_attach);
+
+/**
+ * ml_lib_proxy_detach() - undo ml_lib_proxy_attach()
+ * @m: a proxy model, already unregistered, with no caller inside
+ *     ml_lib_infer() or ml_lib_infer_async() any more
+ *
+ * Process context. Requests still waiting for the daemon are answered by
+ * the fallback (reason -ESHUTDOWN) before this returns; later answers from
+ * the daemon for them get -EINVAL.
+ */
+void ml_lib_proxy_detach(struct ml_lib_model *m)
+{
+	struct ml_lib_proxy *p = m->proxy;
+	struct ml_lib_request *req, *tmp;
+	LIST_HEAD(dead);
+
+	if (!p)
+		return;
+	might_sleep();
+	mutex_lock(&proxy_mutex);
+	list_del(&p->node);
+	spin_lock_irq(&proxy_lock);
+	p->detached = true;
+	if (p->conn) {
+		list_del_init(&p->conn_node);
+		p->conn = NULL;
+	}
+	list_for_each_entry(req, &p->pending, tnode)
+		list_del(&req->node);
+	list_splice_init(&p->pending, &dead);
+	spin_unlock_irq(&proxy_lock);
+	mutex_unlock(&proxy_mutex);
+
+	list_for_each_entry_safe(req, tmp, &dead, tnode) {
+		ml_lib_proxy_fallback(p, req, -ESHUTDOWN);
+		ml_lib_proxy_finish(p, req);
+	}
+	/* a timer, write or release may still be completing one of ours */
+	wait_var_event(&p->inflight, !atomic_read(&p->inflight));
+	hrtimer_cancel(&p->timer);
+	debugfs_remove(p->dir);
+	ida_free(&proxy_ida, p->id);
+	kvfree(p->ds_buf);
+	kfree(p->fallback_out);
+	kfree(p);
+	m->proxy = NULL;
+}
+EXPORT_SYMBOL_GPL(ml_lib_proxy_detach);
+
+int ml_lib_proxy_init(void)
+{
+	int ret;
+
+	proxy_debugfs = debugfs_create_dir("ml_lib_proxy", NULL);
+	ret = misc_register(&ml_lib_proxy_dev);
+	if (ret)
+		debugfs_remove(proxy_debugfs);
+	return ret;
+}
+
+void ml_lib_proxy_exit(void)
+{
+	misc_deregister(&ml_lib_proxy_dev);
+	debugfs_remove(proxy_debugfs);
+}

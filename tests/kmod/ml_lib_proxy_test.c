@@ -1,0 +1,390 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * Test caller for the ml_lib user-space proxy. It plays a kernel subsystem:
+ * it declares one proxy model, registers it, and asks it for answers
+ * through the one kernel API (ml_lib_model_get() + ml_lib_infer() and
+ * ml_lib_infer_async()). The booted tests (tests/test_proxy_boot.py) drive
+ * it through /sys/kernel/debug/ml_lib_proxy_test/:
+ *
+ *   infer    write k rows of n_in s64; read back k rows of
+ *            [source, latency ns, out[0..n_out-1]] as s64
+ *   stress   write "sync|async THREADS COUNT"; kernel threads send COUNT
+ *            requests each, input row (t, i, t * 100000 + i, ...), and
+ *            check the answers of an identity model; read the verdict
+ *   publish  write k rows of dataset_features s64, published with
+ *            interrupts off (atomic context)
+ */
+
+#include <linux/module.h>
+#include <linux/kernel.h>
+#include <linux/kthread.h>
+#include <linux/completion.h>
+#include <linux/debugfs.h>
+#include <linux/slab.h>
+#include <linux/mm.h>
+#include <linux/uaccess.h>
+#include <linux/ktime.h>
+#include <linux/mutex.h>
+#include <linux/atomic.h>
+#include <linux/wait.h>
+#include <linux/ml_lib.h>
+
+static char *name = "proxy_test";
+module_param(name, charp, 0444);
+MODULE_PARM_DESC(name, "model name the daemon registers");
+static uint n_in = 4;
+module_param(n_in, uint, 0444);
+static uint n_out = 4;
+module_param(n_out, uint, 0444);
+static uint timeout_ms = 1000;
+module_param(timeout_ms, uint, 0444);
+static uint mode = ML_LIB_MODE_RECOMMENDATION;
+module_param(mode, uint, 0444);
+static bool fallback = true;
+module_param(fallback, bool, 0444);
+MODULE_PARM_DESC(fallback, "default answer -(i+1) when the daemon cannot");
+static char *fallback_model;
+module_param(fallback_model, charp, 0444);
+MODULE_PARM_DESC(fallback_model, "in-kernel model answering instead");
+static uint dataset_records;
+module_param(dataset_records, uint, 0444);
+static uint dataset_features = 4;
+module_param(dataset_features, uint, 0444);
+
+#define STRESS_MAX_THREADS	16
+#define ASYNC_WINDOW		16
+
+static struct ml_lib_model model;
+static struct ml_lib_model *fb_model;
+static s32 *fallback_out;
+static struct dentry *dir;
+
+static DEFINE_MUTEX(infer_lock);
+static s64 *infer_result;
+static size_t infer_result_bytes;
+
+static DEFINE_MUTEX(stress_lock);
+static char stress_verdict[256];
+
+struct stress_ctx {
+	u32 t, count;
+	bool async;
+	u64 ok, bad, fallbacks, errors;
+	atomic_t outstanding;
+	wait_queue_head_t wq;
+	struct completion done;
+};
+
+struct stress_req {
+	struct ml_lib_request req;
+	struct stress_ctx *ctx;
+	s64 in[8];
+	s32 out[8];
+};
+
+static void stress_fill(s64 *in, u32 t, u32 i)
+{
+	u32 j;
+
+	for (j = 0; j < n_in; j++)
+		in[j] = j == 0 ? t : j == 1 ? i : (s64)t * 100000 + i + j;
+}
+
+static void stress_check(struct stress_ctx *c, const s64 *in, const s32 *out,
+			 int status)
+{
+	u32 j;
+
+	if (status < 0) {
+		c->errors++;
+		return;
+	}
+	if (status == ML_LIB_SRC_FALLBACK) {
+		c->fallbacks++;
+		return;
+	}
+	for (j = 0; j < n_out; j++) {
+		if (out[j] != in[j]) {
+			c->bad++;
+			return;
+		}
+	}
+	c->ok++;
+}
+
+/* Runs in atomic context (timer softirq or the daemon's write). */
+static void stress_async_done(struct ml_lib_request *req)
+{
+	struct stress_req *r = container_of(req, struct stress_req, req);
+	struct stress_ctx *c = r->ctx;
+
+	stress_check(c, r->in, r->out, req->status);
+	kfree(r);
+	if (atomic_dec_return(&c->outstanding) < ASYNC_WINDOW)
+		wake_up(&c->wq);
+}
+
+static int stress_thread(void *arg)
+{
+	struct stress_ctx *c = arg;
+	struct stress_req *r;
+	s64 in[8];
+	s32 out[8];
+	unsigned long flags;
+	u32 i;
+	int ret;
+
+	for (i = 0; i < c->count; i++) {
+		if (!c->async) {
+			stress_fill(in, c->t, i);
+			ret = ml_lib_infer(&model, in, n_in, out, n_out);
+			stress_check(c, in, out, ret);
+			continue;
+		}
+		wait_event(c->wq, atomic_read(&c->outstanding) < ASYNC_WINDOW);
+		r = kzalloc(sizeof(*r), GFP_KERNEL);
+		if (!r) {
+			c->errors++;
+			continue;
+		}
+		r->ctx = c;
+		stress_fill(r->in, c->t, i);
+		r->req.in = r->in;
+		r->req.n_in = n_in;
+		r->req.out = r->out;
+		r->req.n_out = n_out;
+		r->req.done = stress_async_done;
+		atomic_inc(&c->outstanding);
+		/* submit with interrupts off: the async call is atomic-safe */
+		local_irq_save(flags);
+		ret = ml_lib_infer_async(&model, &r->req);
+		local_irq_restore(flags);
+		if (ret) {
+			atomic_dec(&c->outstanding);
+			kfree(r);
+			c->errors++;
+		}
+	}
+	wait_event(c->wq, !atomic_read(&c->outstanding));
+	complete(&c->done);
+	return 0;
+}
+
+static ssize_t stress_write(struct file *f, const char __user *ubuf,
+			    size_t len, loff_t *ppos)
+{
+	struct stress_ctx *ctx;
+	struct task_struct *tsk;
+	u64 ok = 0, bad = 0, fbs = 0, errs = 0;
+	char buf[64], kind[8];
+	u32 threads, count, t, started = 0;
+	ktime_t t0;
+
+	if (n_in > 8 || n_out > 8 || n_out > n_in || !len || len >= sizeof(buf))
+		return -EINVAL;
+	if (copy_from_user(buf, ubuf, len))
+		return -EFAULT;
+	buf[len] = '\0';
+	if (sscanf(buf, "%7s %u %u", kind, &threads, &count) != 3 ||
+	    !threads || threads > STRESS_MAX_THREADS)
+		return -EINVAL;
+	ctx = kcalloc(threads, sizeof(*ctx), GFP_KERNEL);
+	if (!ctx)
+		return -ENOMEM;
+	mutex_lock(&stress_lock);
+	t0 = ktime_get();
+	for (t = 0; t < threads; t++) {
+		ctx[t].t = t;
+		ctx[t].count = count;
+		ctx[t].async = !strcmp(kind, "async");
+		init_waitqueue_head(&ctx[t].wq);
+		init_completion(&ctx[t].done);
+		tsk = kthread_run(stress_thread, &ctx[t], "mlproxy_t%u", t);
+		if (IS_ERR(tsk))
+			break;
+		started++;
+	}
+	for (t = 0; t < started; t++) {
+		wait_for_completion(&ctx[t].done);
+		ok += ctx[t].ok;
+		bad += ctx[t].bad;
+		fbs += ctx[t].fallbacks;
+		errs += ctx[t].errors;
+	}
+	snprintf(stress_verdict, sizeof(stress_verdict),
+		 "threads %u sent %llu ok %llu bad %llu fallback %llu error %llu lost %llu ns %lld\n",
+		 started, (u64)started * count, ok, bad, fbs, errs,
+		 (u64)started * count - ok - bad - fbs - errs,
+		 ktime_to_ns(ktime_sub(ktime_get(), t0)));
+	mutex_unlock(&stress_lock);
+	kfree(ctx);
+	return started == threads ? len : -ENOMEM;
+}
+
+static ssize_t stress_read(struct file *f, char __user *ubuf, size_t len,
+			   loff_t *ppos)
+{
+	ssize_t ret;
+
+	mutex_lock(&stress_lock);
+	ret = simple_read_from_buffer(ubuf, len, ppos, stress_verdict,
+				      strlen(stress_verdict));
+	mutex_unlock(&stress_lock);
+	return ret;
+}
+
+static const struct file_operations stress_fops = {
+	.owner = THIS_MODULE,
+	.write = stress_write,
+	.read = stress_read,
+};
+
+static ssize_t infer_write(struct file *f, const char __user *ubuf,
+			   size_t len, loff_t *ppos)
+{
+	size_t row_in = n_in * sizeof(s64), rows, r, j, stride = 2 + n_out;
+	s64 *in, *res;
+	s32 *out;
+	ktime_t t0;
+	int ret;
+
+	if (!len || len % row_in || len > (1U << 22))
+		return -EINVAL;
+	rows = len / row_in;
+	in = vmemdup_user(ubuf, len);
+	if (IS_ERR(in))
+		return PTR_ERR(in);
+	res = kvcalloc(rows * stride, sizeof(s64), GFP_KERNEL);
+	out = kcalloc(n_out, sizeof(s32), GFP_KERNEL);
+	if (!res || !out) {
+		kvfree(in);
+		kvfree(res);
+		kfree(out);
+		return -ENOMEM;
+	}
+	for (r = 0; r < rows; r++) {
+		t0 = ktime_get();
+		ret = ml_lib_infer(&model, in + r * n_in, n_in, out, n_out);
+		res[r * stride] = ret;
+		res[r * stride + 1] = ktime_to_ns(ktime_sub(ktime_get(), t0));
+		for (j = 0; j < n_out; j++)
+			res[r * stride + 2 + j] = ret < 0 ? 0 : out[j];
+	}
+	kvfree(in);
+	kfree(out);
+	mutex_lock(&infer_lock);
+	kvfree(infer_result);
+	infer_result = res;
+	infer_result_bytes = rows * stride * sizeof(s64);
+	mutex_unlock(&infer_lock);
+	return len;
+}
+
+static ssize_t infer_read(struct file *f, char __user *ubuf, size_t len,
+			  loff_t *ppos)
+{
+	ssize_t ret;
+
+	mutex_lock(&infer_lock);
+	ret = simple_read_from_buffer(ubuf, len, ppos, infer_result,
+				      infer_result_bytes);
+	mutex_unlock(&infer_lock);
+	return ret;
+}
+
+static const struct file_operations infer_fops = {
+	.owner = THIS_MODULE,
+	.write = infer_write,
+	.read = infer_read,
+};
+
+static ssize_t publish_write(struct file *f, const char __user *ubuf,
+			     size_t len, loff_t *ppos)
+{
+	size_t row = dataset_features * sizeof(s64), r;
+	unsigned long flags;
+	s64 *feat;
+	int ret = 0;
+
+	if (!len || len % row || len > (1U << 22))
+		return -EINVAL;
+	feat = vmemdup_user(ubuf, len);
+	if (IS_ERR(feat))
+		return PTR_ERR(feat);
+	for (r = 0; r < len / row && !ret; r++) {
+		local_irq_save(flags);
+		ret = ml_lib_dataset_publish(&model, feat + r * dataset_features,
+					     dataset_features);
+		local_irq_restore(flags);
+	}
+	kvfree(feat);
+	return ret ? ret : len;
+}
+
+static const struct file_operations publish_fops = {
+	.owner = THIS_MODULE,
+	.write = publish_write,
+};
+
+static int __init proxy_test_init(void)
+{
+	struct ml_lib_proxy_config cfg = {
+		.n_in = n_in, .n_out = n_out,
+		.timeout_us = timeout_ms * USEC_PER_MSEC,
+		.mode = mode, .collab_percent = 50,
+		.dataset_records = dataset_records,
+		.dataset_features = dataset_features,
+	};
+	u32 i;
+	int ret;
+
+	if (fallback) {
+		fallback_out = kcalloc(n_out, sizeof(s32), GFP_KERNEL);
+		if (!fallback_out)
+			return -ENOMEM;
+		for (i = 0; i < n_out; i++)
+			fallback_out[i] = -(s32)(i + 1);
+		cfg.fallback_out = fallback_out;
+	}
+	if (fallback_model) {
+		fb_model = ml_lib_model_get(fallback_model);
+		if (!fb_model) {
+			ret = -ENOENT;
+			goto err;
+		}
+		cfg.fallback = fb_model;
+	}
+	model.name = name;
+	ret = ml_lib_proxy_attach(&model, &cfg);
+	if (ret)
+		goto err;
+	ret = ml_lib_model_register(&model);
+	if (ret) {
+		ml_lib_proxy_detach(&model);
+		goto err;
+	}
+	dir = debugfs_create_dir("ml_lib_proxy_test", NULL);
+	debugfs_create_file("infer", 0600, dir, NULL, &infer_fops);
+	debugfs_create_file("stress", 0600, dir, NULL, &stress_fops);
+	debugfs_create_file("publish", 0200, dir, NULL, &publish_fops);
+	return 0;
+err:
+	ml_lib_model_put(fb_model);
+	kfree(fallback_out);
+	return ret;
+}
+
+static void __exit proxy_test_exit(void)
+{
+	debugfs_remove(dir);
+	ml_lib_model_unregister(&model);
+	ml_lib_proxy_detach(&model);
+	ml_lib_model_put(fb_model);
+	kfree(fallback_out);
+	kvfree(infer_result);
+}
+
+module_init(proxy_test_init);
+module_exit(proxy_test_exit);
+MODULE_DESCRIPTION("ml_lib proxy test caller");
+MODULE_LICENSE("GPL");
