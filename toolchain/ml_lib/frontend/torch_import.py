@@ -63,6 +63,10 @@ def load_program(path: str, fmt: str, example: torch.Tensor) -> ExportedProgram:
     # The user named this file: unpickling it may run its code (see --help).
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
+    except (AttributeError, ModuleNotFoundError) as e:
+        raise UserError(f"{path}: the pickled model's class cannot be found ({e}); pickle stores "
+                        "only its name, so put the module that defines it on PYTHONPATH, or "
+                        "save the model with torch.export.save / torch.jit.save") from e
     except Exception as e:
         raise UserError(f"{path}: not a model torch can load ({type(e).__name__}: "
                         f"{str(e).splitlines()[0] if str(e) else ''})") from e
