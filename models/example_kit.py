@@ -1,0 +1,144 @@
+"""Shared plumbing of the example tasks in models/: seeding, training loop,
+results.json and the README table generated from it.
+
+Quantization, export and inference are NOT here: they come from ml_lib
+itself (mlexport and the Python reference), so the numbers in results.json
+are what the library produces.
+"""
+from __future__ import annotations
+
+import json
+import os
+import random
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+MODELS = Path(__file__).resolve().parent
+REPO = MODELS.parent
+SEED = 20261125
+
+
+def seed_everything(seed: int = SEED) -> np.random.Generator:
+    """Fixed seeds and a fixed thread count: training is bit-reproducible."""
+    random.seed(seed)
+    np.random.seed(seed)
+    torch.manual_seed(seed)
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    return np.random.default_rng(seed)
+
+
+class Normalize(nn.Module):
+    """(raw - mean) / std with constants fixed at training time.
+
+    The first layer of every example model: the kernel passes raw integer
+    counters and mlexport folds this affine into the engine's INPUT op.
+    """
+
+    def __init__(self, mean: np.ndarray, std: np.ndarray):
+        super().__init__()
+        self.register_buffer("mean", torch.tensor(mean, dtype=torch.float32))
+        self.register_buffer("std", torch.tensor(std, dtype=torch.float32))
+
+    def forward(self, x):
+        return (x - self.mean) / self.std
+
+
+def feature_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    mean = x.mean(axis=0)
+    std = x.std(axis=0)
+    std = np.where(std < 1e-6, 1.0, std)
+    # round so the constants (and the export) do not depend on float noise
+    return np.round(mean, 3), np.round(std, 3)
+
+
+def train_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int,
+                     lr: float = 3e-3, batch: int = 256, class_weight=None,
+                     rng: np.random.Generator) -> nn.Module:
+    xt = torch.tensor(x, dtype=torch.float32)
+    yt = torch.tensor(y, dtype=torch.long)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    w = None if class_weight is None else torch.tensor(class_weight, dtype=torch.float32)
+    loss_fn = nn.CrossEntropyLoss(weight=w)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.tensor(rng.permutation(len(x)))
+        for i in range(0, len(x), batch):
+            idx = perm[i:i + batch]
+            opt.zero_grad()
+            loss = loss_fn(model(xt[idx]), yt[idx])
+            loss.backward()
+            opt.step()
+    model.eval()
+    return model
+
+
+def train_regressor(model: nn.Module, x: np.ndarray, target_fn, *, epochs: int,
+                    lr: float = 3e-3, batch: int = 256, rng: np.random.Generator) -> nn.Module:
+    xt = torch.tensor(x, dtype=torch.float32)
+    opt = torch.optim.Adam(model.parameters(), lr=lr)
+    model.train()
+    for _ in range(epochs):
+        perm = torch.tensor(rng.permutation(len(x)))
+        for i in range(0, len(x), batch):
+            idx = perm[i:i + batch]
+            opt.zero_grad()
+            loss = ((model(xt[idx]) - target_fn(xt[idx])) ** 2).mean()
+            loss.backward()
+            opt.step()
+    model.eval()
+    return model
+
+
+def save_results(task_dir: Path, results: dict) -> None:
+    (task_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+
+
+def load_results(task_dir: Path) -> dict:
+    return json.loads((task_dir / "results.json").read_text())
+
+
+TABLE_BEGIN = "<!-- results table: generated from results.json by evaluate.py -->"
+TABLE_END = "<!-- end of results table -->"
+
+
+def render_table(rows: list[tuple[str, ...]], header: tuple[str, ...]) -> str:
+    lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    lines += ["| " + " | ".join(str(c) for c in r) + " |" for r in rows]
+    return "\n".join(lines)
+
+
+def write_readme_table(task_dir: Path, table: str) -> None:
+    """Replace the generated block of README.md (between the markers)."""
+    readme = task_dir / "README.md"
+    text = readme.read_text()
+    a = text.index(TABLE_BEGIN) + len(TABLE_BEGIN)
+    b = text.index(TABLE_END)
+    readme.write_text(text[:a] + "\n" + table + "\n" + text[b:])
+
+
+def cpu_env() -> None:
+    os.environ.setdefault("OMP_NUM_THREADS", "1")
+
+
+def save_model(model: nn.Module, example: np.ndarray, task_dir: Path) -> Path:
+    """Save the trained float model as a torch.export program (model.pt2).
+
+    An ExportedProgram is self-contained: mlexport loads it without
+    importing this directory's Python.
+    """
+    batch = torch.export.Dim.DYNAMIC
+    ep = torch.export.export(model, (torch.tensor(example[:8], dtype=torch.float32),),
+                             dynamic_shapes=({0: batch},))
+    path = task_dir / "model.pt2"
+    torch.export.save(ep, str(path))
+    return path
+
+
+def split_time(n: int, frac: float = 0.7) -> tuple[slice, slice]:
+    """Train on the first part of a trace, test on the later part (no leakage)."""
+    k = int(n * frac)
+    return slice(0, k), slice(k, n)
