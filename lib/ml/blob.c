@@ -1,0 +1,436 @@
+// SPDX-License-Identifier: GPL-2.0
+/*
+ * ml_lib blob loader: binary model (docs/blob-format.md) -> native graph.
+ *
+ * The blob is untrusted. Every header field, record and data reference is
+ * checked before it is used, all integers are decoded little-endian
+ * without alignment assumptions, and the result is one allocation holding
+ * the graph, its name, tensors, ops and a copy of the data section (so the
+ * caller may free the blob). The graph then goes through
+ * ml_lib_graph_validate(); on any error everything is freed.
+ */
+#ifdef __KERNEL__
+#include <linux/errno.h>
+#include <linux/export.h>
+#include <linux/kernel.h>
+#include <linux/overflow.h>
+#include <linux/slab.h>
+#include <linux/string.h>
+#include <asm/unaligned.h>
+#endif
+#include "ops.h"
+
+#define ML_LIB_BLOB_MAGIC	0x424c4c4d	/* "MLLB" read as le32 */
+#define ML_LIB_BLOB_MAJOR	1
+#define ML_LIB_BLOB_HDR_LEN	80
+#define ML_LIB_BLOB_TENSOR_LEN	16
+#define ML_LIB_BLOB_OP_LEN	64
+#define ML_LIB_BLOB_NO_DATA	0xffffffffU
+#define ML_LIB_BLOB_N_P		10
+#define ML_LIB_BLOB_N_D		4
+/* Longest array read_blob() accepts; anything longer cannot fit an arena op. */
+#define ML_LIB_BLOB_MAX_ARRAY	((s64)ML_LIB_MAX_ARENA * 64)
+
+/* Header fields, decoded. */
+struct ml_lib_blob_hdr {
+	u32 n_tensors, n_ops, n_in, n_out, arena_bytes, data_off, data_len;
+};
+
+/* How many p[] and d[] an op code uses, and the element size of each array. */
+struct ml_lib_blob_opdesc {
+	u8 n_p, n_d;
+	u8 esize[ML_LIB_BLOB_N_D];
+};
+
+static const struct ml_lib_blob_opdesc ml_lib_blob_ops[ML_OP_MAX_CODE + 1] = {
+	[ML_OP_INPUT]		= { 2, 4, { 8, 1, 4, 1 } },
+	[ML_OP_FC]		= { 4, 4, { 1, 4, 4, 1 } },
+	[ML_OP_CONV1D]		= { 10, 4, { 1, 4, 4, 1 } },
+	[ML_OP_MAXPOOL1D]	= { 5, 0 },
+	[ML_OP_AVGPOOL1D]	= { 9, 0 },
+	[ML_OP_CLAMP]		= { 3, 0 },
+	[ML_OP_LEAKY_RELU]	= { 5, 0 },
+	[ML_OP_LUT]		= { 1, 1, { 2 } },
+	[ML_OP_ADD]		= { 6, 0 },
+	[ML_OP_RESCALE]		= { 5, 0 },
+	[ML_OP_CONCAT]		= { 3, 0 },
+	[ML_OP_RESHAPE]		= { 1, 0 },
+	[ML_OP_SOFTMAX]		= { 5, 1, { 4 } },
+	[ML_OP_ARGMAX]		= { 2, 0 },
+	[ML_OP_OUTPUT]		= { 5, 0 },
+};
+
+/* One op record, decoded. */
+struct ml_lib_blob_op {
+	u16 code, in0, in1, out;
+	s32 p[ML_LIB_BLOB_N_P];
+	u32 d[ML_LIB_BLOB_N_D];
+};
+
+static int ml_lib_blob_check_name(const u8 *name)
+{
+	u32 i, len = 0;
+
+	while (len < ML_LIB_NAME_LEN && name[len])
+		len++;
+	if (!len || len == ML_LIB_NAME_LEN)
+		return -EINVAL;
+	for (i = len; i < ML_LIB_NAME_LEN; i++)
+		if (name[i])
+			return -EINVAL;	/* NUL-padded means all NUL */
+	for (i = 0; i < len; i++)
+		if (!(name[i] == '_' || (name[i] >= '0' && name[i] <= '9') ||
+		      (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z')))
+			return -EINVAL;
+	return 0;
+}
+
+static int ml_lib_blob_read_hdr(const u8 *b, size_t len, struct ml_lib_blob_hdr *h)
+{
+	u64 records;
+
+	if (len < ML_LIB_BLOB_HDR_LEN)
+		return -EMSGSIZE;
+	if (get_unaligned_le32(b) != ML_LIB_BLOB_MAGIC)
+		return -ENOEXEC;
+	if (get_unaligned_le16(b + 4) != ML_LIB_BLOB_MAJOR)
+		return -EPROTONOSUPPORT;
+	if (get_unaligned_le32(b + 8) != ML_LIB_BLOB_HDR_LEN)
+		return -EINVAL;
+	h->n_tensors = get_unaligned_le32(b + 16);
+	h->n_ops = get_unaligned_le32(b + 20);
+	h->n_in = get_unaligned_le32(b + 24);
+	h->n_out = get_unaligned_le32(b + 28);
+	h->arena_bytes = get_unaligned_le32(b + 32);
+	h->data_off = get_unaligned_le32(b + 36);
+	h->data_len = get_unaligned_le32(b + 40);
+	/* Same order of checks as toolchain/ml_lib/blob.py read_blob(). */
+	if (get_unaligned_le32(b + 12) != len || (u64)h->data_off + h->data_len != len)
+		return -EMSGSIZE;
+	if (!h->n_tensors || !h->n_ops || !h->n_in || !h->n_out || !h->arena_bytes ||
+	    h->n_tensors > ML_LIB_MAX_TENSORS || h->n_ops > ML_LIB_MAX_OPS ||
+	    h->n_in > ML_LIB_MAX_IO || h->n_out > ML_LIB_MAX_IO ||
+	    h->arena_bytes > ML_LIB_MAX_ARENA)
+		return -E2BIG;
+	records = ML_LIB_BLOB_HDR_LEN + (u64)ML_LIB_BLOB_TENSOR_LEN * h->n_tensors +
+		  (u64)ML_LIB_BLOB_OP_LEN * h->n_ops;
+	if (h->data_off != ALIGN(records, 8))
+		return -EMSGSIZE;
+	if (get_unaligned_le32(b + 44))
+		return -EINVAL;
+	return ml_lib_blob_check_name(b + 48);
+}
+
+static int ml_lib_blob_read_tensor(const u8 *r, struct ml_lib_tensor *t)
+{
+	t->offset = get_unaligned_le32(r);
+	t->len = get_unaligned_le32(r + 4);
+	t->zero_point = (s32)get_unaligned_le32(r + 8);
+	t->dtype = r[12];
+	if (r[13] || r[14] || r[15])
+		return -EINVAL;
+	return t->dtype >= ML_LIB_S8 && t->dtype <= ML_LIB_S32 ? 0 : -EINVAL;
+}
+
+static int ml_lib_blob_read_op(const u8 *r, struct ml_lib_blob_op *o)
+{
+	const struct ml_lib_blob_opdesc *desc;
+	u32 k;
+
+	o->code = get_unaligned_le16(r);
+	o->in0 = get_unaligned_le16(r + 2);
+	o->in1 = get_unaligned_le16(r + 4);
+	o->out = get_unaligned_le16(r + 6);
+	for (k = 0; k < ML_LIB_BLOB_N_P; k++)
+		o->p[k] = (s32)get_unaligned_le32(r + 8 + 4 * k);
+	for (k = 0; k < ML_LIB_BLOB_N_D; k++)
+		o->d[k] = get_unaligned_le32(r + 48 + 4 * k);
+	if (o->code < ML_OP_INPUT || o->code > ML_OP_MAX_CODE)
+		return -EOPNOTSUPP;
+	desc = &ml_lib_blob_ops[o->code];
+	for (k = desc->n_p; k < ML_LIB_BLOB_N_P; k++)
+		if (o->p[k])
+			return -EINVAL;
+	for (k = desc->n_d; k < ML_LIB_BLOB_N_D; k++)
+		if (o->d[k] != ML_LIB_BLOB_NO_DATA)
+			return -EINVAL;
+	return 0;
+}
+
+/*
+ * Element count of array @k of op @o from its signed parameters, or -1 when
+ * it is negative or absurd (> ML_LIB_BLOB_MAX_ARRAY), as read_blob() does.
+ */
+static s64 ml_lib_blob_array_len(const struct ml_lib_blob_op *o, u32 k, u32 lut_len)
+{
+	const s32 *p = o->p;
+	s64 n;
+
+	switch (o->code) {
+	case ML_OP_INPUT:
+		n = p[1];
+		break;
+	case ML_OP_FC:
+		n = k ? p[1] : (s64)p[1] * p[0];
+		break;
+	case ML_OP_CONV1D:
+		if (k)
+			n = p[2];
+		else if (check_mul_overflow((s64)p[2] * p[0], (s64)p[4], &n))
+			return -1;
+		break;
+	case ML_OP_LUT:
+		n = lut_len;
+		break;
+	default: /* ML_OP_SOFTMAX */
+		n = p[4];
+		break;
+	}
+	return n < 0 || n > ML_LIB_BLOB_MAX_ARRAY ? -1 : n;
+}
+
+/*
+ * Check the op's data references and turn them into pointers into @data.
+ * @ptr[k] is left NULL for unused arrays.
+ */
+static int ml_lib_blob_resolve(const struct ml_lib_blob_op *o, const struct ml_lib_blob_hdr *h,
+			       const struct ml_lib_tensor *tensors, const u8 *data,
+			       const void *ptr[ML_LIB_BLOB_N_D])
+{
+	const struct ml_lib_blob_opdesc *desc = &ml_lib_blob_ops[o->code];
+	u32 k, lut_len = 0;
+
+	if (o->code == ML_OP_LUT) {
+		/* The table length depends on the input dtype. */
+		if (o->in0 >= h->n_tensors || tensors[o->in0].dtype == ML_LIB_S32)
+			return -EINVAL;
+		lut_len = tensors[o->in0].dtype == ML_LIB_S8 ? 256 : 513;
+	}
+	for (k = 0; k < ML_LIB_BLOB_N_D; k++) {
+		s64 n;
+
+		ptr[k] = NULL;
+		if (k >= desc->n_d)
+			continue;
+		n = ml_lib_blob_array_len(o, k, lut_len);
+		if (n < 0)
+			return -EINVAL;
+		/* n * esize < 2^29: no overflow */
+		if (o->d[k] == ML_LIB_BLOB_NO_DATA || o->d[k] % desc->esize[k] ||
+		    (u64)o->d[k] + (u64)n * desc->esize[k] > h->data_len)
+			return -ERANGE;
+		ptr[k] = data + o->d[k];
+	}
+	return 0;
+}
+
+/* Fill the native op from a decoded record whose arrays are resolved. */
+static void ml_lib_blob_fill_op(struct ml_lib_op *op, const struct ml_lib_blob_op *o,
+				const void *const ptr[ML_LIB_BLOB_N_D])
+{
+	const s32 *p = o->p;
+
+	op->code = o->code;
+	op->in[0] = o->in0;
+	op->in[1] = o->in1;
+	op->out = o->out;
+	switch (o->code) {
+	case ML_OP_INPUT:
+		op->u.input = (struct ml_lib_input_params){
+			.in_off = p[0], .n = p[1],
+			.off = ptr[0], .pre = ptr[1], .mult = ptr[2], .shift = ptr[3],
+		};
+		break;
+	case ML_OP_FC:
+		op->u.fc = (struct ml_lib_fc_params){
+			.n_in = p[0], .n_out = p[1], .lo = p[2], .hi = p[3],
+			.w = ptr[0], .bias = ptr[1], .mult = ptr[2], .shift = ptr[3],
+		};
+		break;
+	case ML_OP_CONV1D:
+		op->u.conv = (struct ml_lib_conv1d_params){
+			.c_in = p[0], .l_in = p[1], .c_out = p[2], .l_out = p[3],
+			.k = p[4], .stride = p[5], .pad = p[6], .dil = p[7],
+			.lo = p[8], .hi = p[9],
+			.w = ptr[0], .bias = ptr[1], .mult = ptr[2], .shift = ptr[3],
+		};
+		break;
+	case ML_OP_MAXPOOL1D:
+	case ML_OP_AVGPOOL1D:
+		op->u.pool = (struct ml_lib_pool1d_params){
+			.c = p[0], .l_in = p[1], .l_out = p[2], .k = p[3], .stride = p[4],
+			.mult = p[5], .shift = p[6], .lo = p[7], .hi = p[8],
+		};
+		break;
+	case ML_OP_CLAMP:
+		op->u.elt = (struct ml_lib_eltwise_params){ .n = p[0], .lo = p[1], .hi = p[2] };
+		break;
+	case ML_OP_LEAKY_RELU:
+		op->u.elt = (struct ml_lib_eltwise_params){
+			.n = p[0], .mult = p[1], .shift = p[2], .mult_b = p[3], .shift_b = p[4],
+		};
+		break;
+	case ML_OP_LUT:
+		op->u.elt = (struct ml_lib_eltwise_params){ .n = p[0], .table = ptr[0] };
+		break;
+	case ML_OP_ADD:
+		op->u.elt = (struct ml_lib_eltwise_params){
+			.n = p[0], .mult = p[1], .mult_b = p[2], .shift = p[3],
+			.lo = p[4], .hi = p[5],
+		};
+		break;
+	case ML_OP_RESCALE:
+		op->u.elt = (struct ml_lib_eltwise_params){
+			.n = p[0], .mult = p[1], .shift = p[2], .lo = p[3], .hi = p[4],
+		};
+		break;
+	case ML_OP_CONCAT:
+		op->u.concat = (struct ml_lib_concat_params){
+			.outer = p[0], .a_inner = p[1], .b_inner = p[2],
+		};
+		break;
+	case ML_OP_RESHAPE:
+		op->u.elt = (struct ml_lib_eltwise_params){ .n = p[0] };
+		break;
+	case ML_OP_SOFTMAX:
+	case ML_OP_ARGMAX:
+		op->u.softmax = (struct ml_lib_softmax_params){
+			.outer = p[0], .n = p[1], .shift = p[2], .bits = p[3],
+			.table_len = p[4], .table = ptr[0],
+		};
+		break;
+	default: /* ML_OP_OUTPUT */
+		op->u.output = (struct ml_lib_output_params){
+			.out_off = p[0], .n = p[1], .mode = p[2], .mult = p[3], .shift = p[4],
+		};
+		break;
+	}
+}
+
+/* Byte offsets of the parts of the one allocation, each 8-aligned. */
+struct ml_lib_blob_layout {
+	size_t name, tensors, ops, data, total;
+};
+
+static int ml_lib_blob_layout(const struct ml_lib_blob_hdr *h, struct ml_lib_blob_layout *l)
+{
+	l->name = ALIGN(sizeof(struct ml_lib_graph), 8);
+	l->tensors = l->name + ALIGN(ML_LIB_NAME_LEN, 8);
+	l->ops = l->tensors + ALIGN(sizeof(struct ml_lib_tensor) * h->n_tensors, 8);
+	l->data = l->ops + sizeof(struct ml_lib_op) * h->n_ops;
+	/* data_len is bounded only by the blob length: guard 32-bit size_t */
+	if (check_add_overflow(l->data, (size_t)h->data_len, &l->total))
+		return -E2BIG;
+	return 0;
+}
+
+static int ml_lib_blob_fill(struct ml_lib_graph *g, const u8 *b, const struct ml_lib_blob_hdr *h,
+			    u8 *mem, const struct ml_lib_blob_layout *l)
+{
+	struct ml_lib_tensor *tensors = (struct ml_lib_tensor *)(mem + l->tensors);
+	struct ml_lib_op *ops = (struct ml_lib_op *)(mem + l->ops);
+	const u8 *rec = b + ML_LIB_BLOB_HDR_LEN;
+	const u8 *data = mem + l->data;
+	u32 i;
+	int ret;
+
+	for (i = 0; i < h->n_tensors; i++, rec += ML_LIB_BLOB_TENSOR_LEN) {
+		ret = ml_lib_blob_read_tensor(rec, &tensors[i]);
+		if (ret)
+			return ret;
+	}
+	for (i = 0; i < h->n_ops; i++, rec += ML_LIB_BLOB_OP_LEN) {
+		struct ml_lib_blob_op o;
+		const void *ptr[ML_LIB_BLOB_N_D];
+
+		ret = ml_lib_blob_read_op(rec, &o);
+		if (!ret)
+			ret = ml_lib_blob_resolve(&o, h, tensors, data, ptr);
+		if (ret)
+			return ret;
+		ml_lib_blob_fill_op(&ops[i], &o, ptr);
+	}
+	g->tensors = tensors;
+	g->ops = ops;
+	return 0;
+}
+
+/**
+ * ml_lib_blob_parse() - build a validated graph from a binary model
+ * @blob: the model, in the format of docs/blob-format.md
+ * @len: its exact length in bytes
+ * @out: on success, the new graph; the caller releases it with
+ *       ml_lib_graph_free(). Set to NULL on failure.
+ *
+ * Decodes and checks every header field, record and data reference, copies
+ * what the graph needs into one allocation (@blob may be freed afterwards),
+ * then runs ml_lib_graph_validate(). A blob that fails anything is never
+ * run and leaves nothing allocated.
+ *
+ * Context: Process context; may sleep (allocates with GFP_KERNEL).
+ * Return: 0 on success, or -EMSGSIZE (length fields), -ENOEXEC (magic),
+ * -EPROTONOSUPPORT (version), -ERANGE (offset or alignment), -EOPNOTSUPP
+ * (op code), -EINVAL (shapes, indices, reserved fields, name), -EDOM
+ * (parameter range), -EOVERFLOW (accumulator bound), -E2BIG (limits) or
+ * -ENOMEM.
+ */
+int ml_lib_blob_parse(const void *blob, size_t len, struct ml_lib_graph **out)
+{
+	struct ml_lib_blob_layout l;
+	struct ml_lib_blob_hdr h;
+	struct ml_lib_graph *g;
+	const u8 *b = blob;
+	char *name;
+	u8 *mem;
+	int ret;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!blob)
+		return -EINVAL;
+	ret = ml_lib_blob_read_hdr(b, len, &h);
+	if (!ret)
+		ret = ml_lib_blob_layout(&h, &l);
+	if (ret)
+		return ret;
+
+	mem = kvmalloc(l.total, GFP_KERNEL);
+	if (!mem)
+		return -ENOMEM;
+	memcpy(mem + l.data, b + h.data_off, h.data_len);
+	name = (char *)(mem + l.name);
+	memcpy(name, b + 48, ML_LIB_NAME_LEN);
+
+	g = (struct ml_lib_graph *)mem;
+	g->name = name;
+	g->n_tensors = h.n_tensors;
+	g->n_ops = h.n_ops;
+	g->n_in = h.n_in;
+	g->n_out = h.n_out;
+	g->arena_bytes = h.arena_bytes;
+	ret = ml_lib_blob_fill(g, b, &h, mem, &l);
+	if (!ret)
+		ret = ml_lib_graph_validate(g);
+	if (ret) {
+		kvfree(mem);
+		return ret;
+	}
+	*out = g;
+	return 0;
+}
+EXPORT_SYMBOL_GPL(ml_lib_blob_parse);
+
+/**
+ * ml_lib_graph_free() - free a graph made by ml_lib_blob_parse()
+ * @g: the graph, or NULL
+ *
+ * Never pass a graph from generated C tables: those are static data.
+ *
+ * Context: Process context.
+ */
+void ml_lib_graph_free(struct ml_lib_graph *g)
+{
+	kvfree(g);
+}
+EXPORT_SYMBOL_GPL(ml_lib_graph_free);

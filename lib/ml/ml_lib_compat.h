@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * User-space configuration for building lib/ml outside the kernel, the way
+ * lib/xz uses xz_config.h. Never part of the kernel build.
+ *
+ * Two modes:
+ * - hosted (default): types and allocation from libc, for libml_lib.so,
+ *   the sanitizer build, the fuzzer and the benchmarks;
+ * - -DML_LIB_FREESTANDING: no libc header at all, for the kernel-like
+ *   compile (-ffreestanding -nostdinc -mgeneral-regs-only) whose only job
+ *   is to fail on any floating-point use. It is compiled, never linked.
+ */
+#ifndef _ML_LIB_COMPAT_H
+#define _ML_LIB_COMPAT_H
+
+#ifdef __KERNEL__
+#error "ml_lib_compat.h is for user-space builds only"
+#endif
+
+#ifdef ML_LIB_FREESTANDING
+typedef __SIZE_TYPE__ size_t;
+typedef __UINTPTR_TYPE__ uintptr_t;
+#define NULL ((void *)0)
+void *malloc(size_t size);
+void free(void *p);
+void *memcpy(void *dst, const void *src, size_t n);
+void *memset(void *s, int c, size_t n);
+#else
+#include <stddef.h>
+#include <stdint.h>
+#include <stdlib.h>
+#include <string.h>
+#endif
+
+typedef __INT8_TYPE__ s8;
+typedef __INT16_TYPE__ s16;
+typedef __INT32_TYPE__ s32;
+typedef __INT64_TYPE__ s64;
+typedef __UINT8_TYPE__ u8;
+typedef __UINT16_TYPE__ u16;
+typedef __UINT32_TYPE__ u32;
+typedef __UINT64_TYPE__ u64;
+typedef _Bool bool;
+#define true 1
+#define false 0
+
+/* Linux errno values: the blob format promises the same numbers. */
+#define E2BIG		7
+#define ENOEXEC		8
+#define ENOMEM		12
+#define EINVAL		22
+#define EDOM		33
+#define ERANGE		34
+#define EMSGSIZE	90
+#define EPROTONOSUPPORT	93
+#define EOPNOTSUPP	95
+#define EOVERFLOW	75
+
+#define EXPORT_SYMBOL_GPL(sym)
+#define likely(x)	__builtin_expect(!!(x), 1)
+#define unlikely(x)	__builtin_expect(!!(x), 0)
+#ifndef __always_inline
+#define __always_inline	inline __attribute__((__always_inline__))
+#endif
+#define U64_MAX		(~(u64)0)
+#define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+#define ALIGN(x, a)	(((x) + ((a) - 1)) & ~((__typeof__(x))(a) - 1))
+#define IS_ALIGNED(x, a)	(((x) & ((__typeof__(x))(a) - 1)) == 0)
+#define check_add_overflow(a, b, d)	__builtin_add_overflow(a, b, d)
+#define check_mul_overflow(a, b, d)	__builtin_mul_overflow(a, b, d)
+
+static inline u16 get_unaligned_le16(const void *p)
+{
+	const u8 *b = p;
+
+	return (u16)(b[0] | b[1] << 8);
+}
+
+static inline u32 get_unaligned_le32(const void *p)
+{
+	const u8 *b = p;
+
+	return (u32)b[0] | (u32)b[1] << 8 | (u32)b[2] << 16 | (u32)b[3] << 24;
+}
+
+static inline u64 get_unaligned_le64(const void *p)
+{
+	const u8 *b = p;
+
+	return (u64)get_unaligned_le32(b) | (u64)get_unaligned_le32(b + 4) << 32;
+}
+
+/* The blob loader's one allocation; GFP flags have no meaning here. */
+#define GFP_KERNEL	0
+static inline void *kvmalloc(size_t size, int flags)
+{
+	(void)flags;
+	return malloc(size);
+}
+
+static inline void kvfree(const void *p)
+{
+	free((void *)p);
+}
+
+#endif /* _ML_LIB_COMPAT_H */

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: GPL-2.0 */
+/*
+ * Internal interface of the ml_lib engine: one function per op (lib/ml/ops/)
+ * and the integer helpers of docs/arithmetic.md they share.
+ *
+ * Every op function trusts that ml_lib_graph_validate() accepted the graph:
+ * indices, lengths, dtypes, parameter ranges and accumulator bounds are not
+ * re-checked here. Op functions touch only the caller's arena, in and out.
+ */
+#ifndef _ML_LIB_OPS_H
+#define _ML_LIB_OPS_H
+
+#ifdef __KERNEL__
+#include <linux/kernel.h>
+#endif
+#include <linux/ml_lib.h>
+
+/* Tensor storage: base pointer of tensor @t in @arena. */
+static inline void *ml_lib_tensor_ptr(u8 *arena, const struct ml_lib_tensor *t)
+{
+	return arena + t->offset;
+}
+
+/* rq(v, M, t) = floor((v * M + 2^(t - 1)) / 2^t); the validator bounds |v * M| < 2^62. */
+static __always_inline s64 ml_lib_rq(s64 v, s32 mult, u32 shift)
+{
+	return (v * mult + ((s64)1 << (shift - 1))) >> shift;
+}
+
+static __always_inline s64 ml_lib_clamp(s64 v, s64 lo, s64 hi)
+{
+	return v < lo ? lo : (v > hi ? hi : v);
+}
+
+static inline s32 ml_lib_qmin(u8 dtype)
+{
+	return dtype == ML_LIB_S8 ? -128 : dtype == ML_LIB_S16 ? -32768 : (s32)(-2147483647 - 1);
+}
+
+static inline s32 ml_lib_qmax(u8 dtype)
+{
+	return dtype == ML_LIB_S8 ? 127 : dtype == ML_LIB_S16 ? 32767 : 2147483647;
+}
+
+static inline u32 ml_lib_dtype_size(u8 dtype)
+{
+	return dtype == ML_LIB_S8 ? 1 : dtype == ML_LIB_S16 ? 2 : 4;
+}
+
+/* Element @i of a tensor of any dtype, widened to s32. */
+static __always_inline s32 ml_lib_load(const void *base, u8 dtype, u32 i)
+{
+	if (dtype == ML_LIB_S8)
+		return ((const s8 *)base)[i];
+	if (dtype == ML_LIB_S16)
+		return ((const s16 *)base)[i];
+	return ((const s32 *)base)[i];
+}
+
+/* Store @v, already clamped to the dtype's range, as element @i. */
+static __always_inline void ml_lib_store(void *base, u8 dtype, u32 i, s32 v)
+{
+	if (dtype == ML_LIB_S8)
+		((s8 *)base)[i] = (s8)v;
+	else if (dtype == ML_LIB_S16)
+		((s16 *)base)[i] = (s16)v;
+	else
+		((s32 *)base)[i] = v;
+}
+
+void ml_lib_op_input(const struct ml_lib_op *op, const struct ml_lib_tensor *tensors,
+		     u8 *arena, const s64 *in);
+void ml_lib_op_fc(const struct ml_lib_op *op, const struct ml_lib_tensor *tensors,
+		  u8 *arena);
+void ml_lib_op_conv1d(const struct ml_lib_op *op, const struct ml_lib_tensor *tensors,
+		      u8 *arena);
+void ml_lib_op_maxpool1d(const struct ml_lib_op *op, const struct ml_lib_tensor *tensors,
+			 u8 *arena);
+void ml_lib_op_avgpool1d(const struct ml_lib_op *op, const struct ml_lib_tensor *tensors,
+			 u8 *arena);
+void ml_lib_op_clamp(const struct ml_lib_op *op, const struct ml_lib_tensor *tensors,
+		     u8 *arena);
+void ml_lib_op_leaky_relu(const struct ml_lib_op *op, const struct ml_lib_tensor *tensors,
+			  u8 *arena);
+void ml_lib_op_lut(const struct ml_lib_op *op, const struct ml_lib_tensor *tensors,
+		   u8 *arena);
+void ml_lib_op_add(const struct ml_lib_op *op, const struct ml_lib_tensor *tensors,
+		   u8 *arena);
+void ml_lib_op_rescale(const struct ml_lib_op *op, const struct ml_lib_tensor *tensors,
+		       u8 *arena);
+void ml_lib_op_concat(const struct ml_lib_op *op, const struct ml_lib_tensor *tensors,
+		      u8 *arena);
+void ml_lib_op_reshape(const struct ml_lib_op *op, const struct ml_lib_tensor *tensors,
+		       u8 *arena);
+void ml_lib_op_softmax(const struct ml_lib_op *op, const struct ml_lib_tensor *tensors,
+		       u8 *arena);
+void ml_lib_op_argmax(const struct ml_lib_op *op, const struct ml_lib_tensor *tensors,
+		      u8 *arena);
+void ml_lib_op_output(const struct ml_lib_op *op, const struct ml_lib_tensor *tensors,
+		      u8 *arena, s32 *out);
+
+#endif /* _ML_LIB_OPS_H */
