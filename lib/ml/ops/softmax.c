@@ -38,7 +38,7 @@ void ml_lib_op_softmax(const struct ml_lib_op *op, const struct ml_lib_tensor *t
 			u32 d = (u32)(m - ml_lib_load(x, tx->dtype, base + i)) >> p->shift;
 			u32 e = p->table[d < p->table_len ? d : p->table_len - 1];
 			/* e * 2^bits + S / 2 < 2^30 + 2^30: fits u32. */
-			s64 v = ty->zero_point + ((e << p->bits) + sum / 2) / sum;
+			s64 v = (s64)ty->zero_point + ((e << p->bits) + sum / 2) / sum;
 
 			ml_lib_store(y, ty->dtype, base + i, (s32)ml_lib_clamp(v, lo, hi));
 		}
