@@ -366,7 +366,8 @@ def build(g: FloatGraph, cal: Calibration, raw_scale: np.ndarray, bits: int = 8,
         t = b.vt[v]
         tt = b.tensors[t]
         shape = g.node(v).shape if any(n.name == v for n in g.nodes) else g.input_shape
-        if argmax and tt.dtype != "s32":
+        added = argmax and tt.dtype != "s32"
+        if added:
             rows = shape[-1] if len(shape) else 1
             ta = b.tensor("argmax", (tt.len // rows,), QParams("s32", 1.0, 0))
             b.op("argmax", [t], ta, {"outer": tt.len // rows, "n": rows}, source="--argmax")
@@ -375,7 +376,7 @@ def build(g: FloatGraph, cal: Calibration, raw_scale: np.ndarray, bits: int = 8,
             b.op("output", [t], None, {"out_off": off, "n": tt.len, "mode": OUTPUT_COPY,
                                        "mult": 0, "shift": 0}, source=nm)
             outputs.append(IOSpec(nm, off, tuple(shape) or (1,), frac_bits=None,
-                                  meta={"kind": "index"}))
+                                  meta={"kind": "index", "argmax_added": added}))
         else:
             qmn, qmx = DTYPE_RANGE[tt.dtype]
             reach = tt.scale * max(qmx - tt.zero_point, tt.zero_point - qmn)

@@ -1,0 +1,93 @@
+# SPDX-License-Identifier: GPL-2.0
+"""FloatGraph -> ONNX, for ``mlexport --target user`` (served by mlproxyd).
+
+The written model is the cleaned float graph (BatchNorm folded, dropout
+gone, input normalisation first), so the proxy computes exactly the float
+model mlexport quantized.  Index outputs (argmax) are cast to float so the
+model has one output type.
+"""
+from __future__ import annotations
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+from ml_lib.frontend.graph import FloatGraph
+
+OPSET = 17
+
+
+def to_onnx(g: FloatGraph, name: str) -> onnx.ModelProto:
+    nodes, inits = [], []
+
+    def const(nm, arr):
+        inits.append(numpy_helper.from_array(np.asarray(arr, np.float32), nm))
+        return nm
+
+    def iconst(nm, arr):
+        inits.append(numpy_helper.from_array(np.asarray(arr, np.int64), nm))
+        return nm
+
+    x = "input"
+    cur = {g.input_name: x}
+    if g.in_scale is not None:
+        nodes.append(helper.make_node("Mul", [x, const("in_scale", g.in_scale)], ["in_mul"]))
+        nodes.append(helper.make_node("Add", ["in_mul", const("in_bias", g.in_bias)], ["in_norm"]))
+        cur[g.input_name] = "in_norm"
+    for i, n in enumerate(g.nodes):
+        ins = [cur[s] for s in n.inputs]
+        out = f"v{i}_{n.kind}"
+        a = n.attrs
+        k = n.kind
+        if k == "affine":
+            nodes.append(helper.make_node("Mul", [ins[0], const(f"{out}_s", a["scale"])], [out + "m"]))
+            nodes.append(helper.make_node("Add", [out + "m", const(f"{out}_b", a["bias"])], [out]))
+        elif k == "linear":
+            nodes.append(helper.make_node("Gemm", [ins[0], const(f"{out}_w", a["w"]),
+                                                   const(f"{out}_b", a["b"])], [out], transB=1))
+        elif k == "conv1d":
+            nodes.append(helper.make_node("Conv", [ins[0], const(f"{out}_w", a["w"]),
+                                                   const(f"{out}_b", a["b"])], [out],
+                                          strides=[a["stride"]], pads=[a["pad"], a["pad"]],
+                                          dilations=[a["dil"]]))
+        elif k == "relu":
+            nodes.append(helper.make_node("Relu", ins, [out]))
+        elif k == "clamp":
+            lo = a["lo"] if np.isfinite(a["lo"]) else -3.0e38
+            hi = a["hi"] if np.isfinite(a["hi"]) else 3.0e38
+            nodes.append(helper.make_node("Clip", [ins[0], const(f"{out}_lo", lo),
+                                                   const(f"{out}_hi", hi)], [out]))
+        elif k == "leaky_relu":
+            nodes.append(helper.make_node("LeakyRelu", ins, [out], alpha=float(a["alpha"])))
+        elif k in ("sigmoid", "tanh"):
+            nodes.append(helper.make_node(k.capitalize(), ins, [out]))
+        elif k == "softmax":
+            nodes.append(helper.make_node("Softmax", ins, [out], axis=-1))
+        elif k == "reshape":
+            nodes.append(helper.make_node("Reshape", [ins[0], iconst(f"{out}_shape",
+                                                                     [-1] + list(a["shape"]))], [out]))
+        elif k == "add":
+            nodes.append(helper.make_node("Add", ins, [out]))
+        elif k == "cat":
+            nodes.append(helper.make_node("Concat", ins, [out], axis=a["axis"] + 1))
+        elif k in ("maxpool1d", "avgpool1d"):
+            nodes.append(helper.make_node("MaxPool" if k == "maxpool1d" else "AveragePool", ins,
+                                          [out], kernel_shape=[a["k"]], strides=[a["stride"]]))
+        elif k == "argmax":
+            nodes.append(helper.make_node("ArgMax", ins, [out + "i"], axis=-1, keepdims=0))
+            nodes.append(helper.make_node("Cast", [out + "i"], [out], to=TensorProto.FLOAT))
+        else:
+            raise AssertionError(k)
+        cur[n.name] = out
+    outputs = []
+    for v, nm in zip(g.outputs, g.output_names):
+        nodes.append(helper.make_node("Identity", [cur[v]], [nm]))
+        shape = g.node(v).shape if v != g.input_name else g.input_shape
+        outputs.append(helper.make_tensor_value_info(nm, TensorProto.FLOAT, ["N"] + list(shape)))
+    inp = helper.make_tensor_value_info(x, TensorProto.FLOAT, ["N"] + list(g.input_shape))
+    graph = helper.make_graph(nodes, name, [inp], outputs, inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
+                              producer_name="ml_lib mlexport")
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model
