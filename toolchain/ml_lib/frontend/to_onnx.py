@@ -4,7 +4,10 @@
 The written model is the cleaned float graph (BatchNorm folded, dropout
 gone, input normalisation first), so the proxy computes exactly the float
 model mlexport quantized.  Index outputs (argmax) are cast to float so the
-model has one output type.
+model has one output type.  mlproxyd feeds rows of n_in raw-scaled
+features and reads one output tensor, so the model takes (N, n_in) (reshaped
+inside when the model wants (N, C, L)) and gives one (N, n_out) output: all
+outputs flattened and concatenated in manifest order.
 """
 from __future__ import annotations
 
@@ -29,6 +32,11 @@ def to_onnx(g: FloatGraph, name: str) -> onnx.ModelProto:
         return nm
 
     x = "input"
+    n_in = int(np.prod(g.input_shape))
+    if len(g.input_shape) > 1:
+        nodes.append(helper.make_node("Reshape", [x, iconst("in_shape", [-1] + list(g.input_shape))],
+                                      ["in_shaped"]))
+        x = "in_shaped"
     cur = {g.input_name: x}
     if g.in_scale is not None:
         nodes.append(helper.make_node("Mul", [x, const("in_scale", g.in_scale)], ["in_mul"]))
@@ -79,12 +87,19 @@ def to_onnx(g: FloatGraph, name: str) -> onnx.ModelProto:
         else:
             raise AssertionError(k)
         cur[n.name] = out
-    outputs = []
-    for v, nm in zip(g.outputs, g.output_names):
-        nodes.append(helper.make_node("Identity", [cur[v]], [nm]))
+    flat, n_out = [], 0
+    for i, v in enumerate(g.outputs):
         shape = g.node(v).shape if v != g.input_name else g.input_shape
-        outputs.append(helper.make_tensor_value_info(nm, TensorProto.FLOAT, ["N"] + list(shape)))
-    inp = helper.make_tensor_value_info(x, TensorProto.FLOAT, ["N"] + list(g.input_shape))
+        n_out += int(np.prod(shape))
+        nodes.append(helper.make_node("Reshape", [cur[v], iconst(f"out{i}_shape", [-1, int(np.prod(shape))])],
+                                      [f"out{i}_flat"]))
+        flat.append(f"out{i}_flat")
+    if len(flat) == 1:
+        nodes.append(helper.make_node("Identity", flat, ["output"]))
+    else:
+        nodes.append(helper.make_node("Concat", flat, ["output"], axis=1))
+    outputs = [helper.make_tensor_value_info("output", TensorProto.FLOAT, ["N", n_out])]
+    inp = helper.make_tensor_value_info("input", TensorProto.FLOAT, ["N", n_in])
     graph = helper.make_graph(nodes, name, [inp], outputs, inits)
     model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", OPSET)],
                               producer_name="ml_lib mlexport")

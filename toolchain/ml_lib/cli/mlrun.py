@@ -1,0 +1,173 @@
+# SPDX-License-Identifier: GPL-2.0
+"""mlrun: run an exported model on float inputs with one of ml_lib's engines."""
+from __future__ import annotations
+
+import argparse
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from ml_lib.errors import UserError, run_cli
+
+EPILOG = """\
+examples:
+  mlrun out/ x.npy --engine python -o y.npy
+  mlrun out/ x.npy --engine c --raw -o y_raw.npy
+  mlrun out/ x.npy --engine kernel -o y.npy      # boots Debian's kernel under QEMU
+  mlrun user_out/ x.npy --engine proxy -o y.npy  # through /dev/ml_lib and mlproxyd
+
+Float inputs become raw integer features with the manifest's raw_scale
+(raw = round(x / raw_scale)); outputs are float32 (s32 / 2^frac_bits, class
+indices as int32) or, with --raw, the engine's s32 integers.  A model with
+several outputs is written as .npz keyed by output name.
+"""
+
+ENGINES = ("python", "c", "kernel", "proxy")
+
+
+def parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="mlrun", formatter_class=argparse.RawDescriptionHelpFormatter,
+                                description="Run an mlexport output folder on float inputs.",
+                                epilog=EPILOG)
+    p.add_argument("model_dir", metavar="DIR", help="folder mlexport wrote (e.g. out/)")
+    p.add_argument("input", metavar="INPUT.npy",
+                   help="float inputs, one row per sample, shaped like the calibration data "
+                        "(e.g. x.npy)")
+    p.add_argument("--engine", choices=ENGINES, default="python",
+                   help="python: the integer reference on the blob; c: the generated C built "
+                        "in user space; kernel: inside a booted kernel; proxy: through "
+                        "mlproxyd (default python; e.g. --engine c)")
+    p.add_argument("--raw", action="store_true",
+                   help="write the s32 outputs instead of dequantized float32 (e.g. --raw)")
+    p.add_argument("-o", "--output", metavar="OUT.npy", required=True,
+                   help="where to write the outputs, .npy (one output) or .npz (several; e.g. "
+                        "-o y.npy)")
+    p.add_argument("--debug", action="store_true",
+                   help="show the traceback of an error (e.g. --debug)")
+    return p
+
+
+def load_inputs(path: str, man: dict) -> np.ndarray:
+    try:
+        x = np.load(path, allow_pickle=False)
+    except FileNotFoundError as e:
+        raise UserError(f"{path}: no such file") from e
+    except (ValueError, OSError) as e:
+        raise UserError(f"{path}: not a .npy array ({e})") from e
+    if not isinstance(x, np.ndarray) or x.dtype.kind not in "iuf":
+        raise UserError(f"{path}: inputs must be integer or float numbers, not {x.dtype}")
+    shape = tuple(man["inputs"][0]["shape"])
+    if x.shape == shape:
+        x = x[None]
+    if tuple(x.shape[1:]) != shape:
+        raise UserError(f"{path}: inputs have shape {x.shape}; the model takes (rows, "
+                        f"{', '.join(map(str, shape))})")
+    x = x.astype(np.float64)
+    if not np.all(np.isfinite(x)):
+        raise UserError(f"{path}: inputs contain NaN or Inf")
+    return x
+
+
+def _not_landed(engine: str, what: str) -> UserError:
+    return UserError(f"engine '{engine}' is not available yet ({what} has not landed)")
+
+
+def run_engine(engine: str, d: Path, man: dict, x: np.ndarray, raw: np.ndarray) -> np.ndarray:
+    """s32 output rows [k, n_out] from the chosen engine."""
+    name = man["name"]
+    if engine in ("python", "c") and man["format"] != "ml_lib-kernel":
+        raise UserError(f"{d} is a --target user export (float ONNX); run it with --engine proxy")
+    if engine == "python":
+        from ml_lib import reference
+        from ml_lib.blob import read_blob
+        from ml_lib.validate import GraphError
+        try:
+            g = read_blob((d / man["blob"]).read_bytes())
+            return reference.run(g, raw).astype(np.int64)
+        except FileNotFoundError as e:
+            raise UserError(f"{d}: missing {man['blob']}") from e
+        except GraphError as e:
+            raise UserError(f"{d / man['blob']}: invalid blob ({e})") from e
+    if engine == "c":
+        try:
+            from ml_lib import cengine
+        except ImportError as e:
+            raise _not_landed(engine, "ml_lib.cengine") from e
+        files = {}
+        for fn in (f"{name}.c", f"{name}.h"):
+            p = d / fn
+            if not p.is_file():
+                raise UserError(f"{d}: missing {fn}")
+            files[fn] = p.read_text()
+        with tempfile.TemporaryDirectory(prefix="mlrun-") as tmp:
+            so = cengine.compile_generated(files, tmp, out_name=name)
+            return cengine.run_generated(so, name, raw).astype(np.int64)
+    if engine == "kernel":
+        try:
+            from ml_lib import kernel
+            run = kernel.run_exported
+        except (ImportError, AttributeError) as e:
+            raise _not_landed(engine, "ml_lib.kernel.run_exported") from e
+        return np.asarray(run(str(d), raw)).astype(np.int64).reshape(raw.shape[0], -1)
+    try:
+        from ml_lib import proxy
+        run = proxy.run_exported
+    except (ImportError, AttributeError) as e:
+        raise _not_landed(engine, "ml_lib.proxy.run_exported") from e
+    y = np.asarray(run(str(d), x.reshape(x.shape[0], -1)), dtype=np.float64)
+    # the proxy answers s32 / 2^F; go back to the integers it computed
+    return np.floor(y.reshape(x.shape[0], -1) * 2.0**man["frac_bits"] + 0.5).astype(np.int64)
+
+
+def split_outputs(man: dict, out: np.ndarray, raw: bool) -> dict[str, np.ndarray]:
+    res = {}
+    for o in man["output_specs"]:
+        n = int(np.prod(o["shape"]))
+        v = out[:, o["offset"]:o["offset"] + n].reshape((out.shape[0],) + tuple(o["shape"]))
+        if raw:
+            res[o["name"]] = v.astype(np.int32)
+        elif man["format"] == "ml_lib-user":
+            # the proxy answers every output as s32 * 2^frac_bits, indices too
+            f = v / 2.0**man["frac_bits"]
+            res[o["name"]] = np.floor(f + 0.5).astype(np.int32) if o["kind"] == "index" \
+                else f.astype(np.float32)
+        elif o["kind"] == "index":
+            res[o["name"]] = v.astype(np.int32)
+        else:
+            res[o["name"]] = (v / 2.0**o["frac_bits"]).astype(np.float32)
+    return res
+
+
+def _main(argv) -> int:
+    args = parser().parse_args(argv)
+    from ml_lib import manifest
+    from ml_lib.quantize import to_raw
+    d = Path(args.model_dir)
+    man = manifest.load(d)
+    x = load_inputs(args.input, man)
+    rs = np.asarray(man["inputs"][0]["raw_scale"], dtype=np.float64)
+    raw = to_raw(x, rs)
+    out = run_engine(args.engine, d, man, x, raw)
+    if out.shape != (x.shape[0], man["n_out"]):
+        raise RuntimeError(f"engine {args.engine} returned shape {out.shape}")
+    res = split_outputs(man, out, args.raw)
+    dest = Path(args.output)
+    if len(res) == 1:
+        np.save(dest, next(iter(res.values())))
+    else:
+        if dest.suffix != ".npz":
+            dest = dest.with_suffix(".npz")
+            print(f"mlrun: {len(res)} outputs, writing {dest}", file=sys.stderr)
+        np.savez(dest, **res)
+    return 0
+
+
+def main(argv=None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    return run_cli("mlrun", _main, argv, "--debug" in argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
