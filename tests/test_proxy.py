@@ -1,0 +1,237 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Host-side tests of the user-space proxy: ABI layout against the C header,
+manifest checks, the daemon's batching and conversions, the caller stub.
+The booted-kernel tests are in test_proxy_boot.py."""
+
+import errno
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ml_lib.errors import UserError
+from ml_lib.proxy import abi, daemon, models, stub
+from ml_lib.proxy.manifest import load_manifest, write_model_dir
+
+TOP = Path(__file__).resolve().parents[1]
+KDIR = next(iter(sorted(Path("/lib/modules").glob("*-amd64/build"))), None)
+
+C_LAYOUT = r"""
+#include <stdio.h>
+#include <stddef.h>
+#include <linux/ml_lib.h>
+#define S(t) printf(#t " %zu\n", sizeof(struct t))
+#define O(t, f) printf(#t "." #f " %zu\n", offsetof(struct t, f))
+int main(void)
+{
+	S(ml_lib_proxy_req); O(ml_lib_proxy_req, size); O(ml_lib_proxy_req, id);
+	O(ml_lib_proxy_req, model_id); O(ml_lib_proxy_req, n_in); O(ml_lib_proxy_req, in);
+	S(ml_lib_proxy_resp); O(ml_lib_proxy_resp, id); O(ml_lib_proxy_resp, n_out);
+	O(ml_lib_proxy_resp, out);
+	S(ml_lib_proxy_register); O(ml_lib_proxy_register, name);
+	S(ml_lib_proxy_record); O(ml_lib_proxy_record, feat);
+	S(ml_lib_proxy_dataset_read); O(ml_lib_proxy_dataset_read, buf);
+	O(ml_lib_proxy_dataset_read, n_records); O(ml_lib_proxy_dataset_read, dropped);
+	printf("IOC_REGISTER %lu\nIOC_DATASET_READ %lu\n",
+	       (unsigned long)ML_LIB_IOC_REGISTER, (unsigned long)ML_LIB_IOC_DATASET_READ);
+	printf("VERSION %d\nNAME_LEN %d\nMAX_IN %d\nMAX_OUT %d\n", ML_LIB_PROXY_VERSION,
+	       ML_LIB_PROXY_NAME_LEN, ML_LIB_PROXY_MAX_IN, ML_LIB_PROXY_MAX_OUT);
+	return 0;
+}
+"""
+
+
+@pytest.mark.parametrize("bits", ["-m64", "-m32"])
+def test_abi_matches_uapi_header(tmp_path, bits):
+    src = tmp_path / "layout.c"
+    src.write_text(C_LAYOUT)
+    exe = tmp_path / "layout"
+    cc = subprocess.run(["gcc", bits, "-Wall", "-Werror", "-I", str(TOP / "include/uapi"),
+                         str(src), "-o", str(exe)], capture_output=True, text=True)
+    if cc.returncode and bits == "-m32":
+        pytest.skip(f"no 32-bit toolchain: {cc.stderr.splitlines()[:1]}")
+    assert cc.returncode == 0, cc.stderr
+    got = dict(line.rsplit(" ", 1) for line in subprocess.check_output([str(exe)], text=True).splitlines())
+    got = {k: int(v) for k, v in got.items()}
+    # the same layout on 32- and 64-bit user space: no compat code needed
+    assert got == {
+        "ml_lib_proxy_req": abi.REQ_HDR.size, "ml_lib_proxy_req.size": 4,
+        "ml_lib_proxy_req.id": 8, "ml_lib_proxy_req.model_id": 16, "ml_lib_proxy_req.n_in": 20,
+        "ml_lib_proxy_req.in": 24,
+        "ml_lib_proxy_resp": abi.RESP_HDR.size, "ml_lib_proxy_resp.id": 8,
+        "ml_lib_proxy_resp.n_out": 20, "ml_lib_proxy_resp.out": 24,
+        "ml_lib_proxy_register": abi.REGISTER.size, "ml_lib_proxy_register.name": 16,
+        "ml_lib_proxy_record": abi.RECORD_HDR.size, "ml_lib_proxy_record.feat": 16,
+        "ml_lib_proxy_dataset_read": abi.DATASET_READ.size, "ml_lib_proxy_dataset_read.buf": 8,
+        "ml_lib_proxy_dataset_read.n_records": 24, "ml_lib_proxy_dataset_read.dropped": 32,
+        "IOC_REGISTER": abi.IOC_REGISTER, "IOC_DATASET_READ": abi.IOC_DATASET_READ,
+        "VERSION": abi.VERSION, "NAME_LEN": abi.NAME_LEN, "MAX_IN": abi.MAX_IN,
+        "MAX_OUT": abi.MAX_OUT,
+    }
+    # hand-computed: _IOW(0xb7, 1, 48 bytes), _IOWR(0xb7, 2, 40 bytes)
+    assert abi.IOC_REGISTER == 0x4030B701 and abi.IOC_DATASET_READ == 0xC028B702
+
+
+def test_response_padding_and_sizes():
+    assert abi.resp_size(1) == 32 and abi.resp_size(2) == 32 and abi.resp_size(3) == 40
+    r = abi.pack_response(5, 2, np.array([-1, 7, 3]))
+    assert len(r) == 40 and r[-4:] == b"\0\0\0\0"
+    assert r[24:36] == bytes.fromhex("ffffffff0700000003000000")
+
+
+@pytest.fixture(scope="module")
+def ident(tmp_path_factory):
+    return models.identity_dir(tmp_path_factory.mktemp("ident"))
+
+
+def scaled_identity(tmp_path, name="sc", raw_scale=0.5, frac_bits=4):
+    return write_model_dir(tmp_path / name, name, (Path(models.identity_dir(tmp_path / "i")) /
+                                                  "ident.onnx").read_bytes(),
+                           4, 4, raw_scale=raw_scale, frac_bits=frac_bits)
+
+
+def test_daemon_converts_raw_and_fixed_point(tmp_path):
+    m = daemon.Model(load_manifest(scaled_identity(tmp_path)))
+    # raw 3 * 0.5 = 1.5 -> 1.5 * 2^4 = 24; -3 -> -1.5 -> -24; 1 -> 0.5 -> 8
+    buf = abi.pack_request(11, 0, np.array([3, -3, 1, 0]))
+    data, n = daemon.answer({0: m}, buf)
+    assert n == 1
+    assert data == abi.RESP_HDR.pack(1, 40, 11, 0, 4) + np.array([24, -24, 8, 0], "<i4").tobytes() \
+        + b"\0" * 8 or data == abi.pack_response(11, 0, np.array([24, -24, 8, 0]))
+    assert data == bytes.fromhex("01000000" "28000000" "0b00000000000000" "00000000" "04000000"
+                                 "18000000" "e8ffffff" "08000000" "00000000")
+
+
+def test_fixed_point_rounds_half_up_and_saturates(tmp_path):
+    man = load_manifest(scaled_identity(tmp_path, frac_bits=1))
+    y = np.array([0.25, -0.25, 0.75, 2.0**40, -(2.0**40), np.nan])
+    # 0.5 -> 1 (half up), -0.5 -> 0, 1.5 -> 2, saturate, saturate, NaN -> 0
+    assert man.to_fixed(y).tolist() == [1, 0, 2, 2**31 - 1, -(2**31), 0]
+
+
+def test_daemon_one_run_per_model_per_batch(tmp_path, ident, monkeypatch):
+    a = daemon.Model(load_manifest(ident))
+    b = daemon.Model(load_manifest(scaled_identity(tmp_path)))
+    runs = []
+    for m in (a, b):
+        orig = m.run_float
+        monkeypatch.setattr(m, "run_float", lambda x, orig=orig: runs.append(len(x)) or orig(x))
+    reqs = [(1, 0, [1, 2, 3, 4]), (2, 1, [2, 2, 2, 2]), (3, 0, [5, 6, 7, 8]), (4, 0, [0, 0, 0, 9]),
+            (5, 1, [-2, 0, 0, 0])]
+    buf = b"".join(abi.pack_request(i, mid, np.array(x)) for i, mid, x in reqs)
+    data, n = daemon.answer({0: a, 1: b}, buf)
+    assert n == 5 and sorted(runs) == [2, 3]
+    got = {}
+    off = 0
+    while off < len(data):
+        _, size, rid, mid, k = abi.RESP_HDR.unpack_from(data, off)
+        got[rid] = (mid, np.frombuffer(data, "<i4", k, off + 24).tolist())
+        off += size
+    assert got == {1: (0, [1, 2, 3, 4]), 3: (0, [5, 6, 7, 8]), 4: (0, [0, 0, 0, 9]),
+                   2: (1, [16, 16, 16, 16]), 5: (1, [-16, 0, 0, 0])}
+
+
+def test_write_answers_skips_a_rejected_record(monkeypatch):
+    recs = [abi.pack_response(i, 0, np.array([i])) for i in range(3)]
+    written = []
+
+    def fake_write(fd, view):
+        head = bytes(view[:32])
+        if head == recs[1]:
+            raise OSError(errno.EINVAL, "late")
+        # the kernel takes whole good records up to the first bad one
+        n = 0
+        while n < len(view) and bytes(view[n:n + 32]) != recs[1]:
+            written.append(bytes(view[n:n + 32]))
+            n += 32
+        return n
+
+    monkeypatch.setattr(daemon.os, "write", fake_write)
+    assert daemon.write_answers(3, b"".join(recs)) == 1
+    assert written == [recs[0], recs[2]]
+
+
+@pytest.mark.parametrize("defect,message", [
+    ("missing", "no such directory"),
+    ("no_manifest", "expected one <name>.json manifest, found 0"),
+    ("bad_json", "is not valid JSON"),
+    ("no_onnx", "missing sc.onnx"),
+    ("bad_scale", "raw_scale values must be finite and > 0"),
+    ("bad_name", "is not a C identifier"),
+    ("no_n_out", "manifest lacks 'n_out'"),
+])
+def test_bad_model_folder(tmp_path, defect, message):
+    d = scaled_identity(tmp_path)
+    man = json.loads((d / "sc.json").read_text())
+    if defect == "missing":
+        d = tmp_path / "nope"
+    elif defect == "no_manifest":
+        (d / "sc.json").unlink()
+    elif defect == "bad_json":
+        (d / "sc.json").write_text("{")
+    elif defect == "no_onnx":
+        (d / "sc.onnx").unlink()
+    else:
+        if defect == "bad_scale":
+            man["raw_scale"] = [1, 1, 0, 1]
+        elif defect == "bad_name":
+            man["name"] = "a-b"
+        else:
+            del man["n_out"]
+        (d / "sc.json").write_text(json.dumps(man))
+    with pytest.raises(UserError, match=message):
+        load_manifest(d)
+    # the CLI: one line naming the cause, exit 2, no traceback
+    r = subprocess.run([sys.executable, "-m", "ml_lib.cli.mlproxyd", str(d)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2
+    lines = r.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mlproxyd: error: ") and message in lines[0]
+
+
+def test_mlproxyd_without_device_is_a_user_error(ident, tmp_path):
+    r = subprocess.run([sys.executable, "-m", "ml_lib.cli.mlproxyd", "--device",
+                        str(tmp_path / "none"), str(ident)], capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and "cannot open" in r.stderr
+
+
+def test_onnx_with_wrong_width_is_refused(tmp_path, ident):
+    d = write_model_dir(tmp_path / "w", "w", (Path(ident) / "ident.onnx").read_bytes(), 5, 5)
+    with pytest.raises(UserError, match=r"input shape .* is not \[batch, 5\]"):
+        daemon.load_models([d])
+
+
+def test_stub_builds_as_kernel_code_with_w1(tmp_path):
+    if KDIR is None:
+        pytest.skip("no kernel headers under /lib/modules")
+    files = stub.generate({"name": "big", "n_in": 3, "n_out": 2, "frac_bits": 16,
+                           "timeout_ms": 20, "features": ["queue_len", "lat", "x y"]})
+    assert list(files) == ["big_proxy.h"]
+    text = files["big_proxy.h"]
+    assert "#define BIG_N_IN\t\t3" in text and "#define BIG_TIMEOUT_US\t20000" in text
+    for name, body in files.items():
+        (tmp_path / name).write_text(body)
+    (tmp_path / "user.c").write_text(
+        "// SPDX-License-Identifier: GPL-2.0\n#include <linux/module.h>\n#include \"big_proxy.h\"\n"
+        "static const s32 dflt[BIG_N_OUT] = { 1, 2 };\n"
+        "static int __init u_init(void)\n{\n\ts64 in[BIG_N_IN] = { 1, 2, 3 };\n\ts32 out[BIG_N_OUT];\n"
+        "\tint ret = big_declare(dflt, ML_LIB_MODE_RECOMMENDATION);\n\n\tif (ret)\n\t\treturn ret;\n"
+        "\treturn big_infer(in, out) < 0 ? -EIO : 0;\n}\n"
+        "static void __exit u_exit(void)\n{\n\tbig_undeclare();\n}\n"
+        "module_init(u_init);\nmodule_exit(u_exit);\nMODULE_LICENSE(\"GPL\");\n")
+    (tmp_path / "Kbuild").write_text(f"obj-m := user.o\nccflags-y += -I{TOP}/include\n")
+    r = subprocess.run(["make", "-s", "-C", str(KDIR), f"M={tmp_path}", "W=1",
+                        "KBUILD_MODPOST_WARN=1", "modules"], capture_output=True, text=True)
+    diag = [ln for ln in (r.stdout + r.stderr).splitlines()
+            if ("warning" in ln or "error" in ln) and "undefined" not in ln]
+    assert r.returncode == 0 and not diag, r.stdout + r.stderr
+
+
+def test_mlp_has_about_4m_parameters(tmp_path):
+    d = models.mlp_dir(tmp_path / "big")
+    assert 3_500_000 <= models.param_count(d) <= 4_500_000
+    man = load_manifest(d)
+    assert (man.n_in, man.n_out, man.frac_bits) == (256, 16, 16)

@@ -1,0 +1,90 @@
+# SPDX-License-Identifier: GPL-2.0
+"""The /dev/ml_lib protocol, mirroring include/uapi/linux/ml_lib.h.
+
+Little-endian, naturally aligned, no holes; tests/test_proxy.py compiles the
+C header and checks every size, offset and ioctl number against this file.
+"""
+
+from __future__ import annotations
+
+import struct
+
+import numpy as np
+
+VERSION = 1
+NAME_LEN = 32
+MAX_IN = 4096
+MAX_OUT = 4096
+
+# struct ml_lib_proxy_req / _resp: version, size, id, model_id, n
+REQ_HDR = struct.Struct("<IIQII")
+RESP_HDR = struct.Struct("<IIQII")
+# struct ml_lib_proxy_register: version, n_in, n_out, flags, name[32]
+REGISTER = struct.Struct(f"<IIII{NAME_LEN}s")
+# struct ml_lib_proxy_dataset_read: version, model_id, buf, buf_len,
+# n_records, record_size, dropped
+DATASET_READ = struct.Struct("<IIQQIIQ")
+# struct ml_lib_proxy_record: seq, n, pad
+RECORD_HDR = struct.Struct("<QII")
+
+_IOC_WRITE, _IOC_READ = 1, 2
+IOC_MAGIC = 0xB7
+
+
+def _ioc(direction: int, nr: int, size: int) -> int:
+    return (direction << 30) | (size << 16) | (IOC_MAGIC << 8) | nr
+
+
+IOC_REGISTER = _ioc(_IOC_WRITE, 1, REGISTER.size)
+IOC_DATASET_READ = _ioc(_IOC_READ | _IOC_WRITE, 2, DATASET_READ.size)
+
+
+def req_size(n_in: int) -> int:
+    return REQ_HDR.size + 8 * n_in
+
+
+def resp_size(n_out: int) -> int:
+    return RESP_HDR.size + (4 * n_out + 7) // 8 * 8
+
+
+def pack_register(name: str, n_in: int, n_out: int) -> bytes:
+    raw = name.encode()
+    if len(raw) >= NAME_LEN:
+        raise ValueError(f"model name {name!r} longer than {NAME_LEN - 1} bytes")
+    return REGISTER.pack(VERSION, n_in, n_out, 0, raw)
+
+
+def pack_request(req_id: int, model_id: int, x: np.ndarray) -> bytes:
+    """A request as the kernel writes it (used by tests and the floor bench)."""
+    x = np.ascontiguousarray(x, dtype="<i8")
+    return REQ_HDR.pack(VERSION, req_size(x.size), req_id, model_id, x.size) + x.tobytes()
+
+
+def parse_requests(buf: bytes) -> list[tuple[int, int, np.ndarray]]:
+    """Split one read() into (id, model_id, raw s64 features) records."""
+    out = []
+    off = 0
+    while off < len(buf):
+        version, size, req_id, model_id, n_in = REQ_HDR.unpack_from(buf, off)
+        if version != VERSION or size != req_size(n_in) or off + size > len(buf):
+            raise ValueError(f"malformed request record at byte {off}")
+        x = np.frombuffer(buf, dtype="<i8", count=n_in, offset=off + REQ_HDR.size)
+        out.append((req_id, model_id, x))
+        off += size
+    return out
+
+
+def pack_response(req_id: int, model_id: int, y: np.ndarray) -> bytes:
+    y = np.ascontiguousarray(y, dtype="<i4")
+    pad = b"\0" * (resp_size(y.size) - RESP_HDR.size - 4 * y.size)
+    return RESP_HDR.pack(VERSION, resp_size(y.size), req_id, model_id, y.size) + y.tobytes() + pad
+
+
+def parse_records(buf: bytes, n_records: int, record_size: int):
+    """Dataset records from ML_LIB_IOC_DATASET_READ: [(seq, features)]."""
+    out = []
+    for k in range(n_records):
+        off = k * record_size
+        seq, n, _pad = RECORD_HDR.unpack_from(buf, off)
+        out.append((seq, np.frombuffer(buf, dtype="<i8", count=n, offset=off + RECORD_HDR.size)))
+    return out

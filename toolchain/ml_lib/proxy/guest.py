@@ -1,0 +1,470 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Runs inside the booted guest (as root): loads the modules, starts daemons,
+drives the test caller module (tests/kmod/ml_lib_proxy_test.c) and writes
+what it observed as JSON for the host to judge. It asserts nothing itself:
+tests/test_proxy_boot.py does.
+
+    python -m ml_lib.proxy.guest suite  --build B --ident DIR --out R.json
+    python -m ml_lib.proxy.guest infer  --build B --model-dir DIR --raw X.npy --out Y.npz
+    python -m ml_lib.proxy.guest bench  --build B --ident DIR --out R.json
+    python -m ml_lib.proxy.guest hang   --name N --n-in I --n-out O --ready F
+"""
+
+from __future__ import annotations
+
+import argparse
+import errno
+import fcntl
+import json
+import os
+import re
+import select
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from . import abi
+
+DEV = "/dev/ml_lib"
+TDIR = "/sys/kernel/debug/ml_lib_proxy_test"
+BAD_LOG = re.compile(r"WARNING|BUG|KASAN|UBSAN|Oops|Call Trace|general protection|refcount_t")
+
+
+def sh(cmd: str) -> str:
+    return subprocess.run(cmd, shell=True, check=True, capture_output=True, text=True).stdout
+
+
+class Guest:
+    def __init__(self, build: str):
+        self.build = Path(build)
+        self.dmesg_seen = 0
+
+    def load_lib(self):
+        if not Path("/sys/module/ml_lib").exists():
+            sh(f"insmod {self.build}/lib/ml/ml_lib.ko")
+
+    def load_test(self, **params):
+        self.unload_test()
+        args = " ".join(f"{k}={v}" for k, v in params.items())
+        sh(f"insmod {self.build}/kmod/ml_lib_proxy_test.ko {args}")
+
+    def unload_test(self) -> bool:
+        if Path("/sys/module/ml_lib_proxy_test").exists():
+            return subprocess.run(["rmmod", "ml_lib_proxy_test"]).returncode == 0
+        return True
+
+    def infer(self, raw: np.ndarray, n_out: int):
+        raw = np.ascontiguousarray(raw, dtype="<i8")
+        fd = os.open(f"{TDIR}/infer", os.O_RDWR)
+        try:
+            os.write(fd, raw.tobytes())
+            res = b""
+            while True:
+                chunk = os.read(fd, 1 << 20)
+                if not chunk:
+                    break
+                res += chunk
+        finally:
+            os.close(fd)
+        r = np.frombuffer(res, dtype="<i8").reshape(raw.shape[0], 2 + n_out)
+        return r[:, 0].copy(), r[:, 1].copy(), r[:, 2:].copy()
+
+    def stress(self, kind: str, threads: int, count: int) -> dict:
+        Path(f"{TDIR}/stress").write_text(f"{kind} {threads} {count}")
+        words = Path(f"{TDIR}/stress").read_text().split()
+        return {words[i]: int(words[i + 1]) for i in range(0, len(words), 2)}
+
+    def publish(self, rows: np.ndarray):
+        Path(f"{TDIR}/publish").write_bytes(np.ascontiguousarray(rows, dtype="<i8").tobytes())
+
+    def stats(self, name: str) -> dict:
+        out = {}
+        for line in Path(f"/sys/kernel/debug/ml_lib_proxy/{name}/stats").read_text().splitlines():
+            k, *v = line.split()
+            out[k] = v[0] if k == "mode" else ([int(x) for x in v] if len(v) > 1 else int(v[0]))
+        return out
+
+    def set_mode(self, name: str, mode: int):
+        Path(f"/sys/kernel/debug/ml_lib_proxy/{name}/mode").write_text(f"{mode}\n")
+
+    def start_daemon(self, dirs, *extra) -> subprocess.Popen:
+        ready = Path(f"/tmp/mlproxyd.{time.monotonic_ns()}.ready")
+        p = subprocess.Popen([sys.executable, "-m", "ml_lib.cli.mlproxyd", "--ready", str(ready),
+                              *extra, *map(str, dirs)], stderr=subprocess.PIPE, text=True)
+        wait_for(lambda: ready.exists() or p.poll() is not None, 120)
+        if p.poll() is not None:
+            raise RuntimeError(f"mlproxyd exited {p.returncode}: {p.stderr.read()}")
+        return p
+
+    def dmesg_bad(self) -> list[str]:
+        lines = sh("dmesg").splitlines()
+        new, self.dmesg_seen = lines[self.dmesg_seen:], len(lines)
+        return [ln for ln in new if BAD_LOG.search(ln)]
+
+
+def wait_for(cond, timeout: float):
+    end = time.monotonic() + timeout
+    while not cond():
+        if time.monotonic() > end:
+            raise TimeoutError("condition not met in time")
+        time.sleep(0.02)
+
+
+def stop_daemon(p: subprocess.Popen) -> dict:
+    p.send_signal(signal.SIGTERM)
+    try:
+        _, err = p.communicate(timeout=30)
+    except subprocess.TimeoutExpired:
+        p.kill()
+        _, err = p.communicate()
+    return {"rc": p.returncode, "stderr": err.strip().splitlines()[-3:]}
+
+
+class RawClient:
+    """A hand-driven daemon speaking the raw ABI, for faults mlproxyd never makes."""
+
+    def __init__(self, name: str, n_in: int, n_out: int):
+        self.fd = os.open(DEV, os.O_RDWR)
+        self.model_id = fcntl.ioctl(self.fd, abi.IOC_REGISTER, abi.pack_register(name, n_in, n_out))
+        self.n_out = n_out
+
+    def requests(self, timeout: float = 30.0):
+        r, _, _ = select.select([self.fd], [], [], timeout)
+        if not r:
+            raise TimeoutError("no request arrived")
+        return abi.parse_requests(os.read(self.fd, 1 << 16))
+
+    def write(self, data: bytes):
+        """Returns bytes accepted or -errno."""
+        try:
+            return os.write(self.fd, data)
+        except OSError as e:
+            return -e.errno
+
+    def dataset(self, max_bytes: int = 1 << 20):
+        buf = bytearray(max_bytes)
+        arg = bytearray(abi.DATASET_READ.pack(abi.VERSION, self.model_id, 0, 0, 0, 0, 0))
+        import ctypes
+
+        cbuf = (ctypes.c_char * max_bytes).from_buffer(buf)
+        arg = bytearray(abi.DATASET_READ.pack(abi.VERSION, self.model_id, ctypes.addressof(cbuf),
+                                              max_bytes, 0, 0, 0))
+        fcntl.ioctl(self.fd, abi.IOC_DATASET_READ, arg)
+        _, _, _, _, n, size, dropped = abi.DATASET_READ.unpack(bytes(arg))
+        recs = abi.parse_records(bytes(buf), n, size)
+        del cbuf
+        return recs, dropped
+
+    def close(self):
+        os.close(self.fd)
+
+
+def in_thread(fn, *args):
+    box = {}
+
+    def run():
+        try:
+            box["value"] = fn(*args)
+        except BaseException as e:  # reported to the host, not swallowed
+            box["error"] = repr(e)
+
+    t = threading.Thread(target=run)
+    t.start()
+    return t, box
+
+
+# --- scenarios: each returns what it saw, plus new bad kernel log lines ---
+
+IDENT = {"name": "ident", "n_in": 4, "n_out": 4}
+
+
+def sc_end_to_end_identity(g: Guest, ident: str) -> dict:
+    g.load_test(**IDENT, timeout_ms=10000)
+    d = g.start_daemon([ident])
+    raw = np.arange(40, dtype=np.int64).reshape(10, 4) * 3 - 50
+    src, _, out = g.infer(raw, 4)
+    st = g.stats("ident")
+    stop = stop_daemon(d)
+    return {"raw": raw.tolist(), "src": src.tolist(), "out": out.tolist(), "stats": st,
+            "daemon": stop, "unload": g.unload_test()}
+
+
+def sc_modes(g: Guest, ident: str) -> dict:
+    g.load_test(**IDENT, timeout_ms=10000)
+    d = g.start_daemon([ident])
+    raw = np.tile(np.array([[1, 2, 3, 4]]), (100, 1))
+    res = {}
+    for mode in (0, 1, 2, 3):
+        g.set_mode("ident", mode)
+        src, _, out = g.infer(raw, 4)
+        res[str(mode)] = {"proxy": int((src == 1).sum()), "fallback": int((src == 2).sum()),
+                          "fallback_out_ok": bool((out[src == 2] == [-1, -2, -3, -4]).all()),
+                          "proxy_out_ok": bool((out[src == 1] == [1, 2, 3, 4]).all())}
+    res["stats"] = g.stats("ident")
+    res["daemon"] = stop_daemon(d)
+    # no daemon at all: immediate fallback
+    t0 = time.monotonic()
+    src, ns, _ = g.infer(raw[:5], 4)
+    res["absent"] = {"src": src.tolist(), "max_ns": int(ns.max()), "wall": time.monotonic() - t0}
+    res["unload"] = g.unload_test()
+    return res
+
+
+def sc_stress(g: Guest, ident: str, threads=8, count=1000) -> dict:
+    g.load_test(**IDENT, timeout_ms=30000)
+    d = g.start_daemon([ident])
+    res = {"sync": g.stress("sync", threads, count), "async": g.stress("async", threads, count)}
+    res["stats"] = g.stats("ident")
+    res["daemon"] = stop_daemon(d)
+    res["unload"] = g.unload_test()
+    return res
+
+
+def sc_sigkill(g: Guest, ident: str) -> dict:
+    timeout_ms = 4000
+    g.load_test(**IDENT, timeout_ms=timeout_ms)
+    ready = Path("/tmp/hang.ready")
+    ready.unlink(missing_ok=True)
+    hang = subprocess.Popen([sys.executable, "-m", "ml_lib.proxy.guest", "hang", "--name", "ident",
+                             "--n-in", "4", "--n-out", "4", "--ready", str(ready)])
+    wait_for(ready.exists, 60)
+    t, box = in_thread(g.stress, "sync", 8, 5)
+    wait_for(lambda: g.stats("ident")["inflight"] == 8, 60)
+    before = g.stats("ident")
+    t_kill = time.monotonic()
+    hang.send_signal(signal.SIGKILL)
+    hang.wait()
+    t.join()
+    after_kill = time.monotonic() - t_kill
+    res = {"timeout_ms": timeout_ms, "before": before, "verdict": box,
+           "seconds_kill_to_all_answered": after_kill, "after": g.stats("ident")}
+    d = g.start_daemon([ident])
+    res["again"] = g.stress("sync", 8, 100)
+    res["daemon"] = stop_daemon(d)
+    res["final"] = g.stats("ident")
+    res["unload"] = g.unload_test()
+    return res
+
+
+def sc_slow(g: Guest) -> dict:
+    res = {}
+    for timeout_ms in (200, 500):
+        g.load_test(**IDENT, timeout_ms=timeout_ms)
+        c = RawClient("ident", 4, 4)
+        raw = np.arange(24, dtype=np.int64).reshape(6, 4)
+        t, box = in_thread(g.infer, raw, 4)
+        late = []
+        for _ in range(len(raw)):
+            reqs = c.requests()
+            time.sleep(timeout_ms * 1.5 / 1000)
+            for rid, mid, x in reqs:
+                late.append(c.write(abi.pack_response(rid, mid, x)))
+        t.join()
+        src, ns, out = box["value"]
+        # a daemon that is slow but within the timeout is still used
+        t2, box2 = in_thread(g.infer, raw[:3], 4)
+        for _ in range(3):
+            reqs = c.requests()
+            time.sleep(timeout_ms * 0.25 / 1000)
+            for rid, mid, x in reqs:
+                c.write(abi.pack_response(rid, mid, x))
+        t2.join()
+        src2, ns2, out2 = box2["value"]
+        c.close()
+        res[str(timeout_ms)] = {"src": src.tolist(), "latency_ns": ns.tolist(),
+                                "late_writes": late, "out": out.tolist(),
+                                "within_src": src2.tolist(), "within_out": out2.tolist(),
+                                "within_raw": raw[:3].tolist(), "stats": g.stats("ident")}
+        res[f"unload_{timeout_ms}"] = g.unload_test()
+    return res
+
+
+def sc_malformed(g: Guest) -> dict:
+    g.load_test(**IDENT, timeout_ms=20000)
+    c = RawClient("ident", 4, 4)
+    t, box = in_thread(g.infer, np.array([[5, 6, 7, 8]]), 4)
+    (rid, mid, x), = c.requests()
+    good = abi.pack_response(rid, mid, x * 10)
+    hdr = abi.RESP_HDR
+    y = (x * 10).astype("<i4").tobytes()
+    cases = {
+        "short": good[:10],
+        "short_payload": good[:-4],
+        "oversize": hdr.pack(1, abi.resp_size(4) + 8, rid, mid, 4) + y + b"\0" * 8,
+        "size_field": hdr.pack(1, abi.resp_size(4) - 8, rid, mid, 4) + y,
+        "version": hdr.pack(2, abi.resp_size(4), rid, mid, 4) + y,
+        "unknown_id": abi.pack_response(rid + 1000, mid, x * 10),
+        "wrong_model": abi.pack_response(rid, mid + 1, x * 10),
+        "wrong_n_out": abi.pack_response(rid, mid, (x * 10)[:3]),
+        "too_many_out": abi.pack_response(rid, mid, np.zeros(6, dtype=np.int64)),
+        "nonzero_pad": hdr.pack(1, abi.resp_size(3), rid, mid, 3) + y[:12] + b"\1\0\0\0",
+    }
+    res = {"bad": {k: c.write(v) for k, v in cases.items()}, "good": c.write(good),
+           "duplicate": c.write(good)}
+    t.join()
+    src, _, out = box["value"]
+    res["first"] = {"src": src.tolist(), "out": out.tolist()}
+    # a good answer followed by garbage in one write: the good one is taken
+    t, box = in_thread(g.infer, np.array([[1, 1, 2, 3]]), 4)
+    (rid, mid, x), = c.requests()
+    good2 = abi.pack_response(rid, mid, x * 10)
+    res["mixed"] = {"len_good": len(good2), "ret": c.write(good2 + cases["unknown_id"])}
+    t.join()
+    src, _, out = box["value"]
+    res["second"] = {"src": src.tolist(), "out": out.tolist()}
+    # a read buffer too small for one record
+    t, box = in_thread(g.infer, np.array([[2, 2, 2, 2]]), 4)
+    select.select([c.fd], [], [], 30)
+    try:
+        os.read(c.fd, 8)
+        res["small_read"] = 0
+    except OSError as e:
+        res["small_read"] = -e.errno
+    (rid, mid, x), = c.requests()
+    c.write(abi.pack_response(rid, mid, x))
+    t.join()
+    res["third_src"] = box["value"][0].tolist()
+    res["stats"] = g.stats("ident")
+    c.close()
+    res["unload"] = g.unload_test()
+    return res
+
+
+def sc_unprivileged(g: Guest) -> dict:
+    g.load_test(**IDENT, timeout_ms=1000)
+    probe = f"import os\ntry:\n os.open('{DEV}', os.O_RDWR); print(0)\nexcept OSError as e:\n print(e.errno)"
+    res = {}
+    no_cap = subprocess.run(["setpriv", "--inh-caps=-sys_admin", "--bounding-set=-sys_admin",
+                             sys.executable, "-c", probe], capture_output=True, text=True)
+    res["root_without_cap_sys_admin"] = int(no_cap.stdout.strip() or -999)
+    nobody = subprocess.run(["setpriv", "--reuid=65534", "--regid=65534", "--clear-groups",
+                             sys.executable, "-c", probe], capture_output=True, text=True)
+    res["nobody"] = int(nobody.stdout.strip() or -999)
+    res["root"] = int(subprocess.run([sys.executable, "-c", probe], capture_output=True,
+                                     text=True).stdout.strip() or -999)
+    res["EPERM"], res["EACCES"] = errno.EPERM, errno.EACCES
+    res["unload"] = g.unload_test()
+    return res
+
+
+def sc_dataset(g: Guest) -> dict:
+    g.load_test(**IDENT, timeout_ms=1000, dataset_records=64, dataset_features=4)
+    c = RawClient("ident", 4, 4)
+    rows = np.array([[i, 2 * i, -i, 7] for i in range(100)], dtype=np.int64)
+    g.publish(rows)
+    recs, dropped = c.dataset()
+    g.publish(rows[:10] + 1000)
+    recs2, dropped2 = c.dataset()
+    empty, _ = c.dataset()
+    res = {"first": {"seq": [s for s, _ in recs], "feat": [f.tolist() for _, f in recs],
+                     "dropped": dropped},
+           "second": {"seq": [s for s, _ in recs2], "feat": [f.tolist() for _, f in recs2],
+                      "dropped": dropped2},
+           "empty": len(empty), "stats": g.stats("ident")}
+    c.close()
+    res["unload"] = g.unload_test()
+    return res
+
+
+SUITE = {
+    "end_to_end_identity": lambda g, a: sc_end_to_end_identity(g, a.ident),
+    "modes": lambda g, a: sc_modes(g, a.ident),
+    "malformed": lambda g, a: sc_malformed(g),
+    "unprivileged": lambda g, a: sc_unprivileged(g),
+    "dataset": lambda g, a: sc_dataset(g),
+    "slow": lambda g, a: sc_slow(g),
+    "sigkill": lambda g, a: sc_sigkill(g, a.ident),
+    "stress": lambda g, a: sc_stress(g, a.ident),
+}
+
+
+def run_suite(args) -> dict:
+    g = Guest(args.build)
+    g.load_lib()
+    g.dmesg_bad()
+    results = {}
+    only = args.only.split(",") if args.only else list(SUITE)
+    for name in only:
+        t0 = time.monotonic()
+        try:
+            r = SUITE[name](g, args)
+        except BaseException as e:  # keep going: the host reports every scenario
+            r = {"error": repr(e)}
+            g.unload_test()
+        r["dmesg_bad"] = g.dmesg_bad()
+        r["seconds"] = time.monotonic() - t0
+        results[name] = r
+        Path(args.out).write_text(json.dumps(results, indent=1))
+    results["rmmod_ml_lib"] = subprocess.run(["rmmod", "ml_lib"]).returncode
+    results["dmesg_final_bad"] = g.dmesg_bad()
+    return results
+
+
+def run_infer(args) -> dict:
+    """mlrun --engine proxy: every row through the kernel API and mlproxyd."""
+    from .manifest import load_manifest
+
+    man = load_manifest(args.model_dir)
+    g = Guest(args.build)
+    g.load_lib()
+    g.dmesg_bad()
+    g.load_test(name=man.name, n_in=man.n_in, n_out=man.n_out, timeout_ms=args.timeout_ms)
+    d = g.start_daemon([args.model_dir])
+    raw = np.load(args.raw)
+    src, ns, out = g.infer(raw, man.n_out)
+    stats = g.stats(man.name)
+    stop = stop_daemon(d)
+    unload = g.unload_test()
+    np.savez(args.out, src=src, ns=ns, out=out)
+    return {"stats": stats, "daemon": stop, "unload": unload, "dmesg_bad": g.dmesg_bad(),
+            "rmmod_ml_lib": subprocess.run(["rmmod", "ml_lib"]).returncode}
+
+
+def hang(args):
+    """A daemon that reads requests and never answers (killed by the test)."""
+    fd = os.open(DEV, os.O_RDWR)
+    fcntl.ioctl(fd, abi.IOC_REGISTER, abi.pack_register(args.name, args.n_in, args.n_out))
+    Path(args.ready).write_text("ready\n")
+    while True:
+        select.select([fd], [], [])
+        os.read(fd, 1 << 16)
+
+
+def main(argv=None):
+    p = argparse.ArgumentParser(prog="ml_lib.proxy.guest")
+    p.add_argument("what", choices=["suite", "infer", "bench", "hang"])
+    p.add_argument("--build")
+    p.add_argument("--ident")
+    p.add_argument("--only")
+    p.add_argument("--out")
+    p.add_argument("--model-dir")
+    p.add_argument("--raw")
+    p.add_argument("--timeout-ms", type=int, default=30000)
+    p.add_argument("--name")
+    p.add_argument("--n-in", type=int)
+    p.add_argument("--n-out", type=int)
+    p.add_argument("--ready")
+    p.add_argument("--rounds", type=int, default=2000)
+    args = p.parse_args(argv)
+    if args.what == "hang":
+        return hang(args)
+    if args.what == "suite":
+        res = run_suite(args)
+    elif args.what == "infer":
+        res = run_infer(args)
+        args.out = args.out + ".json"
+    else:
+        from .bench import run_bench
+
+        res = run_bench(Guest(args.build), args)
+    Path(args.out).write_text(json.dumps(res, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
