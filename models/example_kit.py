@@ -51,8 +51,10 @@ def feature_stats(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     mean = x.mean(axis=0)
     std = x.std(axis=0)
     std = np.where(std < 1e-6, 1.0, std)
-    # round so the constants (and the export) do not depend on float noise
-    return np.round(mean, 3), np.round(std, 3)
+    # Integer centres: raw features are integers and the engine's INPUT op
+    # subtracts an integer offset, so an integer mean is represented exactly
+    # (a fractional one would be rounded at export, a bias of up to 0.5/std).
+    return np.round(mean), np.round(std, 3)
 
 
 def train_classifier(model: nn.Module, x: np.ndarray, y: np.ndarray, *, epochs: int,
@@ -142,3 +144,56 @@ def split_time(n: int, frac: float = 0.7) -> tuple[slice, slice]:
     """Train on the first part of a trace, test on the later part (no leakage)."""
     k = int(n * frac)
     return slice(0, k), slice(k, n)
+
+
+def mlexport_argv(task_dir: Path, out_dir: Path, export: dict, bits: int = 8,
+                  model: Path | None = None, calib: Path | None = None) -> list[str]:
+    """The mlexport command line that made a task's committed export/."""
+    argv = [str(REPO / ".venv" / "bin" / "mlexport"), str(model or task_dir / "model.pt2"),
+            "--calib", str(calib or task_dir / "calib.npy"), "--name", export["name"],
+            "--features", ",".join(export["features"]), "-o", str(out_dir), "-q"]
+    if bits != 8:
+        argv += ["--bits", str(bits)]
+    return argv + list(export.get("args", []))
+
+
+def run_mlexport(task_dir: Path, out_dir: Path, export: dict, bits: int = 8, **kw) -> Path:
+    import subprocess
+    argv = mlexport_argv(task_dir, out_dir, export, bits, **kw)
+    r = subprocess.run(argv, capture_output=True, text=True)
+    if r.returncode != 0:
+        raise RuntimeError(f"{' '.join(argv)} failed: {r.stderr.strip()}")
+    return out_dir
+
+
+def exported_graph(out_dir: Path, name: str):
+    """The integer graph mlexport wrote (its blob, which carries exactly
+    what the generated C tables carry)."""
+    from ml_lib.blob import read_blob
+    return read_blob((out_dir / f"{name}.mlb").read_bytes())
+
+
+def run_int(graph, x: np.ndarray, batch: int = 4096) -> np.ndarray:
+    """ml_lib's integer reference on raw s64 features."""
+    from ml_lib import reference
+    x = np.asarray(x, dtype=np.int64)
+    return np.concatenate([reference.run(graph, x[i:i + batch]) for i in range(0, len(x), batch)])
+
+
+def run_float(task_dir: Path, x: np.ndarray) -> np.ndarray:
+    """The committed float model on the same raw features."""
+    m = torch.export.load(str(task_dir / "model.pt2")).module()
+    with torch.no_grad():
+        return m(torch.tensor(np.asarray(x), dtype=torch.float32)).numpy()
+
+
+def int_variants(task_dir: Path, export: dict, x: np.ndarray, scratch: Path):
+    """{bits: (outputs, table_bytes)} for the committed int8 export and a
+    fresh int16 export (same model, same calibration, --bits 16)."""
+    res = {}
+    for bits in (8, 16):
+        out = task_dir / "export" if bits == 8 else run_mlexport(
+            task_dir, scratch / f"int{bits}", export, bits)
+        g = exported_graph(out, export["name"])
+        res[bits] = (run_int(g, x), g.table_bytes())
+    return res

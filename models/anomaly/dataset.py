@@ -24,3 +24,6 @@ def load():
     x, kind = simulate.simulate(SECONDS, np.random.default_rng(SEED))
     train, test = split_time(len(x))
     return {"x": x, "kind": kind, "y": (kind > 0).astype(np.int64), "train": train, "test": test}
+
+#: how the committed export/ was made (see example_kit.mlexport_argv)
+EXPORT = {"name": "anomaly", "features": list(simulate.FEATURES), "args": []}

@@ -27,3 +27,6 @@ def load():
     y = (lat > SLOW_US).astype(np.int64)
     train, test = split_time(len(x))
     return {"x": x, "latency": lat, "y": y, "train": train, "test": test}
+
+#: how the committed export/ was made (see example_kit.mlexport_argv)
+EXPORT = {"name": "linnos", "features": list(simulate.FEATURES), "args": ["--argmax"]}

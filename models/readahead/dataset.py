@@ -31,3 +31,6 @@ def load():
             "ondemand_wait": np.array([c["wait_us"] for c in ondemand]),
             "ondemand_device": np.array([c["device_us"] for c in ondemand]),
             "pattern": np.array(patterns), "train": train, "test": test}
+
+#: how the committed export/ was made (see example_kit.mlexport_argv)
+EXPORT = {"name": "readahead", "features": list(simulate.FEATURES), "args": ["--argmax"]}
