@@ -21,7 +21,9 @@ CORE_CFLAGS := -std=gnu11 -O2 $(CORE_WARN) $(CORE_INC)
 # all), no red zone, no libc, no builtins. -Wframe-larger-than matches W=1.
 CORE_KFLAGS := -std=gnu11 -O2 $(CORE_WARN) -ffreestanding -nostdinc -fno-builtin \
 	-mgeneral-regs-only -mno-red-zone -fno-pic -fno-strict-aliasing \
-	-Wframe-larger-than=1024 -DML_LIB_FREESTANDING $(CORE_INC)
+	-Wframe-larger-than=1024 -DML_LIB_FREESTANDING \
+	-isystem $(shell $(CC) -print-file-name=include) \
+	'-D__always_inline=inline __attribute__((__always_inline__))' $(CORE_INC)
 CORE_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
 CORE_API := ml_lib_blob_parse ml_lib_run ml_lib_graph_free ml_lib_graph_validate
 CORE_MAP := $(BUILD)/core/ml_lib.map
@@ -30,12 +32,16 @@ FUZZ_SECONDS ?= 60
 FUZZ_DIR := $(BUILD)/fuzz
 
 .PHONY: core-lib core-san core-kflags stack-check fuzz fuzz-seeds check-core \
-	print-core-srcs bench-core
-# CHECK_TARGETS += check-core  (enabled once the fuzz target and tests land)
+	print-core-srcs core-kflags-probe bench-core
+CHECK_TARGETS += check-core
 bench: bench-core
 
 print-core-srcs:
 	@echo $(CORE_SRCS)
+
+# For tests/test_c_build.py: compile PROBE=<file.c> with the kernel-like flags.
+core-kflags-probe:
+	$(CC) $(CORE_KFLAGS) -c -o /dev/null $(PROBE)
 
 # Only the public API is exported from the shared objects.
 $(CORE_MAP): mk/core.mk

@@ -43,21 +43,21 @@ struct ml_lib_blob_opdesc {
 };
 
 static const struct ml_lib_blob_opdesc ml_lib_blob_ops[ML_OP_MAX_CODE + 1] = {
-	[ML_OP_INPUT]		= { 2, 4, { 8, 1, 4, 1 } },
-	[ML_OP_FC]		= { 4, 4, { 1, 4, 4, 1 } },
-	[ML_OP_CONV1D]		= { 10, 4, { 1, 4, 4, 1 } },
-	[ML_OP_MAXPOOL1D]	= { 5, 0 },
-	[ML_OP_AVGPOOL1D]	= { 9, 0 },
-	[ML_OP_CLAMP]		= { 3, 0 },
-	[ML_OP_LEAKY_RELU]	= { 5, 0 },
-	[ML_OP_LUT]		= { 1, 1, { 2 } },
-	[ML_OP_ADD]		= { 6, 0 },
-	[ML_OP_RESCALE]		= { 5, 0 },
-	[ML_OP_CONCAT]		= { 3, 0 },
-	[ML_OP_RESHAPE]		= { 1, 0 },
-	[ML_OP_SOFTMAX]		= { 5, 1, { 4 } },
-	[ML_OP_ARGMAX]		= { 2, 0 },
-	[ML_OP_OUTPUT]		= { 5, 0 },
+	[ML_OP_INPUT]		= { .n_p = 2, .n_d = 4, .esize = { 8, 1, 4, 1 } },
+	[ML_OP_FC]		= { .n_p = 4, .n_d = 4, .esize = { 1, 4, 4, 1 } },
+	[ML_OP_CONV1D]		= { .n_p = 10, .n_d = 4, .esize = { 1, 4, 4, 1 } },
+	[ML_OP_MAXPOOL1D]	= { .n_p = 5 },
+	[ML_OP_AVGPOOL1D]	= { .n_p = 9 },
+	[ML_OP_CLAMP]		= { .n_p = 3 },
+	[ML_OP_LEAKY_RELU]	= { .n_p = 5 },
+	[ML_OP_LUT]		= { .n_p = 1, .n_d = 1, .esize = { 2 } },
+	[ML_OP_ADD]		= { .n_p = 6 },
+	[ML_OP_RESCALE]		= { .n_p = 5 },
+	[ML_OP_CONCAT]		= { .n_p = 3 },
+	[ML_OP_RESHAPE]		= { .n_p = 1 },
+	[ML_OP_SOFTMAX]		= { .n_p = 5, .n_d = 1, .esize = { 4 } },
+	[ML_OP_ARGMAX]		= { .n_p = 2 },
+	[ML_OP_OUTPUT]		= { .n_p = 5 },
 };
 
 /* One op record, decoded. */
@@ -83,6 +83,11 @@ static int ml_lib_blob_check_name(const u8 *name)
 		      (name[i] >= 'a' && name[i] <= 'z') || (name[i] >= 'A' && name[i] <= 'Z')))
 			return -EINVAL;
 	return 0;
+}
+
+static u64 ml_lib_align8(u64 v)
+{
+	return (v + 7) & ~7ULL;
 }
 
 static int ml_lib_blob_read_hdr(const u8 *b, size_t len, struct ml_lib_blob_hdr *h)
@@ -114,7 +119,7 @@ static int ml_lib_blob_read_hdr(const u8 *b, size_t len, struct ml_lib_blob_hdr 
 		return -E2BIG;
 	records = ML_LIB_BLOB_HDR_LEN + (u64)ML_LIB_BLOB_TENSOR_LEN * h->n_tensors +
 		  (u64)ML_LIB_BLOB_OP_LEN * h->n_ops;
-	if (h->data_off != ALIGN(records, 8))
+	if (h->data_off != ml_lib_align8(records))
 		return -EMSGSIZE;
 	if (get_unaligned_le32(b + 44))
 		return -EINVAL;
@@ -314,9 +319,9 @@ struct ml_lib_blob_layout {
 
 static int ml_lib_blob_layout(const struct ml_lib_blob_hdr *h, struct ml_lib_blob_layout *l)
 {
-	l->name = ALIGN(sizeof(struct ml_lib_graph), 8);
-	l->tensors = l->name + ALIGN(ML_LIB_NAME_LEN, 8);
-	l->ops = l->tensors + ALIGN(sizeof(struct ml_lib_tensor) * h->n_tensors, 8);
+	l->name = ml_lib_align8(sizeof(struct ml_lib_graph));
+	l->tensors = l->name + ml_lib_align8(ML_LIB_NAME_LEN);
+	l->ops = l->tensors + ml_lib_align8(sizeof(struct ml_lib_tensor) * h->n_tensors);
 	l->data = l->ops + sizeof(struct ml_lib_op) * h->n_ops;
 	/* data_len is bounded only by the blob length: guard 32-bit size_t */
 	if (check_add_overflow(l->data, (size_t)h->data_len, &l->total))

@@ -17,32 +17,32 @@
 #error "ml_lib_compat.h is for user-space builds only"
 #endif
 
+/*
+ * <stddef.h>, <stdint.h> and <stdbool.h> come with the compiler, also under
+ * -ffreestanding (mk/core.mk adds the compiler's own include folder after
+ * -nostdinc); the rest of libc only exists in the hosted build.
+ */
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
 #ifdef ML_LIB_FREESTANDING
-typedef __SIZE_TYPE__ size_t;
-typedef __UINTPTR_TYPE__ uintptr_t;
-#define NULL ((void *)0)
 void *malloc(size_t size);
 void free(void *p);
 void *memcpy(void *dst, const void *src, size_t n);
-void *memset(void *s, int c, size_t n);
 #else
-#include <stddef.h>
-#include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
 #endif
 
-typedef __INT8_TYPE__ s8;
-typedef __INT16_TYPE__ s16;
-typedef __INT32_TYPE__ s32;
-typedef __INT64_TYPE__ s64;
-typedef __UINT8_TYPE__ u8;
-typedef __UINT16_TYPE__ u16;
-typedef __UINT32_TYPE__ u32;
-typedef __UINT64_TYPE__ u64;
-typedef _Bool bool;
-#define true 1
-#define false 0
+/* Kernel type names; macros rather than typedefs, like the kernel's own. */
+#define s8	int8_t
+#define s16	int16_t
+#define s32	int32_t
+#define s64	int64_t
+#define u8	uint8_t
+#define u16	uint16_t
+#define u32	uint32_t
+#define u64	uint64_t
 
 /* Linux errno values: the blob format promises the same numbers. */
 #define E2BIG		7
@@ -56,16 +56,13 @@ typedef _Bool bool;
 #define EOPNOTSUPP	95
 #define EOVERFLOW	75
 
-#define EXPORT_SYMBOL_GPL(sym)
+/* Nothing to export from a shared object built with a version script. */
+#define ML_LIB_NO_EXPORT(sym)
+#define EXPORT_SYMBOL_GPL	ML_LIB_NO_EXPORT
 #define likely(x)	__builtin_expect(!!(x), 1)
 #define unlikely(x)	__builtin_expect(!!(x), 0)
-#ifndef __always_inline
-#define __always_inline	inline __attribute__((__always_inline__))
-#endif
-#define U64_MAX		(~(u64)0)
+#define U64_MAX		UINT64_MAX
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
-#define ALIGN(x, a)	(((x) + ((a) - 1)) & ~((__typeof__(x))(a) - 1))
-#define IS_ALIGNED(x, a)	(((x) & ((__typeof__(x))(a) - 1)) == 0)
 #define check_add_overflow(a, b, d)	__builtin_add_overflow(a, b, d)
 #define check_mul_overflow(a, b, d)	__builtin_mul_overflow(a, b, d)
 

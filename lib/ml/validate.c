@@ -26,7 +26,7 @@
 #define ML_LIB_T_MAX	62
 #define ML_LIB_ACC_MAX	0x7fffffffULL
 #define ML_LIB_OFF_MAX	(((s64)1 << 62) - 1)
-#define ML_LIB_SOFTMAX_ONE	(1 << 15)
+#define ML_LIB_SOFTMAX_ONE	32768	/* 2^15 */
 #define ML_LIB_SOFTMAX_TABLE_MAX	1024
 
 /* The tensors one op touches, resolved after the index checks. */

@@ -1,0 +1,299 @@
+"""Bad blobs and bad graphs -> the exact errno of docs/blob-format.md, in C.
+
+Each test takes a valid blob written by ml_lib.blob.write_blob, corrupts one
+thing with struct.pack_into, and checks the errno ml_lib_blob_parse() in
+build/libml_lib.so returns. The Python reader/validator must give the same
+errno class (they are twins), so every case is checked against both. The
+boundary tests accept a graph exactly at a limit and reject it one past.
+"""
+from __future__ import annotations
+
+import ctypes
+import errno
+import struct
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from ml_lib.blob import read_blob, write_blob
+from ml_lib.ir import Graph, IOSpec, Op, Tensor, plan_arena
+from ml_lib.validate import GraphError, validate
+
+ROOT = Path(__file__).resolve().parents[1]
+HDR, TREC, OREC = 80, 16, 64
+
+
+@pytest.fixture(scope="module")
+def lib():
+    subprocess.run(["make", "-s", "-C", str(ROOT), "core-lib"], check=True)
+    so = ctypes.CDLL(str(ROOT / "build" / "libml_lib.so"))
+    so.ml_lib_blob_parse.argtypes = [ctypes.c_char_p, ctypes.c_size_t,
+                                     ctypes.POINTER(ctypes.c_void_p)]
+    so.ml_lib_graph_free.argtypes = [ctypes.c_void_p]
+    return so
+
+
+def c_errno(lib, blob: bytes) -> int:
+    """0 or the positive errno of ml_lib_blob_parse(); frees what it made."""
+    g = ctypes.c_void_p()
+    rc = lib.ml_lib_blob_parse(bytes(blob), len(blob), ctypes.byref(g))
+    if rc == 0:
+        assert g.value
+        lib.ml_lib_graph_free(g)
+    else:
+        assert not g.value, "a failed parse must leave *out NULL"
+    return -rc
+
+
+def py_errno(blob: bytes) -> int:
+    try:
+        validate(read_blob(bytes(blob)))
+    except GraphError as e:
+        return e.errno
+    return 0
+
+
+def expect(lib, blob, name: str | None):
+    """Both implementations give errno ``name`` (None: both accept)."""
+    want = 0 if name is None else getattr(errno, name)
+    got = c_errno(lib, blob)
+    assert got == want, f"C: {errno.errorcode.get(got, got)}, want {name}"
+    assert py_errno(blob) == want, "the Python reader/validator disagrees with the spec"
+
+
+# A tiny valid model: INPUT(4) -> FC(4 -> 3, ReLU) -> OUTPUT (fixed point).
+# Tensors: 0 = x s8[4], 1 = y s8[3]. Ops: 0 INPUT, 1 FC, 2 OUTPUT.
+def tiny_graph(w=None, bias=None, x_dtype="s8") -> Graph:
+    n_in, n_out = 4, 3
+    w = np.array([[1, -2, 3, -4], [5, 6, -7, 8], [-9, 10, 11, -12]], np.int8) if w is None else w
+    n_out, n_in = w.shape
+    bias = np.array([100, -200, 300][:n_out], np.int32) if bias is None else bias
+    tensors = [Tensor("x", x_dtype, (n_in,), zero_point=0),
+               Tensor("y", "s8", (n_out,), zero_point=-128)]
+    ops = [
+        Op("input", [], 0, {"in_off": 0, "n": n_in},
+           {"off": np.zeros(n_in, np.int64), "pre": np.zeros(n_in, np.uint8),
+            "mult": np.full(n_in, 1 << 30, np.int32), "shift": np.full(n_in, 31, np.uint8)}),
+        Op("fc", [0], 1, {"n_in": n_in, "n_out": n_out, "lo": -128, "hi": 127},
+           {"w": w.reshape(-1), "bias": np.asarray(bias, np.int32),
+            "mult": np.full(n_out, 1 << 30, np.int32), "shift": np.full(n_out, 36, np.uint8)}),
+        Op("output", [1], None, {"out_off": 0, "n": n_out, "mode": 0, "mult": 1 << 30, "shift": 20}),
+    ]
+    g = Graph("tiny", tensors, ops, [IOSpec("x", 0, (n_in,))], [IOSpec("y", 0, (n_out,))])
+    plan_arena(g)
+    return g
+
+
+@pytest.fixture
+def blob():
+    return bytearray(write_blob(tiny_graph()))
+
+
+def n_tensors(b):
+    return struct.unpack_from("<I", b, 16)[0]
+
+
+def op_at(b, i):
+    return HDR + TREC * n_tensors(b) + OREC * i
+
+
+def tensor_at(i):
+    return HDR + TREC * i
+
+
+def data_off(b):
+    return struct.unpack_from("<I", b, 36)[0]
+
+
+def d_of(b, op, k):
+    return struct.unpack_from("<I", b, op_at(b, op) + 48 + 4 * k)[0]
+
+
+def set_p(b, op, k, v):
+    struct.pack_into("<i", b, op_at(b, op) + 8 + 4 * k, v)
+
+
+def test_valid_blob_parses(lib, blob):
+    expect(lib, blob, None)
+
+
+# --- one test per class ------------------------------------------------------
+
+@pytest.mark.parametrize("cut", [0, 1, 79])
+def test_shorter_than_header(lib, blob, cut):
+    expect(lib, blob[:cut], "EMSGSIZE")
+
+
+def test_truncated_blob(lib, blob):
+    expect(lib, blob[:-1], "EMSGSIZE")
+
+
+def test_lengths_disagree(lib, blob):
+    struct.pack_into("<I", blob, 40, struct.unpack_from("<I", blob, 40)[0] - 8)  # data_len
+    expect(lib, blob, "EMSGSIZE")
+
+
+def test_bad_magic(lib, blob):
+    blob[0:4] = b"MLLC"
+    expect(lib, blob, "ENOEXEC")
+
+
+def test_bad_major_version(lib, blob):
+    struct.pack_into("<H", blob, 4, 2)
+    expect(lib, blob, "EPROTONOSUPPORT")
+
+
+def test_minor_version_is_ignored(lib, blob):
+    struct.pack_into("<H", blob, 6, 7)
+    expect(lib, blob, None)
+
+
+def test_array_offset_outside_data(lib, blob):
+    struct.pack_into("<I", blob, op_at(blob, 1) + 48 + 4 * 1, len(blob) - data_off(blob))  # bias
+    expect(lib, blob, "ERANGE")
+
+
+def test_array_misaligned(lib, blob):
+    struct.pack_into("<I", blob, op_at(blob, 1) + 48 + 4 * 1, d_of(blob, 1, 1) + 2)  # s32 bias
+    expect(lib, blob, "ERANGE")
+
+
+def test_tensor_outside_arena(lib, blob):
+    arena = struct.unpack_from("<I", blob, 32)[0]
+    struct.pack_into("<I", blob, tensor_at(1), arena - 2)  # 3 bytes at arena - 2
+    expect(lib, blob, "ERANGE")
+
+
+def test_tensor_misaligned(lib):
+    b = bytearray(write_blob(tiny_graph(x_dtype="s16")))
+    struct.pack_into("<I", b, tensor_at(0), struct.unpack_from("<I", b, tensor_at(0))[0] + 1)
+    expect(lib, b, "ERANGE")
+
+
+@pytest.mark.parametrize("code", [0, 16, 0xFFFF])
+def test_unknown_op(lib, blob, code):
+    struct.pack_into("<H", blob, op_at(blob, 1), code)
+    expect(lib, blob, "EOPNOTSUPP")
+
+
+def test_inconsistent_shapes(lib, blob):
+    struct.pack_into("<I", blob, tensor_at(1) + 4, 2)  # y has 2 elements, FC says 3
+    expect(lib, blob, "EINVAL")
+
+
+def test_bad_tensor_index(lib, blob):
+    struct.pack_into("<H", blob, op_at(blob, 1) + 2, 2)  # FC input = tensor 2 of 2
+    expect(lib, blob, "EINVAL")
+
+
+def test_read_before_write(lib, blob):
+    struct.pack_into("<H", blob, op_at(blob, 1) + 2, 1)  # FC reads its own output
+    expect(lib, blob, "EINVAL")
+
+
+def test_unknown_dtype(lib, blob):
+    blob[tensor_at(0) + 12] = 4
+    expect(lib, blob, "EINVAL")
+
+
+@pytest.mark.parametrize("where", ["header", "tensor", "op_p", "op_d"])
+def test_reserved_fields(lib, blob, where):
+    if where == "header":
+        struct.pack_into("<I", blob, 44, 1)
+    elif where == "tensor":
+        blob[tensor_at(0) + 14] = 1
+    elif where == "op_p":
+        set_p(blob, 1, 4, 1)  # FC uses p[0..3]
+    else:
+        struct.pack_into("<I", blob, op_at(blob, 2) + 48, 0)  # OUTPUT has no arrays
+    expect(lib, blob, "EINVAL")
+
+
+@pytest.mark.parametrize("name", [b"9lives", b"has-dash", b"", b"x" * 32])
+def test_bad_name(lib, blob, name):
+    blob[48:80] = name.ljust(32, b"\0")[:32]
+    expect(lib, blob, "EINVAL")
+
+
+@pytest.mark.parametrize("patch", ["shift", "mult", "lo_hi", "zero_point", "mode", "weight"])
+def test_param_out_of_range(lib, blob, patch):
+    if patch == "shift":
+        set_p(blob, 2, 4, 63)
+    elif patch == "mult":
+        set_p(blob, 2, 3, -1)
+    elif patch == "lo_hi":
+        set_p(blob, 1, 2, 100)
+        set_p(blob, 1, 3, 99)
+    elif patch == "zero_point":
+        struct.pack_into("<i", blob, tensor_at(1) + 8, 128)
+    elif patch == "mode":
+        set_p(blob, 2, 2, 2)
+    else:
+        blob[data_off(blob) + d_of(blob, 1, 0)] = 0x80  # weight -128 (weights are symmetric)
+    expect(lib, blob, "EDOM")
+
+
+def test_accumulator_could_overflow(lib, blob):
+    struct.pack_into("<i", blob, data_off(blob) + d_of(blob, 1, 1), 2**31 - 1)  # bias[0]
+    expect(lib, blob, "EOVERFLOW")
+
+
+@pytest.mark.parametrize("field,value", [(16, 1025), (20, 1025), (24, 65537), (28, 65537),
+                                         (32, 2**20 + 1), (16, 0), (20, 0)])
+def test_limits(lib, blob, field, value):
+    struct.pack_into("<I", blob, field, value)
+    expect(lib, blob, "E2BIG")
+
+
+# --- boundaries: accepted at the limit, rejected one past it ----------------
+
+@pytest.mark.parametrize("bits", [8, 16])
+def test_accumulator_bound_boundary(lib, bits):
+    x_dtype = "s8" if bits == 8 else "s16"
+    w = np.array([[127, -127, 1]], np.int8)
+    limit = 2**31 - 1 - (127 + 127 + 1) * 2 ** (bits - 1)
+    for bias, want in ((limit, None), (-limit, None), (limit + 1, "EOVERFLOW"),
+                       (-limit - 1, "EOVERFLOW")):
+        expect(lib, write_blob(tiny_graph(w=w, bias=[bias], x_dtype=x_dtype)), want)
+
+
+def test_shift_boundary(lib, blob):
+    for shift, want in ((62, None), (1, None), (63, "EDOM"), (0, "EDOM")):
+        set_p(blob, 2, 4, shift)
+        expect(lib, blob, want)
+
+
+def test_mult_boundary(lib, blob):
+    for mult, want in ((2**31 - 1, None), (0, None), (-1, "EDOM"), (-(2**31), "EDOM")):
+        set_p(blob, 2, 3, mult)
+        expect(lib, blob, want)
+
+
+def test_arena_boundary(lib, blob):
+    for arena, want in ((2**20, None), (2**20 + 1, "E2BIG")):
+        struct.pack_into("<I", blob, 32, arena)
+        expect(lib, blob, want)
+
+
+def test_tensor_end_boundary(lib, blob):
+    arena = struct.unpack_from("<I", blob, 32)[0]
+    for off, want in ((arena - 3, None), (arena - 2, "ERANGE")):  # y is 3 bytes
+        struct.pack_into("<I", blob, tensor_at(1), off)
+        expect(lib, blob, want)
+
+
+def test_name_length_boundary(lib, blob):
+    for name, want in ((b"n" * 31, None), (b"n" * 32, "EINVAL")):
+        blob[48:80] = name.ljust(32, b"\0")
+        expect(lib, blob, want)
+
+
+def test_every_single_byte_corruption_is_safe(lib, blob):
+    """Flip each byte of the records and data: the C loader never accepts a
+    blob the Python twin rejects, and vice versa (same errno class)."""
+    for i in range(8, len(blob)):
+        b = bytearray(blob)
+        b[i] ^= 0x5A
+        assert c_errno(lib, b) == py_errno(b), f"byte {i}"
