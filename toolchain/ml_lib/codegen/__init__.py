@@ -140,6 +140,24 @@ def _call(head: str, args: list[str], indent_tabs: int = 0, tail: str = "") -> s
     return "\n".join(lines)
 
 
+def _fits(text: str) -> bool:
+    return all(len(line.expandtabs(8)) <= MAX_COLS for line in text.split("\n"))
+
+
+def _signature(ret: str, fname: str, args: list[str]) -> str:
+    """A function head on one line when it fits, else with the return type on its own line."""
+    one = _call(f"{ret} {fname}", args)
+    return one if _fits(one) else f"{ret}\n" + _call(fname, args)
+
+
+def _static_assert(lhs: str, rhs: str, msg: str) -> str:
+    one = f'static_assert({lhs} == {rhs}, "{msg}");'
+    if _fits(one):
+        return one
+    pad = _align_after(len("static_assert("))
+    return f'static_assert({lhs} ==\n{pad}{rhs},\n{pad}"{msg}");'
+
+
 def _io_fields(specs, total: int, default: str, doc) -> list[dict]:
     """One field per vector element: names from the IOSpecs' features, else ``<spec>_<i>``."""
     names = [f"{default}{i}" for i in range(total)]
@@ -212,18 +230,16 @@ def generate(graph: Graph, check: bool = True) -> dict[str, str]:
     }
     # signatures wrapped by column so long model names stay within MAX_COLS
     n_in_c, n_out_c = f"{upper}_N_IN", f"{upper}_N_OUT"
-    ctx["assert_in"] = _call("static_assert", [
-        f"sizeof(struct {name}_input) == {n_in_c} * sizeof(s64)",
-        f'"{name}_input must be {n_in_c} s64 values"'], tail=";")
-    ctx["assert_out"] = _call("static_assert", [
-        f"sizeof(struct {name}_output) == {n_out_c} * sizeof(s32)",
-        f'"{name}_output must be {n_out_c} s32 values"'], tail=";")
-    ctx["run_sig"] = _call(f"static inline int {name}_run", [
+    ctx["assert_in"] = _static_assert(f"sizeof(struct {name}_input)", f"{n_in_c} * sizeof(s64)",
+                                      f"{name}_input must be {n_in_c} s64 values")
+    ctx["assert_out"] = _static_assert(f"sizeof(struct {name}_output)", f"{n_out_c} * sizeof(s32)",
+                                       f"{name}_output must be {n_out_c} s32 values")
+    ctx["run_sig"] = _signature("static inline int", f"{name}_run", [
         "void *arena", f"const struct {name}_input *in", f"struct {name}_output *out"])
     ctx["run_call"] = _call("return ml_lib_run", [
         f"&{name}_graph", "arena", "(const s64 *)in", n_in_c, "(s32 *)out", n_out_c],
         indent_tabs=1, tail=";")
-    ctx["infer_sig"] = _call(f"static inline int {name}_infer", [
+    ctx["infer_sig"] = _signature("static inline int", f"{name}_infer", [
         f"const struct {name}_input *in", f"struct {name}_output *out"])
     ctx["infer_call"] = _call("return ml_lib_infer", [
         f"&{name}_model", "(const s64 *)in", n_in_c, "(s32 *)out", n_out_c],
