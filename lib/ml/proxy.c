@@ -79,7 +79,7 @@ struct ml_lib_proxy {
 	atomic64_t dead, absent, bypassed, invalid;
 	atomic64_t hist[ML_LIB_HIST_BUCKETS];
 
-	spinlock_t ds_lock;
+	spinlock_t ds_lock;		/* the ring below; taken from any context */
 	s64 *ds_buf;			/* ds_cap slots of ds_nfeat values */
 	u32 ds_head, ds_count;
 	u64 ds_next_seq, ds_dropped;
@@ -478,7 +478,7 @@ static int ml_lib_proxy_open(struct inode *inode, struct file *f)
 	if (!conn)
 		return -ENOMEM;
 	conn->rbuf = kvmalloc(ML_LIB_RBUF_BYTES, GFP_KERNEL);
-	conn->wbuf = kvmalloc(ML_LIB_PROXY_MAX_OUT * sizeof(s32), GFP_KERNEL);
+	conn->wbuf = kvmalloc_array(ML_LIB_PROXY_MAX_OUT, sizeof(s32), GFP_KERNEL);
 	if (!conn->rbuf || !conn->wbuf) {
 		kvfree(conn->rbuf);
 		kvfree(conn->wbuf);

@@ -32,11 +32,12 @@ def _path() -> str:
     return os.pathsep.join([str(Path(sys.executable).parent), os.environ.get("PATH", "")])
 
 
-def boot(command: str, timeout: int = 900, memory: str = "2G") -> subprocess.CompletedProcess:
-    """Run ``command`` as root in a guest booted from the host's filesystem."""
+def boot(command: str, rwdir, timeout: int = 900, memory: str = "2G") -> subprocess.CompletedProcess:
+    """Run ``command`` as root in a guest booted from the host's filesystem,
+    which it sees read-only except ``rwdir`` (where results go)."""
     env = dict(os.environ, PATH=_path())
     cmd = ["vng", "--run", kernel_image(), "--disable-kvm", "--force-9p", "--user", "root",
-           "--memory", memory, "--cpus", "2", "--exec", command]
+           "--memory", memory, "--cpus", "2", f"--rwdir={rwdir}", "--exec", command]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
 
 

@@ -1,0 +1,165 @@
+# SPDX-License-Identifier: GPL-2.0
+"""Booted-kernel tests of the user-space proxy (Debian's kernel under QEMU
+TCG via virtme-ng). One boot runs every scenario of ml_lib.proxy.guest and
+records what it saw; the tests below judge it. A second boot runs
+run_exported() on a ~4M-parameter model and compares with onnxruntime."""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from ml_lib.proxy import boot, models
+from ml_lib.proxy.manifest import load_manifest
+
+pytestmark = [pytest.mark.kernel, pytest.mark.skipif(not boot.vng_available(),
+                                                     reason="virtme-ng or /boot kernel missing")]
+
+SRC_ENGINE, SRC_PROXY, SRC_FALLBACK = 0, 1, 2
+FALLBACK_OUT = [-1, -2, -3, -4]  # the test caller's default answer
+
+
+@pytest.fixture(scope="module")
+def suite():
+    build = boot.build_modules()
+    work = build / "suite"
+    work.mkdir(exist_ok=True)
+    ident = models.identity_dir(work / "ident")
+    out = work / "suite.json"
+    out.unlink(missing_ok=True)
+    only = os.environ.get("ML_LIB_PROXY_ONLY", "")
+    cmd = (f"cd {boot.TOP} && {sys.executable} -m ml_lib.proxy.guest suite --build {build} "
+           f"--ident {ident} --out {out}" + (f" --only {only}" if only else ""))
+    cp = boot.boot(cmd, rwdir=work, timeout=1800)
+    assert out.exists(), (cp.stdout + cp.stderr)[-3000:]
+    return json.loads(out.read_text())
+
+
+def scenario(suite, name):
+    if name not in suite:
+        pytest.skip(f"scenario {name} not run (ML_LIB_PROXY_ONLY)")
+    r = suite[name]
+    assert "error" not in r, r["error"]
+    assert r["dmesg_bad"] == [], r["dmesg_bad"]
+    return r
+
+
+def test_end_to_end_identity(suite):
+    r = scenario(suite, "end_to_end_identity")
+    assert r["src"] == [SRC_PROXY] * 10
+    assert r["out"] == r["raw"]  # identity model, raw_scale 1, F = 0
+    assert r["stats"]["answers"] == 10 and r["stats"]["fallbacks"] == 0
+    assert r["daemon"]["rc"] == 0  # SIGTERM: clean exit
+    assert r["unload"]
+
+
+def test_modes_and_absent_daemon(suite):
+    r = scenario(suite, "modes")
+    assert r["0"]["proxy"] == 0 and r["0"]["fallback"] == 100 and r["0"]["fallback_out_ok"]
+    assert r["1"]["proxy"] == 0 and r["1"]["fallback"] == 100
+    # collaboration: the model answers 50 of every 100 requests, the rest fall back
+    assert r["2"]["proxy"] == 50 and r["2"]["fallback"] == 50
+    assert r["2"]["proxy_out_ok"] and r["2"]["fallback_out_ok"]
+    assert r["3"]["proxy"] == 100 and r["3"]["proxy_out_ok"]
+    assert r["stats"]["mode_bypass"] == 250
+    # no daemon: the fallback answers at once, no waiting for the timeout
+    assert r["absent"]["src"] == [SRC_FALLBACK] * 5
+    assert r["absent"]["max_ns"] < 10_000_000 * 0.1  # 10% of the 10 s timeout
+    assert r["unload"]
+
+
+def test_malformed_writes_are_rejected_and_device_keeps_serving(suite):
+    r = scenario(suite, "malformed")
+    einval = -22
+    assert r["bad"] == {k: einval for k in r["bad"]}, r["bad"]
+    assert r["good"] == 40 and r["duplicate"] == einval
+    assert r["first"] == {"src": [SRC_PROXY], "out": [[50, 60, 70, 80]]}
+    assert r["mixed"]["ret"] == r["mixed"]["len_good"]
+    assert r["second"] == {"src": [SRC_PROXY], "out": [[10, 10, 20, 30]]}
+    assert r["small_read"] == einval and r["third_src"] == [SRC_PROXY]
+    assert r["stats"]["answers"] == 3 and r["stats"]["fallbacks"] == 0
+    assert r["stats"]["inflight"] == 0
+    assert r["unload"]
+
+
+def test_unprivileged_open(suite):
+    r = scenario(suite, "unprivileged")
+    assert r["root_without_cap_sys_admin"] == r["EPERM"]
+    assert r["nobody"] in (r["EPERM"], r["EACCES"])  # mode 0600 stops it first
+    assert r["root"] == 0
+
+
+def test_dataset_ring_drops_oldest_in_order(suite):
+    r = scenario(suite, "dataset")
+    first = r["first"]
+    assert first["seq"] == list(range(36, 100)) and first["dropped"] == 36
+    assert first["feat"] == [[i, 2 * i, -i, 7] for i in range(36, 100)]
+    second = r["second"]
+    assert second["seq"] == list(range(100, 110)) and second["dropped"] == 36
+    assert second["feat"] == [[i + 1000, 2 * i + 1000, -i + 1000, 1007] for i in range(10)]
+    assert r["empty"] == 0 and r["stats"]["dataset_dropped"] == 36
+
+
+def test_slow_daemon_timeouts_within_10_percent(suite):
+    r = scenario(suite, "slow")
+    for timeout_ms in (200, 500):
+        s = r[str(timeout_ms)]
+        assert s["src"] == [SRC_FALLBACK] * 6
+        assert s["out"] == [FALLBACK_OUT] * 6
+        lat = np.array(s["latency_ns"]) / 1e6
+        assert (np.abs(lat - timeout_ms) <= 0.1 * timeout_ms).all(), lat
+        assert s["late_writes"] == [-22] * 6  # answers after the timeout are refused
+        assert s["within_src"] == [SRC_PROXY] * 3 and s["within_out"] == s["within_raw"]
+        assert s["stats"]["timeouts"] == 6 and s["stats"]["inflight"] == 0
+        assert r[f"unload_{timeout_ms}"]
+
+
+def test_daemon_sigkill_mid_flight(suite):
+    r = scenario(suite, "sigkill")
+    assert r["before"]["inflight"] == 8
+    v = r["verdict"]["value"]
+    assert v["sent"] == 40 and v["lost"] == 0 and v["error"] == 0 and v["bad"] == 0
+    assert v["fallback"] == 40  # 8 pending at the kill, then no daemon
+    assert r["after"]["daemon_gone"] == 8 and r["after"]["inflight"] == 0
+    # failed at once, not at the 4 s timeout
+    assert r["seconds_kill_to_all_answered"] < 0.25 * r["timeout_ms"] / 1000
+    a = r["again"]
+    assert a["ok"] == 800 and a["lost"] == 0 and a["fallback"] == 0
+    assert r["final"]["inflight"] == 0 and r["daemon"]["rc"] == 0
+    assert r["unload"]
+
+
+def test_8_threads_x_1000_requests(suite):
+    r = scenario(suite, "stress")
+    for kind in ("sync", "async"):
+        v = r[kind]
+        assert v["threads"] == 8 and v["sent"] == 8000
+        assert v["ok"] == 8000 and v["bad"] == 0 and v["lost"] == 0, v
+    st = r["stats"]
+    assert st["answers"] == 16000 and st["timeouts"] == 0 and st["inflight"] == 0
+    assert r["unload"]
+
+
+def test_module_unloads_clean(suite):
+    assert suite["rmmod_ml_lib"] == 0
+    assert suite["dmesg_final_bad"] == []
+
+
+def test_end_to_end_4m_model_matches_onnxruntime(tmp_path):
+    import onnxruntime as ort
+
+    from ml_lib.proxy import run_exported
+
+    d = models.mlp_dir(tmp_path / "big")
+    assert 3_500_000 <= models.param_count(d) <= 4_500_000
+    man = load_manifest(d)
+    rng = np.random.default_rng(1)
+    x = man.to_raw(rng.normal(size=(32, man.n_in))) * man.raw_scale  # on the raw grid
+    y = run_exported(d, x)
+    sess = ort.InferenceSession(str(man.onnx_path), providers=["CPUExecutionProvider"])
+    direct = np.concatenate([sess.run(None, {"x": man.to_float(man.to_raw(x[k:k + 1]))})[0]
+                             for k in range(len(x))])
+    np.testing.assert_array_equal(y, man.to_fixed(direct) / 2.0**man.frac_bits)
