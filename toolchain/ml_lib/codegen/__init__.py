@@ -65,13 +65,15 @@ _env = jinja2.Environment(
 def c_identifiers(names: list[str]) -> list[str]:
     """Sanitise names to unique C identifiers, keeping them readable.
 
-    "queue len[0]" -> "queue_len_0"; a leading digit gets "f_"; C keywords
+    "queue len[0]" -> "queue_len_0", "queueLen" -> "queue_len" (kernel style has no
+    CamelCase); a leading digit gets "f_"; C keywords
     and kernel macro/type names get a trailing "_"; duplicates get "_2", "_3"...
     """
     out: list[str] = []
     seen: set[str] = set()
     for n in names:
-        s = re.sub(r"[^0-9A-Za-z_]+", "_", str(n)).strip("_") or "f"
+        s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(n)).lower()
+        s = re.sub(r"[^0-9a-z_]+", "_", s).strip("_") or "f"
         s = re.sub(r"__+", "_", s)
         if s[0].isdigit():
             s = "f_" + s
