@@ -1,0 +1,266 @@
+"""Run ml_lib models in a booted Debian kernel (virtme-ng, QEMU TCG).
+
+The host builds ml_lib.ko and model modules against Debian's headers, then
+one boot (``vng --run /boot/vmlinuz-<ver> --disable-kvm``) with the host's
+filesystem runs :mod:`ml_lib.kernel.guest` as root inside the guest: it
+inserts the modules, drives inference through the debugfs test interface
+(/sys/kernel/debug/ml_lib/) and writes the outputs and the kernel log back
+to a shared directory. A guest kernel log with a WARNING, BUG, KASAN, UBSAN
+or Oops line fails the run.
+
+- :func:`run_exported` runs a directory written by ``mlexport --target
+  kernel`` (``mlrun DIR X.npy --engine kernel`` calls it);
+- :func:`run_blobs_in_kernel` runs many blobs in one boot.
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import UserError
+
+__all__ = ["KernelError", "KernelLogError", "kernel_version", "build_ml_lib_module",
+           "build_model_module", "boot", "run_exported", "run_blobs_in_kernel", "BAD_LOG"]
+
+REPO = Path(__file__).resolve().parents[3]
+BUILD = REPO / "build"
+#: guest kernel log lines that fail a booted run
+#: (case-sensitive: Debian's boot log says "report a bug" and "not a bug")
+BAD_LOG = re.compile(r"\bWARNING\b|\bBUG\b|KASAN|UBSAN|\bOops\b|general protection fault|"
+                     r"Call Trace|Kernel panic|refcount_t:|list_(add|del) corruption")
+BOOT_TIMEOUT = 900
+
+
+class KernelError(RuntimeError):
+    """Building, booting or running in the guest failed."""
+
+
+class KernelLogError(KernelError):
+    """The guest kernel logged a warning, BUG, KASAN/UBSAN report or oops."""
+
+
+def kernel_version() -> str:
+    """Newest installed Debian linux-headers-*-amd64 version (never ``uname -r``)."""
+    heads = sorted(Path("/usr/src").glob("linux-headers-*-amd64"),
+                   key=lambda p: [int(x) if x.isdigit() else x
+                                  for x in re.split(r"[.-]", p.name[len("linux-headers-"):])])
+    for h in reversed(heads):
+        ver = h.name[len("linux-headers-"):]
+        if Path(f"/lib/modules/{ver}/build").is_dir() and Path(f"/boot/vmlinuz-{ver}").is_file():
+            return ver
+    raise UserError("no Debian kernel with headers and image found (need linux-headers-amd64 and "
+                    "linux-image-amd64 of the same version; run `make setup` as root)")
+
+
+def _make(args: list[str], log: Path) -> None:
+    r = subprocess.run(["make", *args], capture_output=True, text=True)
+    log.write_text(r.stdout + r.stderr)
+    if r.returncode:
+        tail = "\n".join((r.stdout + r.stderr).splitlines()[-25:])
+        raise KernelError(f"kernel module build failed (log {log}):\n{tail}")
+
+
+def build_ml_lib_module(out: Path | None = None, proxy: bool | None = None) -> Path:
+    """Build ml_lib.ko out of tree from a copy of lib/ml + include/; returns its path."""
+    ver = kernel_version()
+    out = Path(out or BUILD / "kmod-boot")
+    if proxy is None:
+        proxy = (REPO / "lib/ml/proxy.c").is_file()
+    for sub in ("lib/ml", "include"):
+        dst = out / sub
+        if dst.exists():
+            shutil.rmtree(dst)
+        shutil.copytree(REPO / sub, dst, ignore=shutil.ignore_patterns("*.o", ".*.cmd", "*.ko"))
+    mdir = out / "lib/ml"
+    _make(["-C", f"/lib/modules/{ver}/build", f"M={mdir}", "CONFIG_ML_LIB=m",
+           f"CONFIG_ML_LIB_PROXY={'y' if proxy else 'n'}", "modules"], out / "build.log")
+    return mdir / "ml_lib.ko"
+
+
+def _model_name(model_dir: Path) -> str:
+    mods = sorted(model_dir.glob("*_mod.c"))
+    if len(mods) != 1:
+        raise UserError(f"{model_dir}: expected one <name>_mod.c from `mlexport --target kernel`, "
+                        f"found {len(mods)}")
+    name = mods[0].name[:-len("_mod.c")]
+    for f in (f"{name}.c", f"{name}.h"):
+        if not (model_dir / f).is_file():
+            raise UserError(f"{model_dir}: {f} is missing (re-run mlexport --target kernel)")
+    return name
+
+
+def build_model_module(model_dir: Path, ml_lib_ko: Path, out: Path | None = None) -> Path:
+    """Build the model module of an exported directory against the headers."""
+    model_dir = Path(model_dir)
+    name = _model_name(model_dir)
+    out = Path(out or BUILD / "kmod-models" / name)
+    if out.exists():
+        shutil.rmtree(out)
+    out.mkdir(parents=True)
+    for f in (f"{name}.c", f"{name}.h", f"{name}_mod.c"):
+        shutil.copy2(model_dir / f, out / f)
+    kbuild = model_dir / "Kbuild"
+    if kbuild.is_file():
+        shutil.copy2(kbuild, out / "Kbuild")
+    else:
+        (out / "Kbuild").write_text(f"obj-m += {name}_ml.o\n{name}_ml-y := {name}.o {name}_mod.o\n")
+    ver = kernel_version()
+    symvers = Path(ml_lib_ko).parent / "Module.symvers"
+    _make(["-C", f"/lib/modules/{ver}/build", f"M={out}", f"KBUILD_EXTRA_SYMBOLS={symvers}",
+           f"KCFLAGS=-I{REPO / 'include'}", "modules"], out / "build.log")
+    kos = sorted(out.glob("*.ko"))
+    if len(kos) != 1:
+        raise KernelError(f"{out}: expected one .ko, found {[k.name for k in kos]}")
+    return kos[0]
+
+
+@dataclass
+class Job:
+    """One thing the guest does, in order: load a blob and/or run inputs.
+
+    ``blob``: bytes written to debugfs ``load`` (None for a model a module
+    registered). ``name``: the model name. ``raw``: (batch, n_in) int64 or
+    None. ``expect_errno``: the load must fail with this errno name.
+    """
+
+    name: str
+    blob: bytes | None = None
+    raw: np.ndarray | None = None
+    expect_errno: str | None = None
+    unload: bool = True
+
+
+@dataclass
+class BootResult:
+    outputs: dict[int, np.ndarray] = field(default_factory=dict)
+    errors: dict[int, str] = field(default_factory=dict)
+    dmesg: str = ""
+    console: str = ""
+
+
+def boot(modules: list[Path], jobs: list[Job], cpus: int = 2, check_log: bool = True) -> BootResult:
+    """Boot Debian's kernel once, insmod ``modules`` in order, run ``jobs``.
+
+    Raises :class:`KernelLogError` when the guest kernel log has a bad line
+    (with ``check_log``), :class:`KernelError` when the guest could not run.
+    """
+    ver = kernel_version()
+    vng = shutil.which("vng", path=os.pathsep.join([str(Path(sys.executable).parent),
+                                                      os.environ.get("PATH", "")]))
+    if not vng:
+        raise UserError("virtme-ng (vng) is not installed in this Python environment "
+                        "(pip install virtme-ng, or `make setup`)")
+    BUILD.mkdir(exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix="vng-", dir=BUILD))
+    try:
+        spec = {"modules": [str(Path(m).resolve()) for m in modules], "jobs": []}
+        for i, j in enumerate(jobs):
+            e = {"name": j.name, "expect_errno": j.expect_errno, "unload": j.unload}
+            if j.blob is not None:
+                (work / f"{i}.mlb").write_bytes(j.blob)
+                e["blob"] = f"{i}.mlb"
+            if j.raw is not None:
+                np.save(work / f"{i}.in.npy", np.ascontiguousarray(j.raw, dtype=np.int64))
+                e["raw"] = f"{i}.in.npy"
+            spec["jobs"].append(e)
+        (work / "spec.json").write_text(json.dumps(spec))
+        guest = f"{sys.executable} -m ml_lib.kernel.guest {work}"
+        env = dict(os.environ, PATH=os.pathsep.join([str(Path(vng).parent),
+                                                     os.environ.get("PATH", "")]),
+                   PYTHONPATH=str(REPO / "toolchain"))
+        cmd = [vng, "--run", f"/boot/vmlinuz-{ver}", "--disable-kvm", "--force-9p",
+               "--cpus", str(cpus), "--memory", "1G", f"--rwdir={work}", "--cwd", str(work),
+               "--exec", guest]
+        try:
+            r = subprocess.run(cmd, capture_output=True, text=True, timeout=BOOT_TIMEOUT,
+                               stdin=subprocess.DEVNULL, env=env)
+        except subprocess.TimeoutExpired as e:
+            raise KernelError(f"guest did not finish within {BOOT_TIMEOUT} s") from e
+        res = BootResult(console=r.stdout + r.stderr)
+        dm = work / "dmesg.txt"
+        res.dmesg = dm.read_text(errors="replace") if dm.exists() else ""
+        status = work / "result.json"
+        if not status.exists():
+            raise KernelError(f"guest produced no result (vng exit {r.returncode}):\n"
+                              + "\n".join(res.console.splitlines()[-30:]))
+        result = json.loads(status.read_text())
+        if result.get("fatal"):
+            raise KernelError(f"in the guest: {result['fatal']}\n" + _log_tail(res.dmesg))
+        for k, v in result["errors"].items():
+            res.errors[int(k)] = v
+        for i in range(len(jobs)):
+            f = work / f"{i}.out.npy"
+            if f.exists():
+                res.outputs[i] = np.load(f)
+        bad = [ln for ln in res.dmesg.splitlines() if BAD_LOG.search(ln)]
+        if check_log and bad:
+            raise KernelLogError("guest kernel log has warnings/errors:\n" + "\n".join(bad[:40]))
+        return res
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _log_tail(dmesg: str, n: int = 30) -> str:
+    return "guest dmesg tail:\n" + "\n".join(dmesg.splitlines()[-n:])
+
+
+def _check_raw(raw, n_in: int | None = None) -> np.ndarray:
+    a = np.asarray(raw)
+    if a.dtype.kind not in "iu":
+        raise UserError(f"kernel engine takes raw integer features, got dtype {a.dtype}")
+    if a.ndim != 2:
+        raise UserError(f"raw features must have shape (batch, n_in), got {a.shape}")
+    if n_in is not None and a.shape[1] != n_in:
+        raise UserError(f"raw features have {a.shape[1]} columns, the model takes {n_in}")
+    return a.astype(np.int64)
+
+
+def run_exported(model_dir, raw: np.ndarray) -> np.ndarray:
+    """Build an ``mlexport --target kernel`` directory as a module, boot, infer.
+
+    Returns int32 (batch, n_out): what the booted kernel's engine computed
+    for each row of ``raw`` (int64, (batch, n_in)).
+    """
+    model_dir = Path(model_dir)
+    if not model_dir.is_dir():
+        raise UserError(f"{model_dir}: no such directory")
+    name = _model_name(model_dir)
+    raw = _check_raw(raw)
+    ko = build_ml_lib_module()
+    model_ko = build_model_module(model_dir, ko)
+    res = boot([ko, model_ko], [Job(name, raw=raw, unload=False)])
+    if 0 in res.errors:
+        raise KernelError(f"model {name} in the kernel: {res.errors[0]}\n" + _log_tail(res.dmesg))
+    return res.outputs[0].astype(np.int32)
+
+
+def run_blobs_in_kernel(items) -> list[np.ndarray]:
+    """Run many (blob bytes, raw (batch, n_in) int64) pairs in ONE boot.
+
+    Each blob is loaded through debugfs ``load``, run, and unloaded.
+    Returns the int32 (batch, n_out) outputs in order.
+    """
+    from ..blob import read_blob
+
+    jobs = []
+    for blob, raw in items:
+        g = read_blob(bytes(blob))
+        jobs.append(Job(g.name, blob=bytes(blob), raw=_check_raw(raw, g.n_in)))
+    names = [j.name for j in jobs]
+    if len(set(names)) != len(names):
+        raise UserError("run_blobs_in_kernel: model names must be unique within one boot")
+    ko = build_ml_lib_module()
+    res = boot([ko], jobs)
+    if res.errors:
+        i, msg = next(iter(res.errors.items()))
+        raise KernelError(f"model {jobs[i].name} in the kernel: {msg}\n" + _log_tail(res.dmesg))
+    return [res.outputs[i].astype(np.int32) for i in range(len(jobs))]

@@ -1,0 +1,132 @@
+"""Runs INSIDE the virtme-ng guest, as root: modules, debugfs I/O, kernel log.
+
+    python -m ml_lib.kernel.guest WORKDIR
+
+WORKDIR (shared read-write with the host) holds spec.json written by
+:func:`ml_lib.kernel.boot`; this writes <i>.out.npy per job, result.json
+and dmesg.txt. Only the standard library and numpy: the guest is slow.
+"""
+from __future__ import annotations
+
+import errno
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+
+DEBUGFS = Path("/sys/kernel/debug")
+ROOT = DEBUGFS / "ml_lib"
+# the kernel's bounds per write on the infer file (lib/ml/model.c)
+MAX_INFER_IN = 1 << 20
+MAX_INFER_OUT = 4 << 20
+
+
+def _run(cmd: list[str]) -> None:
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(f"{' '.join(cmd)}: {(r.stderr or r.stdout).strip()}")
+
+
+def _stats(name: str) -> dict[str, str]:
+    text = (ROOT / name / "stats").read_text()
+    return dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    n = os.write(fd, data)
+    if n != len(data):
+        raise RuntimeError(f"short write: {n} of {len(data)} bytes")
+
+
+def infer(name: str, raw: np.ndarray) -> np.ndarray:
+    """Rows through /sys/kernel/debug/ml_lib/<name>/infer, in bounded chunks."""
+    st = _stats(name)
+    n_in, n_out = int(st["n_in"]), int(st["n_out"])
+    if raw.shape[1] != n_in:
+        raise RuntimeError(f"{name} takes {n_in} features, got {raw.shape[1]}")
+    per = max(1, min(MAX_INFER_IN // (8 * n_in), MAX_INFER_OUT // (4 * n_out)))
+    outs = []
+    fd = os.open(ROOT / name / "infer", os.O_RDWR)
+    try:
+        for s in range(0, raw.shape[0], per):
+            chunk = np.ascontiguousarray(raw[s:s + per], dtype="<i8")
+            _write_all(fd, chunk.tobytes())
+            want = chunk.shape[0] * n_out * 4
+            buf = b""
+            while len(buf) < want:
+                part = os.read(fd, want - len(buf))
+                if not part:
+                    raise RuntimeError(f"infer returned {len(buf)} of {want} bytes")
+                buf += part
+            if os.read(fd, 4):
+                raise RuntimeError("infer returned more bytes than rows * n_out")
+            outs.append(np.frombuffer(buf, dtype="<i4").reshape(chunk.shape[0], n_out))
+    finally:
+        os.close(fd)
+    return np.concatenate(outs).astype(np.int32) if outs else np.zeros((0, n_out), np.int32)
+
+
+def load(blob: bytes) -> None:
+    fd = os.open(ROOT / "load", os.O_WRONLY)
+    try:
+        _write_all(fd, blob)
+    finally:
+        os.close(fd)
+
+
+def unload(name: str) -> None:
+    fd = os.open(ROOT / "unload", os.O_WRONLY)
+    try:
+        _write_all(fd, name.encode())
+    finally:
+        os.close(fd)
+
+
+def main(work: Path) -> int:
+    spec = json.loads((work / "spec.json").read_text())
+    result: dict = {"errors": {}, "fatal": None}
+    inserted: list[str] = []
+    try:
+        if not ROOT.parent.joinpath("ml_lib").exists() and not os.path.ismount(DEBUGFS):
+            _run(["mount", "-t", "debugfs", "none", str(DEBUGFS)])
+        for ko in spec["modules"]:
+            _run(["insmod", ko])
+            inserted.append(Path(ko).stem)
+        for i, job in enumerate(spec["jobs"]):
+            name = job["name"]
+            try:
+                if "blob" in job:
+                    try:
+                        load((work / job["blob"]).read_bytes())
+                    except OSError as e:
+                        got = errno.errorcode.get(e.errno, str(e.errno))
+                        if job["expect_errno"] != got:
+                            raise
+                        continue
+                    if job["expect_errno"]:
+                        raise RuntimeError(f"load succeeded, expected {job['expect_errno']}")
+                if "raw" in job:
+                    out = infer(name, np.load(work / job["raw"]))
+                    np.save(work / f"{i}.out.npy", out)
+                if "blob" in job and job["unload"]:
+                    unload(name)
+            except (OSError, RuntimeError) as e:
+                code = errno.errorcode.get(getattr(e, "errno", None) or 0, "")
+                result["errors"][str(i)] = f"{code} {e}".strip()
+        # unregistering paths run too, and their log lines are checked
+        for mod in reversed(inserted):
+            _run(["rmmod", mod])
+    except Exception as e:  # reported to the host, which raises
+        result["fatal"] = f"{type(e).__name__}: {e}"
+    finally:
+        r = subprocess.run(["dmesg"], capture_output=True, text=True)
+        (work / "dmesg.txt").write_text(r.stdout)
+        (work / "result.json").write_text(json.dumps(result))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(Path(sys.argv[1])))
