@@ -34,6 +34,12 @@ CHANNELS = 4
 
 def simulate(n: int, rng: np.random.Generator):
     """Return (features s64[n][31], latency_us s64[n], is_write u8[n])."""
+    feats, latency, is_write, _, _ = simulate_events(n, rng)
+    return feats, latency, is_write
+
+
+def simulate_events(n: int, rng: np.random.Generator):
+    """simulate() plus each I/O's issue and completion time (us, float)."""
     busy = False
     t = 0.0
     arrivals = np.empty(n)
@@ -77,4 +83,4 @@ def simulate(n: int, rng: np.random.Generator):
         completion[i] = end
         bisect.insort(done_sorted, (end, i))
     latency = np.round(completion - arrivals).astype(np.int64)
-    return feats, latency, is_write.astype(np.uint8)
+    return feats, latency, is_write.astype(np.uint8), arrivals, completion

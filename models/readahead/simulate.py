@@ -26,6 +26,8 @@ waits for), pages read, device time, and the application's wait time
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 PAGES_IN_FILE = 1 << 18  # 1 GiB
@@ -63,17 +65,25 @@ def gen_window(pattern: str, rng: np.random.Generator):
 
 
 def window_features(reads: np.ndarray) -> np.ndarray:
-    """What a readahead hook can keep per file, integer: see FEATURES."""
-    start, sz = reads[:, 0], reads[:, 1]
-    delta = start[1:] - start[:-1]
-    seq = (start[1:] == start[:-1] + sz[:-1])
-    near = (delta > 0) & (delta <= 64)
+    """What a readahead hook can keep per file, see FEATURES. Integer
+    arithmetic only (floor divisions, integer square root), exactly as the
+    kernel consumer (consumer/readahead_hook.c) computes it."""
+    start = [int(v) for v in reads[:, 0]]
+    sz = [int(v) for v in reads[:, 1]]
+    n = len(start)
+    delta = [start[i + 1] - start[i] for i in range(n - 1)]
+    m = n - 1
+    s1 = sum(delta)
+    s2 = sum(d * d for d in delta)
+    seq = sum(1 for i in range(m) if start[i + 1] == start[i] + sz[i])
+    near = sum(1 for d in delta if 0 < d <= 64)
+    var = (m * s2 - s1 * s1) // (m * m)  # population variance, floored
     return np.array([
-        int(sz.mean() * 16) // 16,
-        min(int(np.abs(delta).mean()), 1 << 20),
-        min(int(delta.std()), 1 << 20),
-        int(seq.mean() * 1000),
-        int(near.mean() * 1000),
+        sum(sz) // n,
+        min(sum(abs(d) for d in delta) // m, 1 << 20),
+        min(math.isqrt(var), 1 << 20),
+        seq * 1000 // m,
+        near * 1000 // m,
     ], dtype=np.int64)
 
 
