@@ -101,6 +101,11 @@ kunit: kernel-src
 	  --qemu_args='-smp 2' --timeout=900 2>&1 | tee $(BUILD)/kunit.log; \
 	  test $${PIPESTATUS[0]} = 0
 	@grep -E 'Testing complete\. Ran [0-9]+ tests: passed: [0-9]+$$' $(BUILD)/kunit.log
+	@# kunit.py parses only KTAP; sanitizer reports live in the raw console log
+	@if grep -E '\bBUG\b|KASAN:|UBSAN:|\bWARNING\b|\bOops\b|Call Trace' $(KUNIT_BUILD)/test.log; then \
+	  echo "kunit: the guest kernel log above has sanitizer reports or warnings"; exit 1; fi
+	@grep -q '^CONFIG_KASAN=y' $(KUNIT_BUILD)/.config && grep -q '^CONFIG_UBSAN=y' $(KUNIT_BUILD)/.config \
+	  || { echo "kunit: KASAN/UBSAN not enabled in $(KUNIT_BUILD)/.config"; exit 1; }
 	@n=$$(sed -nE 's/.*Testing complete\. Ran ([0-9]+) tests: passed: ([0-9]+)$$/\2/p' $(BUILD)/kunit.log); \
 	  test "$${n:-0}" -ge 20 || { echo "kunit: only $${n:-0} tests passed, need >= 20"; exit 1; }
 

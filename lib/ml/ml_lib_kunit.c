@@ -219,7 +219,7 @@ static const struct ml_op_case op_cases[] = {
 	 * -99.5, goes to -100). -33: j 255, f 95 -> -100 + floor(19064 / 128)
 	 * = -100 + 148.
 	 */
-	{ "lut: s16, interpolation and its rounding", 2, 3, 5, 5, 24,
+	{ "lut: s16, interpolation and its rounding", 2, 3, 5, 5, 32,
 	  { TENSOR(0, 5, 0, S16), TENSOR(16, 5, 0, S16) },
 	  { IDENT_INPUT(0, 5, 0),
 	    { .code = ML_OP_LUT, .in = { 0, NT }, .out = 1,

@@ -40,6 +40,7 @@
 #include <linux/percpu.h>
 #include <linux/preempt.h>
 #include <linux/seq_file.h>
+#include <linux/sizes.h>
 #include <linux/slab.h>
 #include <linux/string.h>
 #include <linux/uaccess.h>
@@ -74,10 +75,10 @@ struct ml_lib_scratch {
 };
 
 /* Bytes of blob the debugfs load file accepts. */
-#define ML_LIB_MAX_BLOB		(64U << 20)
+#define ML_LIB_MAX_BLOB		SZ_64M
 /* Bytes of input one write to an infer file may carry, and of output. */
-#define ML_LIB_MAX_INFER_IN	(1U << 20)
-#define ML_LIB_MAX_INFER_OUT	(4U << 20)
+#define ML_LIB_MAX_INFER_IN	SZ_1M
+#define ML_LIB_MAX_INFER_OUT	SZ_4M
 
 static LIST_HEAD(ml_lib_models);
 static DEFINE_MUTEX(ml_lib_lock);	/* protects ml_lib_models */
