@@ -522,3 +522,67 @@ def cases(rows: int = 24, **kw):
 
 __all__ = ["random_graph", "random_inputs", "random_case", "raw_features", "cases",
            "EXTREME_REQUANT", "T_MAX"]
+
+
+def corner_tags(graph: Graph) -> set[str]:
+    """Which corners of the arithmetic a graph exercises (for coverage assertions in tests)."""
+    tags = set()
+    req = []  # (mult, shift) pairs
+    for op in graph.ops:
+        p, a = op.params, op.arrays
+        tags.add(op.kind)
+        if op.output is not None:
+            t = graph.tensors[op.output]
+            tags.add(f"zp {t.zero_point}" if t.zero_point in (-128, 127) else "")
+            if t.len >= MAX_WIDTH:
+                tags.add("width 512")
+            if op.inputs and t.offset == graph.tensors[op.inputs[0]].offset:
+                tags.add("in place")
+        if "mult" in p and "shift" in p and (op.kind != "output" or p["mode"] == OUTPUT_DEQUANT):
+            req.append((p["mult"], p["shift"]))
+        if "mult_b" in p and "shift_b" in p:
+            req.append((p["mult_b"], p["shift_b"]))
+        if "mult" in a:
+            req += list(zip(np.asarray(a["mult"]).tolist(), np.asarray(a["shift"]).tolist()))
+        if op.kind in ("fc", "conv1d"):
+            bits = 16 if graph.tensors[op.inputs[0]].dtype == "s16" else 8
+            if (acc_bound(a["w"], a["bias"], bits) == S32_MAX).any():
+                tags.add(f"acc bound at 2^31-1 ({bits}-bit x)")
+        if op.kind == "conv1d":
+            tags |= {f"conv {k}>{v}" for k, v in (("stride", 1), ("dil", 1), ("pad", 0)) if p[k] > v}
+        if op.kind == "lut":
+            tags.add(f"lut {graph.tensors[op.inputs[0]].dtype}")
+        if op.kind == "softmax":
+            tags.add(f"softmax {graph.tensors[op.inputs[0]].dtype}")
+        if op.kind in ("add", "concat") and op.inputs[0] != op.inputs[1]:
+            tags.add(f"{op.kind} of two tensors")
+        if op.kind == "input":
+            pre = np.asarray(a["pre"])
+            tags |= {"pre 63"} if (pre == 63).any() else set()
+            if (np.abs(np.asarray(a["off"], dtype=np.int64)) == 2**62 - 1).any():
+                tags.add("off at 2^62-1")
+        if op.kind == "output":
+            tags.add(f"output mode {p['mode']}")
+    for m, t in req:
+        if m in (0, 1, M_MAX):
+            tags.add(f"mult {m}")
+        if t in (1, 62):
+            tags.add(f"shift {t}")
+    if any(t.dtype == "s16" for t in graph.tensors):
+        tags.add("s16 tensors")
+    if sum(op.kind == "input" for op in graph.ops) > 1:
+        tags.add("several inputs")
+    if sum(op.kind == "output" for op in graph.ops) > 1:
+        tags.add("several outputs")
+    tags.discard("")
+    return tags
+
+
+#: corner tags every differential run must hit (many times each)
+REQUIRED_TAGS = (
+    "zp -128", "zp 127", "width 512", "in place", "mult 0", "mult 1", f"mult {M_MAX}",
+    "shift 1", "shift 62", "acc bound at 2^31-1 (8-bit x)", "acc bound at 2^31-1 (16-bit x)",
+    "conv stride>1", "conv dil>1", "conv pad>0", "lut s8", "lut s16", "softmax s8", "softmax s16",
+    "add of two tensors", "concat of two tensors", "pre 63", "off at 2^62-1", "output mode 0",
+    "output mode 1", "s16 tensors", "several inputs", "several outputs",
+)
