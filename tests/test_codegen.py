@@ -120,6 +120,20 @@ def test_checkpatch_strict(checkpatch, tmp_path):
     assert not report, "\n".join(report)
 
 
+def test_kernel_doc(checkpatch, tmp_path):
+    kernel_doc = checkpatch.parent / "kernel-doc"
+    files = generate(named_graph())
+    paths = []
+    for fname in ("sched_hint.h", "sched_hint.c"):
+        (tmp_path / fname).write_text(files[fname])
+        paths.append(str(tmp_path / fname))
+    r = subprocess.run(["perl", str(kernel_doc), "-none", *paths], capture_output=True, text=True)
+    assert r.returncode == 0 and "warning" not in (r.stdout + r.stderr).lower(), r.stdout + r.stderr
+    r = subprocess.run(["perl", str(kernel_doc), "-rst", paths[0]], capture_output=True, text=True)
+    for sym in ("struct sched_hint_input", "struct sched_hint_output", "sched_hint_run", "sched_hint_infer"):
+        assert sym in r.stdout, sym
+
+
 def test_compiled_tables_equal_blob_and_reference(c_engine, tmp_path):
     g = named_graph()
     raw = np.array([[0, 10, 20, 30, 40], [127, -128, 55, -1000, 2**40], [-(2**63), 2**63 - 1, 0, 5, -5]])
@@ -133,14 +147,15 @@ def test_compiled_tables_equal_blob_and_reference(c_engine, tmp_path):
 
 
 def test_kernel_module_builds_w1(tmp_path):
-    """The generated .c/_mod.c/Kbuild build as a module against Debian's headers with W=1."""
+    """The generated .c/_mod.c/Kbuild build as a module against Debian's headers, W=1 and sparse."""
     kdirs = sorted(Path("/lib/modules").glob("*-amd64/build"))
     if not kdirs:
         pytest.fail("no /lib/modules/*-amd64/build: install linux-headers-amd64 (make setup)")
     kdir = kdirs[-1]
     for fname, text in generate(named_graph()).items():
         (tmp_path / fname).write_text(text)
-    r = subprocess.run(["make", "-C", str(kdir), f"M={tmp_path}", "W=1", f"ML_LIB_INCLUDE={TOP / 'include'}",
+    r = subprocess.run(["make", "-C", str(kdir), f"M={tmp_path}", "W=1", "C=1",
+                        f"ML_LIB_INCLUDE={TOP / 'include'}",
                         # ml_lib.ko's symbols are not in this build; their absence is not the point
                         "KBUILD_MODPOST_WARN=1", "modules"], capture_output=True, text=True)
     log = r.stdout + r.stderr
@@ -148,6 +163,7 @@ def test_kernel_module_builds_w1(tmp_path):
     warnings = [line for line in log.splitlines()
                 if re.search(r"warning:|error:", line, re.I) and "modpost" not in line]
     assert not warnings, log
+    assert re.search(r"CHECK\s+\S*sched_hint\.c", log), "sparse did not run:\n" + log
     assert (tmp_path / "sched_hint_ml.ko").exists()
 
 
