@@ -21,7 +21,7 @@ import math
 
 import numpy as np
 
-from .arith import M_MAX, T_MAX, quantize_multiplier
+from .arith import M_MAX, quantize_multiplier
 from .ir import DTYPE_RANGE, OUTPUT_COPY, OUTPUT_DEQUANT, Graph, IOSpec, Op, Tensor, plan_arena
 from .reference.ops import OPS, Ctx
 from .validate import S32_MAX, acc_bound, validate
@@ -521,7 +521,7 @@ def cases(rows: int = 24, **kw):
 
 
 __all__ = ["random_graph", "random_inputs", "random_case", "raw_features", "cases",
-           "EXTREME_REQUANT", "T_MAX"]
+           "corner_tags", "REQUIRED_TAGS", "EXTREME_REQUANT"]
 
 
 def corner_tags(graph: Graph) -> set[str]:

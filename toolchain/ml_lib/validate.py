@@ -192,7 +192,7 @@ def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover) -> None:
     elif kind in ("fc", "conv1d"):
         if kind == "fc":
             dims("n_in", "n_out")
-            n_x, n_y, n_c = p["n_in"], p["n_out"], p["n_out"]
+            n_x, n_y = p["n_in"], p["n_out"]
         else:
             dims("c_in", "l_in", "c_out", "l_out", "k", "stride", "dil")
             dims("pad", lo=0)
@@ -200,7 +200,7 @@ def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover) -> None:
             l_out = (p["l_in"] + 2 * p["pad"] - span) // p["stride"] + 1
             if p["l_in"] + 2 * p["pad"] < span or l_out != p["l_out"]:
                 fail("EINVAL", f"l_out={p['l_out']} but the geometry gives {l_out}")
-            n_x, n_y, n_c = p["c_in"] * p["l_in"], p["c_out"] * p["l_out"], p["c_out"]
+            n_x, n_y = p["c_in"] * p["l_in"], p["c_out"] * p["l_out"]
         dtypes(x, k8_16, "input")
         dtypes(y, k8_16, "output")
         length(x, n_x, "input")
@@ -217,7 +217,6 @@ def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover) -> None:
         if bound.max() > S32_MAX:
             c = int(bound.argmax())
             fail("EOVERFLOW", f"channel {c}: accumulator bound {int(bound[c])} exceeds 2^31 - 1")
-        del n_c
     elif kind in ("maxpool1d", "avgpool1d"):
         dims("c", "l_in", "l_out", "k", "stride")
         if p["l_in"] < p["k"] or (p["l_in"] - p["k"]) // p["stride"] + 1 != p["l_out"]:

@@ -19,7 +19,6 @@ import re
 from pathlib import Path
 
 import jinja2
-import numpy as np
 
 from ..blob import op_arrays, planned
 from ..ir import NO_TENSOR, Graph
