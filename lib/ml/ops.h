@@ -32,6 +32,31 @@ static __always_inline s64 ml_lib_clamp(s64 v, s64 lo, s64 hi)
 	return v < lo ? lo : (v > hi ? hi : v);
 }
 
+/*
+ * Two s32 accumulators in one u64 ("lanes"), so one 64-bit multiply does
+ * two multiply-adds: for weights wa, wb and input x,
+ *   acc += ml_lib_pack2(wa, wb) * x   (mod 2^64)
+ * keeps acc == A + B * 2^32 (mod 2^64) for the exact sums A, B. The
+ * accumulator bound (validated) keeps |A|, |B| < 2^31 at every step, so
+ * the low 32 bits are exactly A and (acc - A) >> 32 is exactly B. All the
+ * arithmetic is unsigned, so wrap-around is defined; the integer multiplier
+ * of a CPU is what limits FC and CONV1D, and this halves its work.
+ */
+static __always_inline u64 ml_lib_pack2(s32 a, s32 b)
+{
+	return (u64)(s64)a + ((u64)(s64)b << 32);
+}
+
+static __always_inline s32 ml_lib_lane_a(u64 acc)
+{
+	return (s32)(u32)acc;
+}
+
+static __always_inline s32 ml_lib_lane_b(u64 acc)
+{
+	return (s32)(u32)((acc - (u64)(s64)ml_lib_lane_a(acc)) >> 32);
+}
+
 static inline s32 ml_lib_qmin(u8 dtype)
 {
 	return dtype == ML_LIB_S8 ? -128 : dtype == ML_LIB_S16 ? -32768 : (s32)(-2147483647 - 1);

@@ -3,21 +3,26 @@
  * ML_OP_FC: fully connected (docs/arithmetic.md, FC).
  *
  * This op dominates inference time, so it is the one place written for
- * speed: four output rows share each load of x[i], the accumulators live
- * in registers, and the inner loops have no calls or branches. Partial sums
- * stay in s32 because the validator enforced the accumulator bound
+ * speed: four output rows share each load of x[i], two rows share each
+ * multiply (ml_lib_pack2() in ops.h), the accumulators live in registers,
+ * and the inner loops have no calls or branches. Partial sums stay in s32
+ * because the validator enforced the accumulator bound
  * |bias| + sum |w| * 2^(bits - 1) <= 2^31 - 1.
  */
 #include "../ops.h"
 
-/* One output: requantize, add the zero point, clamp, store. */
-static __always_inline void ml_lib_fc_emit(const struct ml_lib_fc_params *p,
-					   const struct ml_lib_tensor *ty,
+/*
+ * One output: requantize, add the zero point, clamp, store. Takes its
+ * parameters as values: a store to an s8 output may alias anything, so
+ * reading them through @p would reload them after every store.
+ */
+static __always_inline void ml_lib_fc_emit(const s32 *mult, const u8 *shift,
+					   s32 zy, s32 lo, s32 hi, u8 dtype,
 					   void *y, u32 c, s32 acc)
 {
-	s64 v = ty->zero_point + ml_lib_rq(acc, p->mult[c], p->shift[c]);
+	s64 v = zy + ml_lib_rq(acc, mult[c], shift[c]);
 
-	ml_lib_store(y, ty->dtype, c, (s32)ml_lib_clamp(v, p->lo, p->hi));
+	ml_lib_store(y, dtype, c, (s32)ml_lib_clamp(v, lo, hi));
 }
 
 /* x[i] of an s8 (@x16 false) or s16 (@x16 true) input; @x16 is a constant. */
@@ -33,37 +38,51 @@ static __always_inline void ml_lib_fc_rows(const struct ml_lib_fc_params *p,
 					   const void *__restrict x,
 					   void *__restrict y, const bool x16)
 {
-	const u32 n = p->n_in;
+	const u32 n = p->n_in, n_out = p->n_out;
+	const s32 *mult = p->mult, *bias = p->bias;
+	const u8 *shift = p->shift;
+	const s32 zy = ty->zero_point, lo = p->lo, hi = p->hi;
+	const u8 dt = ty->dtype;
+	const s8 *w = p->w;
 	u32 c, i;
 
-	for (c = 0; c + 4 <= p->n_out; c += 4) {
-		const s8 *__restrict w0 = p->w + (size_t)c * n;
+	for (c = 0; c + 4 <= n_out; c += 4) {
+		const s8 *__restrict w0 = w + (size_t)c * n;
 		const s8 *__restrict w1 = w0 + n;
 		const s8 *__restrict w2 = w1 + n;
 		const s8 *__restrict w3 = w2 + n;
-		s32 a0 = p->bias[c], a1 = p->bias[c + 1];
-		s32 a2 = p->bias[c + 2], a3 = p->bias[c + 3];
+		u64 a01 = ml_lib_pack2(bias[c], bias[c + 1]);
+		u64 a23 = ml_lib_pack2(bias[c + 2], bias[c + 3]);
 
 		for (i = 0; i < n; i++) {
-			s32 xi = ml_lib_fc_x(x, i, x16);
+			u64 xi = (u64)(s64)ml_lib_fc_x(x, i, x16);
 
-			a0 += w0[i] * xi;
-			a1 += w1[i] * xi;
-			a2 += w2[i] * xi;
-			a3 += w3[i] * xi;
+			a01 += ml_lib_pack2(w0[i], w1[i]) * xi;
+			a23 += ml_lib_pack2(w2[i], w3[i]) * xi;
 		}
-		ml_lib_fc_emit(p, ty, y, c, a0);
-		ml_lib_fc_emit(p, ty, y, c + 1, a1);
-		ml_lib_fc_emit(p, ty, y, c + 2, a2);
-		ml_lib_fc_emit(p, ty, y, c + 3, a3);
+		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c, ml_lib_lane_a(a01));
+		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 1, ml_lib_lane_b(a01));
+		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 2, ml_lib_lane_a(a23));
+		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 3, ml_lib_lane_b(a23));
 	}
-	for (; c < p->n_out; c++) {
-		const s8 *__restrict w0 = p->w + (size_t)c * n;
-		s32 a0 = p->bias[c];
+	if (c + 2 <= n_out) {	/* e.g. the two logits of a classifier */
+		const s8 *__restrict w0 = w + (size_t)c * n;
+		const s8 *__restrict w1 = w0 + n;
+		u64 a01 = ml_lib_pack2(bias[c], bias[c + 1]);
+
+		for (i = 0; i < n; i++)
+			a01 += ml_lib_pack2(w0[i], w1[i]) * (u64)(s64)ml_lib_fc_x(x, i, x16);
+		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c, ml_lib_lane_a(a01));
+		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 1, ml_lib_lane_b(a01));
+		c += 2;
+	}
+	for (; c < n_out; c++) {
+		const s8 *__restrict w0 = w + (size_t)c * n;
+		s32 a0 = bias[c];
 
 		for (i = 0; i < n; i++)
 			a0 += w0[i] * ml_lib_fc_x(x, i, x16);
-		ml_lib_fc_emit(p, ty, y, c, a0);
+		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c, a0);
 	}
 }
 

@@ -7,23 +7,45 @@
 #define ML_LIB_RAW_LIMIT	((s64)1 << 62)
 #define ML_LIB_D_LIMIT		((s64)0x7fffffff)
 
+/*
+ * Parameters are copied to locals first: stores to an s8 output may alias
+ * anything, so the compiler would otherwise reload them for every element.
+ */
+static __always_inline void ml_lib_input_rows(const struct ml_lib_input_params *p,
+					      const s64 *__restrict raw, s32 zy,
+					      void *__restrict y, const bool y16)
+{
+	const s64 *__restrict off = p->off;
+	const u8 *__restrict pre = p->pre;
+	const s32 *__restrict mult = p->mult;
+	const u8 *__restrict shift = p->shift;
+	const s64 lo = y16 ? -32768 : -128, hi = y16 ? 32767 : 127;
+	const u32 n = p->n;
+	u32 i;
+
+	for (i = 0; i < n; i++) {
+		s64 r = ml_lib_clamp(raw[i], -ML_LIB_RAW_LIMIT, ML_LIB_RAW_LIMIT);
+		/* |r - off| < 2^63 because |off| <= 2^62 - 1 (validated). */
+		s64 d = ml_lib_clamp((r - off[i]) >> pre[i], -ML_LIB_D_LIMIT, ML_LIB_D_LIMIT);
+		s64 v = ml_lib_clamp(zy + ml_lib_rq(d, mult[i], shift[i]), lo, hi);
+
+		if (y16)
+			((s16 *)y)[i] = (s16)v;
+		else
+			((s8 *)y)[i] = (s8)v;
+	}
+}
+
 void ml_lib_op_input(const struct ml_lib_op *op, const struct ml_lib_tensor *tensors,
 		     u8 *arena, const s64 *in)
 {
 	const struct ml_lib_input_params *p = &op->u.input;
 	const struct ml_lib_tensor *ty = &tensors[op->out];
 	void *y = ml_lib_tensor_ptr(arena, ty);
-	s64 lo = ml_lib_qmin(ty->dtype), hi = ml_lib_qmax(ty->dtype);
-	const s64 *raw = in + p->in_off;
-	u32 i;
 
-	for (i = 0; i < p->n; i++) {
-		s64 r = ml_lib_clamp(raw[i], -ML_LIB_RAW_LIMIT, ML_LIB_RAW_LIMIT);
-		/* |r - off| < 2^63 because |off| <= 2^62 - 1 (validated). */
-		s64 d = ml_lib_clamp((r - p->off[i]) >> p->pre[i],
-				     -ML_LIB_D_LIMIT, ML_LIB_D_LIMIT);
-		s64 v = ty->zero_point + ml_lib_rq(d, p->mult[i], p->shift[i]);
-
-		ml_lib_store(y, ty->dtype, i, (s32)ml_lib_clamp(v, lo, hi));
-	}
+	/* INPUT writes s8 or s16 (validated) */
+	if (ty->dtype == ML_LIB_S8)
+		ml_lib_input_rows(p, in + p->in_off, ty->zero_point, y, false);
+	else
+		ml_lib_input_rows(p, in + p->in_off, ty->zero_point, y, true);
 }
