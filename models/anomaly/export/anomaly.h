@@ -21,7 +21,7 @@
 #define ANOMALY_ARENA_BYTES 48
 
 /**
- * struct anomaly_input - raw input features of model anomaly
+ * struct anomaly_input - raw input features
  * @ctx_switches: raw feature ctx_switches (x[0])
  * @syscalls: raw feature syscalls (x[1])
  * @minor_faults: raw feature minor_faults (x[2])
@@ -43,7 +43,7 @@ struct anomaly_input {
 };
 
 /**
- * struct anomaly_output - outputs of model anomaly
+ * struct anomaly_output - model outputs
  * @output: output[0] in fixed point: value / 2^16
  */
 struct anomaly_output {
@@ -51,15 +51,17 @@ struct anomaly_output {
 };
 
 /* The structs are the engine's s64/s32 vectors, field for field. */
-static_assert(sizeof(struct anomaly_input) == ANOMALY_N_IN * sizeof(s64),
+static_assert(sizeof(struct anomaly_input) ==
+	      ANOMALY_N_IN * sizeof(s64),
 	      "anomaly_input must be ANOMALY_N_IN s64 values");
-static_assert(sizeof(struct anomaly_output) == ANOMALY_N_OUT * sizeof(s32),
+static_assert(sizeof(struct anomaly_output) ==
+	      ANOMALY_N_OUT * sizeof(s32),
 	      "anomaly_output must be ANOMALY_N_OUT s32 values");
 
 extern const struct ml_lib_graph anomaly_graph;
 
 /**
- * anomaly_run() - run model anomaly in a caller-provided arena
+ * anomaly_run() - run the model in a caller-provided arena
  * @arena: ANOMALY_ARENA_BYTES bytes of scratch, 8-byte aligned, used
  *         only for the duration of the call
  * @in: raw input features
@@ -82,7 +84,7 @@ static inline int anomaly_run(void *arena, const struct anomaly_input *in,
 extern struct ml_lib_model anomaly_model;
 
 /**
- * anomaly_infer() - run the registered model anomaly
+ * anomaly_infer() - run the registered model
  * @in: raw input features
  * @out: filled with the answer
  *

@@ -21,7 +21,7 @@
 #define LINNOS_ARENA_BYTES 288
 
 /**
- * struct linnos_input - raw input features of model linnos
+ * struct linnos_input - raw input features
  * @queue_len: raw feature queue_len (input[0])
  * @lat_0: raw feature lat_0 (input[1])
  * @lat_1: raw feature lat_1 (input[2])
@@ -89,7 +89,7 @@ struct linnos_input {
 };
 
 /**
- * struct linnos_output - outputs of model linnos
+ * struct linnos_output - model outputs
  * @output: output[0], integer
  */
 struct linnos_output {
@@ -97,15 +97,17 @@ struct linnos_output {
 };
 
 /* The structs are the engine's s64/s32 vectors, field for field. */
-static_assert(sizeof(struct linnos_input) == LINNOS_N_IN * sizeof(s64),
+static_assert(sizeof(struct linnos_input) ==
+	      LINNOS_N_IN * sizeof(s64),
 	      "linnos_input must be LINNOS_N_IN s64 values");
-static_assert(sizeof(struct linnos_output) == LINNOS_N_OUT * sizeof(s32),
+static_assert(sizeof(struct linnos_output) ==
+	      LINNOS_N_OUT * sizeof(s32),
 	      "linnos_output must be LINNOS_N_OUT s32 values");
 
 extern const struct ml_lib_graph linnos_graph;
 
 /**
- * linnos_run() - run model linnos in a caller-provided arena
+ * linnos_run() - run the model in a caller-provided arena
  * @arena: LINNOS_ARENA_BYTES bytes of scratch, 8-byte aligned, used
  *         only for the duration of the call
  * @in: raw input features
@@ -127,7 +129,7 @@ static inline int linnos_run(void *arena, const struct linnos_input *in, struct 
 extern struct ml_lib_model linnos_model;
 
 /**
- * linnos_infer() - run the registered model linnos
+ * linnos_infer() - run the registered model
  * @in: raw input features
  * @out: filled with the answer
  *

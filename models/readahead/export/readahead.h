@@ -21,7 +21,7 @@
 #define READAHEAD_ARENA_BYTES 24
 
 /**
- * struct readahead_input - raw input features of model readahead
+ * struct readahead_input - raw input features
  * @mean_req_pages: raw feature mean_req_pages (input[0])
  * @mean_abs_delta: raw feature mean_abs_delta (input[1])
  * @std_delta: raw feature std_delta (input[2])
@@ -37,7 +37,7 @@ struct readahead_input {
 };
 
 /**
- * struct readahead_output - outputs of model readahead
+ * struct readahead_output - model outputs
  * @output: output[0], integer
  */
 struct readahead_output {
@@ -45,15 +45,17 @@ struct readahead_output {
 };
 
 /* The structs are the engine's s64/s32 vectors, field for field. */
-static_assert(sizeof(struct readahead_input) == READAHEAD_N_IN * sizeof(s64),
+static_assert(sizeof(struct readahead_input) ==
+	      READAHEAD_N_IN * sizeof(s64),
 	      "readahead_input must be READAHEAD_N_IN s64 values");
-static_assert(sizeof(struct readahead_output) == READAHEAD_N_OUT * sizeof(s32),
+static_assert(sizeof(struct readahead_output) ==
+	      READAHEAD_N_OUT * sizeof(s32),
 	      "readahead_output must be READAHEAD_N_OUT s32 values");
 
 extern const struct ml_lib_graph readahead_graph;
 
 /**
- * readahead_run() - run model readahead in a caller-provided arena
+ * readahead_run() - run the model in a caller-provided arena
  * @arena: READAHEAD_ARENA_BYTES bytes of scratch, 8-byte aligned, used
  *         only for the duration of the call
  * @in: raw input features
@@ -76,7 +78,7 @@ static inline int readahead_run(void *arena, const struct readahead_input *in,
 extern struct ml_lib_model readahead_model;
 
 /**
- * readahead_infer() - run the registered model readahead
+ * readahead_infer() - run the registered model
  * @in: raw input features
  * @out: filled with the answer
  *

@@ -1,0 +1,153 @@
+#!/usr/bin/env python3
+"""`make demo`: from a committed example to decisions made inside a booted
+kernel, compared with Python, then a model too large for the kernel
+answering through the user-space proxy.
+
+1. export models/linnos/model.pt2 with mlexport (and check the result is
+   byte-identical to the committed models/linnos/export/);
+2. build ml_lib.ko, the model's module linnos_ml.ko and the example
+   consumer linnos_hook.ko against Debian's headers;
+3. boot Debian's kernel (virtme-ng, QEMU TCG), load the three modules,
+   run the held-out inputs through the registered model, and let the
+   consumer replay its held-out I/O trace;
+4. print input, in-kernel prediction, Python prediction, match;
+5. recreate the 4.3 M-parameter linnos_wide, export it with --target auto
+   (routed to user space) and run held-out inputs through /dev/ml_lib and
+   mlproxyd.
+"""
+from __future__ import annotations
+
+import filecmp
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+sys.path.insert(0, str(HERE / "linnos"))
+
+import dataset as linnos_data  # noqa: E402
+from example_kit import REPO, exported_graph, run_int, run_mlexport  # noqa: E402
+
+OUT = REPO / "build" / "demo"
+T0 = time.monotonic()
+STEPS = 6
+
+
+def step(i: int, what: str) -> None:
+    print(f"[{i}/{STEPS} {time.monotonic() - T0:5.1f} s] {what}", flush=True)
+
+
+def build_consumer(export_dir: Path, ml_lib_ko: Path, model_ko: Path) -> Path:
+    """linnos_hook.ko from models/linnos/consumer, beside the fresh export."""
+    from ml_lib import kernel
+    tree = OUT / "kbuild"
+    shutil.rmtree(tree, ignore_errors=True)
+    shutil.copytree(REPO / "include", tree / "include")
+    shutil.copytree(export_dir, tree / "models/linnos/export")
+    shutil.copytree(HERE / "linnos/consumer", tree / "models/linnos/consumer",
+                    ignore=shutil.ignore_patterns("*.py"))
+    cdir = tree / "models/linnos/consumer"
+    ver = kernel.kernel_version()
+    r = subprocess.run(["make", "-s", "-C", f"/lib/modules/{ver}/build", f"M={cdir}", "W=1",
+                        f"KBUILD_EXTRA_SYMBOLS={ml_lib_ko.parent / 'Module.symvers'}", "modules"],
+                       capture_output=True, text=True)
+    if r.returncode:
+        sys.exit(f"demo: building linnos_hook.ko failed:\n{r.stdout}{r.stderr}")
+    return cdir / "linnos_hook.ko"
+
+
+def kernel_part() -> bool:
+    from ml_lib import kernel
+    step(1, "mlexport models/linnos/model.pt2 --calib calib.npy --argmax -> build/demo/linnos")
+    export_dir = run_mlexport(HERE / "linnos", OUT / "linnos", linnos_data.EXPORT)
+    committed = HERE / "linnos" / "export"
+    same = all(filecmp.cmp(p, export_dir / p.name, shallow=False) for p in committed.iterdir())
+    print(f"        export is {'byte-identical to' if same else 'DIFFERENT from'} {committed.relative_to(REPO)}/")
+
+    step(2, "building ml_lib.ko, linnos_ml.ko (the model) and linnos_hook.ko (the consumer)")
+    # own build folders: other runs may be rebuilding the default ones
+    ml_lib_ko = kernel.build_ml_lib_module(OUT / "kmod")
+    model_ko = kernel.build_model_module(export_dir, ml_lib_ko, OUT / "kmod-model")
+    hook_ko = build_consumer(export_dir, ml_lib_ko, model_ko)
+
+    step(3, "booting Debian's kernel (QEMU TCG, ~30 s): insmod, infer on held-out inputs")
+    held = np.load(HERE / "linnos" / "heldout.npy")
+    res = kernel.boot([ml_lib_ko, model_ko, hook_ko],
+                      [kernel.Job("linnos", raw=held, unload=False)])
+    if 0 in res.errors:
+        sys.exit(f"demo: inference in the kernel failed: {res.errors[0]}")
+    in_kernel = res.outputs[0][:, 0]
+    python = run_int(exported_graph(export_dir, "linnos"), held)[:, 0]
+
+    step(4, "in-kernel vs Python (ml_lib reference) on held-out reads of the test period")
+    label = {0: "fast", 1: "SLOW"}
+    print(f"  {'queue_len':>9} {'lat_0 us':>8} {'qlen_0':>6} | {'kernel':>6} {'python':>6} match")
+    for row, k, p in zip(held, in_kernel, python):
+        print(f"  {row[0]:9d} {row[1]:8d} {row[16]:6d} | {label[int(k)]:>6} {label[int(p)]:>6} "
+              f"{'yes' if k == p else 'NO'}")
+    n_same = int((in_kernel == python).sum())
+    hook = [ln.split("linnos_hook: ", 1)[1] for ln in res.dmesg.splitlines()
+            if "linnos_hook:" in ln and "reads replayed" in ln]
+    print(f"  consumer linnos_hook.ko: {hook[0] if hook else 'NO SUMMARY IN THE KERNEL LOG'}")
+    eq = re.search(r"(\d+)/(\d+) equal", hook[0]) if hook else None
+    ok = bool(eq) and eq.group(1) == eq.group(2)
+    print(f"SUMMARY: {n_same}/{len(held)} held-out inputs give the same prediction in the kernel "
+          f"as in Python{' (bit-exact)' if n_same == len(held) else ' - MISMATCH'}")
+    return ok and n_same == len(held)
+
+
+def proxy_part() -> bool:
+    step(5, "linnos_wide (4.27 M parameters): recreate, mlexport --target auto")
+    sys.path.insert(0, str(HERE / "linnos_wide"))
+    import train as wide_train
+    wdir = OUT / "linnos_wide_model"
+    wide_train.main(wdir)
+    udir = run_mlexport(HERE / "linnos_wide", OUT / "linnos_wide",
+                        {"name": "linnos_wide", "features": linnos_data.EXPORT["features"],
+                         "args": ["--target", "auto"]},
+                        model=wdir / "model.pt2", calib=wdir / "calib.npy")
+    import json
+    man = json.loads((udir / "linnos_wide.json").read_text())
+    print(f"        --target auto chose: {man.get('target', man.get('format'))}")
+    step(6, "booting again: kernel caller -> /dev/ml_lib -> mlproxyd (onnxruntime) -> kernel")
+    try:
+        from ml_lib import proxy
+    except ImportError:
+        print("PROXY: ml_lib.proxy is not available in this checkout; proxy part not run")
+        return False
+    x = np.load(wdir / "heldout.npy")
+    try:
+        got = np.asarray(proxy.run_exported(udir, x.astype(np.float64)))
+    except Exception as e:  # report, do not hide: the summary says it failed
+        print(f"PROXY: the proxy run failed: {type(e).__name__}: {str(e).splitlines()[0]}")
+        return False
+    import torch
+    m = torch.export.load(str(wdir / "model.pt2")).module()
+    with torch.no_grad():
+        ref = m(torch.tensor(x, dtype=torch.float32)).numpy()
+    print(f"  {'queue_len':>9} {'lat_0 us':>8} | {'proxy answer':>12} {'python float':>12} match")
+    for row, g, r in zip(x, got.argmax(1), ref.argmax(1)):
+        print(f"  {row[0]:9d} {row[1]:8d} | {'SLOW' if g else 'fast':>12} "
+              f"{'SLOW' if r else 'fast':>12} {'yes' if g == r else 'NO'}")
+    n = int((got.argmax(1) == ref.argmax(1)).sum())
+    print(f"PROXY SUMMARY: {n}/{len(x)} answers through /dev/ml_lib + mlproxyd equal the float "
+          "model's decision")
+    return n == len(x)
+
+
+def main() -> int:
+    OUT.mkdir(parents=True, exist_ok=True)
+    ok = kernel_part()
+    ok = proxy_part() and ok
+    print(f"demo finished in {time.monotonic() - T0:.0f} s: {'all matched' if ok else 'see above'}")
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
