@@ -21,7 +21,7 @@ proxy-modules: $(PROXY_KO)
 $(PROXY_KO): $(PROXY_SRCS) tests/kmod/ml_lib_proxy_test.c mk/proxy.mk
 	@mkdir -p $(PROXY_BUILD)/lib $(PROXY_BUILD)/kmod
 	@ln -sfn $(TOP)/include $(PROXY_BUILD)/include
-	@rsync -a --delete --exclude=zz_* --exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' \
+	@rsync -a --delete --exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' \
 		lib/ml/ $(PROXY_BUILD)/lib/ml/
 	$(MAKE) -s -C $(PROXY_KDIR) M=$(PROXY_BUILD)/lib/ml W=1 \
 		CONFIG_ML_LIB=m CONFIG_ML_LIB_PROXY=y modules 2>&1 | tee $(PROXY_BUILD)/build.log

@@ -70,7 +70,12 @@ struct stress_ctx {
 	u32 t, count;
 	bool async;
 	u64 ok, bad, fallbacks, errors;
-	atomic_t outstanding;
+	/*
+	 * Async: completions update the counters and wake the thread under
+	 * wq.lock, so once the thread has seen outstanding == 0 under that
+	 * lock no callback touches this context any more.
+	 */
+	u32 outstanding;
 	wait_queue_head_t wq;
 	struct completion done;
 };
@@ -117,11 +122,14 @@ static void stress_async_done(struct ml_lib_request *req)
 {
 	struct stress_req *r = container_of(req, struct stress_req, req);
 	struct stress_ctx *c = r->ctx;
+	unsigned long flags;
 
+	spin_lock_irqsave(&c->wq.lock, flags);
 	stress_check(c, r->in, r->out, req->status);
+	c->outstanding--;
+	wake_up_locked(&c->wq);
+	spin_unlock_irqrestore(&c->wq.lock, flags);
 	kfree(r);
-	if (atomic_dec_return(&c->outstanding) < ASYNC_WINDOW)
-		wake_up(&c->wq);
 }
 
 static int stress_thread(void *arg)
@@ -141,12 +149,18 @@ static int stress_thread(void *arg)
 			stress_check(c, in, out, ret);
 			continue;
 		}
-		wait_event(c->wq, atomic_read(&c->outstanding) < ASYNC_WINDOW);
 		r = kzalloc(sizeof(*r), GFP_KERNEL);
+		spin_lock_irq(&c->wq.lock);
+		/* kthreads get no signals: this only returns with a free slot */
+		wait_event_interruptible_locked_irq(c->wq,
+						    c->outstanding < ASYNC_WINDOW);
 		if (!r) {
 			c->errors++;
+			spin_unlock_irq(&c->wq.lock);
 			continue;
 		}
+		c->outstanding++;
+		spin_unlock_irq(&c->wq.lock);
 		r->ctx = c;
 		stress_fill(r->in, c->t, i);
 		r->req.in = r->in;
@@ -154,18 +168,21 @@ static int stress_thread(void *arg)
 		r->req.out = r->out;
 		r->req.n_out = n_out;
 		r->req.done = stress_async_done;
-		atomic_inc(&c->outstanding);
 		/* submit with interrupts off: the async call is atomic-safe */
 		local_irq_save(flags);
 		ret = ml_lib_infer_async(&model, &r->req);
 		local_irq_restore(flags);
 		if (ret) {
-			atomic_dec(&c->outstanding);
 			kfree(r);
+			spin_lock_irq(&c->wq.lock);
+			c->outstanding--;
 			c->errors++;
+			spin_unlock_irq(&c->wq.lock);
 		}
 	}
-	wait_event(c->wq, !atomic_read(&c->outstanding));
+	spin_lock_irq(&c->wq.lock);
+	wait_event_interruptible_locked_irq(c->wq, !c->outstanding);
+	spin_unlock_irq(&c->wq.lock);
 	complete(&c->done);
 	return 0;
 }

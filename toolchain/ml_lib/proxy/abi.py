@@ -88,3 +88,11 @@ def parse_records(buf: bytes, n_records: int, record_size: int):
         seq, n, _pad = RECORD_HDR.unpack_from(buf, off)
         out.append((seq, np.frombuffer(buf, dtype="<i8", count=n, offset=off + RECORD_HDR.size)))
     return out
+
+
+def register(fd: int, name: str, n_in: int, n_out: int) -> int:
+    """ML_LIB_IOC_REGISTER; returns the model id (raises OSError)."""
+    import fcntl
+
+    # a mutable buffer makes fcntl.ioctl return the syscall's value, not the buffer
+    return fcntl.ioctl(fd, IOC_REGISTER, bytearray(pack_register(name, n_in, n_out)), True)

@@ -60,10 +60,8 @@ def pipe_floor(rounds: int) -> dict:
 
 def echo_responder(name: str, n: int, ready: str):
     """The transport alone: mlproxyd's loop with the model replaced by a copy."""
-    import fcntl
-
     fd = os.open("/dev/ml_lib", os.O_RDWR)
-    fcntl.ioctl(fd, abi.IOC_REGISTER, abi.pack_register(name, n, n))
+    abi.register(fd, name, n, n)
     open(ready, "w").close()
     p = select.poll()
     p.register(fd, select.POLLIN)

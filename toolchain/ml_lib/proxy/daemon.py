@@ -39,6 +39,7 @@ class Model:
     def __init__(self, man: Manifest):
         import onnxruntime as ort
 
+        ort.set_default_logger_severity(3)  # our log is stderr: errors only from ort
         self.man = man
         opts = ort.SessionOptions()
         # the kernel's callers and the daemon share few cores: no spinning pools
@@ -123,13 +124,10 @@ def load_models(dirs) -> list[Model]:
 
 
 def register(fd: int, models: list[Model]) -> dict[int, Model]:
-    import fcntl
-
     by_id = {}
     for m in models:
         try:
-            m.model_id = fcntl.ioctl(fd, abi.IOC_REGISTER,
-                                     abi.pack_register(m.man.name, m.man.n_in, m.man.n_out))
+            m.model_id = abi.register(fd, m.man.name, m.man.n_in, m.man.n_out)
         except OSError as e:
             why = {errno.ENOENT: "no kernel caller declared it (is its module loaded?)",
                    errno.EINVAL: "the kernel's n_in/n_out differ from the manifest",
