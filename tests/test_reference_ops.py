@@ -11,6 +11,8 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from ml_lib import arith
 from ml_lib.ir import Graph, IOSpec, Op, Tensor
@@ -376,3 +378,70 @@ def test_reference_has_no_float():
 
 def test_float_detector_catches_float():
     assert _float_uses(ast.parse("y = x / 2\nz = np.float64(1)\nw = 0.5"), "probe")
+
+
+# --- exactness: int64 numpy == arbitrary-precision Python integers ---------
+# The spec's operand bounds promise that no intermediate leaves s64; these
+# properties check the numpy transcription against Python's unbounded ints
+# over the whole parameter domain, where an overflow would show.
+
+s64 = st.integers(S64_MIN, S64_MAX)
+mults = st.integers(0, 2**31 - 1)
+shifts = st.integers(1, 62)
+
+
+def _clamp(v, lo, hi):
+    return min(max(v, lo), hi)
+
+
+@settings(max_examples=500, deadline=None, derandomize=True)
+@given(v=st.integers(-(2**31), 2**31 - 1), m=mults, t=shifts)
+def test_rq_exact(v, m, t):
+    assert int(arith.rq(v, m, t)) == (v * m + (1 << (t - 1))) >> t
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(raw=st.lists(s64, min_size=1, max_size=4), off=st.integers(-(2**62 - 1), 2**62 - 1),
+       pre=st.integers(0, 63), m=mults, t=shifts, zp=st.integers(-128, 127))
+def test_input_exact(raw, off, pre, m, t, zp):
+    g = _input_graph("s8", zp, [off], [pre], [m], [t])
+    got = run(g, np.array(raw, np.int64).reshape(-1, 1))[:, 0].tolist()
+    want = []
+    for x in raw:
+        d = _clamp((_clamp(x, -(2**62), 2**62) - off) >> pre, -(2**31 - 1), 2**31 - 1)
+        want.append(_clamp(zp + ((d * m + (1 << (t - 1))) >> t), -128, 127))
+    assert got == want
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(x=st.lists(st.integers(-32768, 32767), min_size=1, max_size=4), m=mults, t=shifts)
+def test_output_exact(x, m, t):
+    g = _output_graph("s16", 0, len(x), 0, m, t)
+    want = [_clamp((v * m + (1 << (t - 1))) >> t, -(2**31), 2**31 - 1) for v in x]
+    assert run(g, np.array(x)).tolist() == want
+
+
+@settings(max_examples=300, deadline=None, derandomize=True)
+@given(data=st.data(), m=mults, mb=mults, t=shifts)
+def test_add_exact(data, m, mb, t):
+    n = data.draw(st.integers(1, 4))
+    a = data.draw(st.lists(st.integers(-32768, 32767), min_size=n, max_size=n))
+    b = data.draw(st.lists(st.integers(-32768, 32767), min_size=n, max_size=n))
+    want = [_clamp(((x * m + y * mb + (1 << (t - 1))) >> t), -32768, 32767) for x, y in zip(a, b)]
+    got = one_op("add", {"n": n, "mult": m, "mult_b": mb, "shift": t, "lo": -32768, "hi": 32767}, None,
+                 [("s16", 0, a), ("s16", 0, b)], ("s16", 0, n))
+    assert got == want
+
+
+@settings(max_examples=200, deadline=None, derandomize=True)
+@given(table=st.lists(st.integers(-32768, 32767), min_size=513, max_size=513),
+       x=st.lists(st.integers(-32768, 32767), min_size=1, max_size=8))
+def test_lut_s16_exact(table, x):
+    want = []
+    for v in x:
+        u = v + 32768
+        j, f = u // 128, u % 128
+        want.append(table[j] + (((table[j + 1] - table[j]) * f + 64) >> 7))
+    got = one_op("lut", {"n": len(x)}, {"table": np.array(table, np.int16)}, [("s16", 0, x)],
+                 ("s16", 0, len(x)))
+    assert got == want
