@@ -111,7 +111,7 @@ kunit: kernel-src
 
 # Booted Debian kernel: modules + debugfs, compared with the Python reference.
 kernel-boot: kernel-env venv kernel-module
-	$(PY) -m pytest -q -m kernel tests/test_kernel.py $(wildcard tests/test_kernel_*.py)
+	$(PY) -m pytest -q tests/test_kernel.py $(wildcard tests/test_kernel_*.py)
 
 check-kernel: kernel-module kernel-sparse kernel-float-probe check-kernel-style kunit kernel-boot
 	@echo "check-kernel: module W=1, sparse, float probe, checkpatch, KUnit, booted tests passed"

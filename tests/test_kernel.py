@@ -1,0 +1,118 @@
+"""ml_lib in a booted Debian kernel (virtme-ng, QEMU TCG), against the Python reference.
+
+Every booted run also fails if the guest kernel log has a WARNING, BUG,
+KASAN, UBSAN or Oops line (ml_lib.kernel.boot checks it). Boots are slow
+(~40-80 s under TCG), so each test batches its models into one boot.
+"""
+import numpy as np
+import pytest
+
+from ml_lib import kernel, reference
+from ml_lib.blob import write_blob
+from ml_lib.codegen import generate
+from ml_lib.errors import UserError
+from ml_lib.ir import OP_SPECS
+from ml_lib.kernel import gen_vectors
+from ml_lib.randgraph import random_case
+
+#: seeds of random graphs; together with the vector models they use every op
+SEEDS = list(range(100, 116))
+
+
+def _models():
+    rng = np.random.default_rng(gen_vectors.SEED)
+    out = []
+    for build in gen_vectors.MODELS:
+        g = build(rng)
+        out.append((g, gen_vectors.raw_rows(rng, g.n_in)))
+    out += [random_case(s) for s in SEEDS]
+    return out
+
+
+def _assert_equal(name, got, want):
+    assert got.dtype == np.int32 and got.shape == want.shape, (name, got.shape, want.shape)
+    bad = np.argwhere(got != want)
+    assert not bad.size, (f"{name}: {len(bad)} values differ from the reference, first at "
+                          f"row/col {bad[0].tolist()}: kernel {got[tuple(bad[0])]}, "
+                          f"python {want[tuple(bad[0])]}")
+
+
+def test_bad_bad_log_lines_are_caught():
+    ok = "[    0.77] PCI: Using host bridge windows from ACPI; if necessary ... report a bug"
+    assert not kernel.BAD_LOG.search(ok)
+    for line in ("[ 3.1] WARNING: CPU: 0 PID: 1 at lib/ml/model.c:10", "[ 3.1] BUG: KASAN: "
+                 "slab-out-of-bounds in ml_lib_run", "[ 3.1] UBSAN: shift-out-of-bounds in x.c",
+                 "[ 3.1] Oops: 0000 [#1] SMP"):
+        assert kernel.BAD_LOG.search(line), line
+
+
+def test_run_exported_rejects_bad_dirs(tmp_path):
+    raw = np.zeros((1, 3), np.int64)
+    with pytest.raises(UserError, match="no such directory"):
+        kernel.run_exported(tmp_path / "missing", raw)
+    with pytest.raises(UserError, match="_mod.c"):
+        kernel.run_exported(tmp_path, raw)
+    (tmp_path / "m_mod.c").write_text("")
+    with pytest.raises(UserError, match="m.c is missing"):
+        kernel.run_exported(tmp_path, raw)
+
+
+def test_kernel_version_is_the_installed_debian_one():
+    ver = kernel.kernel_version()
+    assert ver.endswith("-amd64")
+
+
+@pytest.mark.kernel
+def test_blobs_in_booted_kernel_match_reference():
+    """Many blobs in one boot through debugfs load/infer/unload, plus loader errnos."""
+    models = _models()
+    assert set(OP_SPECS) <= {op.kind for g, _ in models for op in g.ops}
+    jobs = [kernel.Job(g.name, blob=write_blob(g), raw=raw) for g, raw in models]
+    good = write_blob(models[0][0])
+    bad_magic = b"XLLB" + good[4:]
+    major2 = good[:4] + (2).to_bytes(2, "little") + good[6:]
+    jobs += [
+        kernel.Job("bad_magic", blob=bad_magic, expect_errno="ENOEXEC"),
+        kernel.Job("major2", blob=major2, expect_errno="EPROTONOSUPPORT"),
+        # consistent total_len, but shorter than the header
+        kernel.Job("short", blob=good[:12] + (64).to_bytes(4, "little") + good[16:64],
+                   expect_errno="EMSGSIZE"),
+        # loaded and left registered: module exit must free it
+        kernel.Job(models[1][0].name, blob=write_blob(models[1][0]), raw=models[1][1],
+                   unload=False),
+        kernel.Job("dup", blob=write_blob(models[1][0]), expect_errno="EEXIST"),
+    ]
+    res = kernel.boot([kernel.build_ml_lib_module()], jobs)
+    assert not res.errors, res.errors
+    for i, (g, raw) in enumerate(models):
+        _assert_equal(g.name, res.outputs[i], reference.run(g, raw))
+    _assert_equal("kept", res.outputs[len(models) + 3], reference.run(*models[1]))
+
+
+@pytest.mark.kernel
+def test_exported_modules_in_booted_kernel_match_reference(tmp_path):
+    """Generated C tables built as model modules (what mlexport --target kernel writes)."""
+    models = _models()[:6]
+    ko = kernel.build_ml_lib_module()
+    mods, jobs = [ko], []
+    for g, raw in models:
+        d = tmp_path / g.name
+        d.mkdir()
+        for fname, text in generate(g).items():
+            (d / fname).write_text(text)
+        mods.append(kernel.build_model_module(d, ko))
+        jobs.append(kernel.Job(g.name, raw=raw))
+    res = kernel.boot(mods, jobs)
+    assert not res.errors, res.errors
+    for i, (g, raw) in enumerate(models):
+        _assert_equal(g.name, res.outputs[i], reference.run(g, raw))
+
+
+@pytest.mark.kernel
+def test_run_exported_matches_reference(tmp_path):
+    """The public entry point `mlrun DIR X.npy --engine kernel` uses."""
+    g, raw = random_case(7)
+    for fname, text in generate(g).items():
+        (tmp_path / fname).write_text(text)
+    out = kernel.run_exported(tmp_path, raw)
+    _assert_equal(g.name, out, reference.run(g, raw))
