@@ -14,9 +14,9 @@ import numpy as np
 from ml_lib.frontend.graph import FloatGraph, run_float
 from ml_lib.ir import Graph
 
-#: engine frame on the inference path, a bound taken from lib/ml (no VLAs,
-#: no recursion; per-op locals only) -- the caller adds its in/out structs
-ENGINE_FRAME_BYTES = 256
+#: worst stack of the ml_lib_run() call chain: the bound `make stack-check`
+#: (mk/core.mk) enforces; the caller adds its input/output structs
+ENGINE_FRAME_BYTES = 512
 
 
 def macs(graph: Graph) -> int:

@@ -221,6 +221,46 @@ def fold_affines(g: FloatGraph) -> None:
             break
 
 
+def normalize_input(g: FloatGraph, x: np.ndarray) -> bool:
+    """Give an un-normalised model a per-feature input normalisation.
+
+    The INPUT op scales every feature on its own, but its output tensor has
+    one scale: raw features of very different ranges (bytes next to flags)
+    would share it and the small ones would be lost.  When the input feeds
+    only linear layers (or unpadded convs, per channel), f = (x - mu) / sigma
+    from the calibration data goes into the INPUT op and its inverse into
+    those layers' weights: the float model computes the same function.
+    Returns whether it did.
+    """
+    if g.in_scale is not None:
+        return False
+    users = g.users(g.input_name)
+    if not users or g.input_name in g.outputs:
+        return False
+    conv = len(g.input_shape) == 2
+    for u in users:
+        if u.kind == "linear" and not conv:
+            continue
+        if u.kind == "conv1d" and conv and u.attrs["pad"] == 0:
+            continue
+        return False
+    flat = x.reshape(x.shape[0], g.input_shape[0], -1)
+    axes = (0, 2) if conv else (0,)
+    mu = flat.mean(axis=axes).reshape(-1)
+    lo, hi = flat.min(axis=axes).reshape(-1), flat.max(axis=axes).reshape(-1)
+    sigma = np.where(hi > lo, (hi - lo) / 2.0, 1.0)
+    for u in users:
+        w = np.asarray(u.attrs["w"], np.float64)
+        shape = (1, -1) + (1,) * (w.ndim - 2)
+        u.attrs["b"] = np.asarray(u.attrs["b"], np.float64) + \
+            (w * mu.reshape(shape)).reshape(w.shape[0], -1).sum(axis=1)
+        u.attrs["w"] = w * sigma.reshape(shape)
+    per = (lambda v: np.repeat(v, g.input_shape[1])) if conv else (lambda v: v)
+    g.in_scale = per(1.0 / sigma).reshape(g.input_shape)
+    g.in_bias = per(-mu / sigma).reshape(g.input_shape)
+    return True
+
+
 def check_finite(g: FloatGraph) -> None:
     for n in g.nodes:
         for k, v in n.attrs.items():

@@ -95,7 +95,8 @@ def to_graph(m: onnx.ModelProto, sample: np.ndarray) -> FloatGraph:
     alias: dict[str, str] = {}
     rank = {inp.name: len(dims)}
     for vi in list(m.graph.value_info) + list(m.graph.output):
-        rank[vi.name] = len(vi.type.tensor_type.shape.dim)
+        if vi.type.tensor_type.HasField("shape") and vi.type.tensor_type.shape.dim:
+            rank[vi.name] = len(vi.type.tensor_type.shape.dim)
 
     def r(name):
         return alias.get(name, name)
@@ -156,8 +157,12 @@ def to_graph(m: onnx.ModelProto, sample: np.ndarray) -> FloatGraph:
         elif op == "BatchNormalization":
             sc, bb, mean, var = (consts[i].astype(np.float64) for i in ins[1:5])
             s = sc / np.sqrt(var + a.get("epsilon", 1e-5))
-            shape = (-1,) + (1,) * (rank.get(node.input[0], 2) - 2)
+            shape = (-1,) + (1,) * (rank.get(node.input[0], sample.ndim) - 2)
             add("affine", [x], scale=s.reshape(shape), bias=(bb - mean * s).reshape(shape))
+        elif op == "Scaler":  # ai.onnx.ml (skl2onnx StandardScaler): (x - offset) * scale
+            off = np.asarray(a.get("offset", [0.0]), np.float64)
+            sc = np.asarray(a.get("scale", [1.0]), np.float64)
+            add("affine", [x], scale=sc, bias=-off * sc)
         elif op == "Relu":
             add("relu", [x])
         elif op == "Clip":
@@ -172,7 +177,7 @@ def to_graph(m: onnx.ModelProto, sample: np.ndarray) -> FloatGraph:
             add("tanh", [x])
         elif op == "Softmax":
             axis = a.get("axis", -1)
-            nd = rank.get(node.input[0], 2)
+            nd = rank.get(node.input[0], sample.ndim)
             if axis not in (-1, nd - 1):
                 raise unsupported(f"Softmax over axis {axis} (only the last)", where)
             add("softmax", [x])
@@ -199,14 +204,14 @@ def to_graph(m: onnx.ModelProto, sample: np.ndarray) -> FloatGraph:
                     raise unsupported("Div of a constant by a tensor", where)
                 scale, bias = 1.0 / k, np.zeros(1)
             # drop a leading batch axis of size 1 from the constant
-            while scale.ndim > 1 and scale.shape[0] == 1 and scale.ndim >= rank.get(out, 2):
+            while scale.ndim > 1 and scale.shape[0] == 1 and scale.ndim >= rank.get(out, sample.ndim):
                 scale = scale[0]
-            while bias.ndim > 1 and bias.shape[0] == 1 and bias.ndim >= rank.get(out, 2):
+            while bias.ndim > 1 and bias.shape[0] == 1 and bias.ndim >= rank.get(out, sample.ndim):
                 bias = bias[0]
             add("affine", [x], scale=scale, bias=bias)
         elif op == "Concat":
             axis = a.get("axis", 1)
-            nd = rank.get(out, 2)
+            nd = rank.get(out, sample.ndim)
             axis = axis + nd if axis < 0 else axis
             if axis == 0 or any(i in consts for i in ins):
                 raise unsupported("Concat over the batch axis or with constants", where)
@@ -226,7 +231,7 @@ def to_graph(m: onnx.ModelProto, sample: np.ndarray) -> FloatGraph:
                 stride=int(a.get("strides", k)[0]))
         elif op == "ArgMax":
             axis = a.get("axis", 0)
-            nd = rank.get(node.input[0], 2)
+            nd = rank.get(node.input[0], sample.ndim)
             if axis not in (-1, nd - 1) or a.get("select_last_index", 0):
                 raise unsupported(f"ArgMax over axis {axis} (only the last)", where)
             add("argmax", [x])

@@ -113,8 +113,11 @@ def _shape(node) -> tuple:
     val = node.meta.get("val")
     if val is None or not hasattr(val, "shape"):
         return ()
+    from torch.fx.experimental.symbolic_shapes import is_concrete_int
     dims = []
     for i, d in enumerate(val.shape):
+        if not isinstance(d, int) and is_concrete_int(d):
+            d = int(d)
         if not isinstance(d, int):
             if i == 0:
                 dims.append(-1)
