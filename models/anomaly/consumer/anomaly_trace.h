@@ -6,8 +6,10 @@
 #ifndef _ANOMALY_TRACE_H
 #define _ANOMALY_TRACE_H
 
-/* flag a second whose L1 reconstruction error, fixed point with
- * 16 fractional bits, is above this (models/anomaly/threshold.json) */
+/*
+ * Flag a second whose L1 reconstruction error, fixed point with
+ * 16 fractional bits, is above this (models/anomaly/threshold.json).
+ */
 #define ANOMALY_THRESHOLD 108698
 
 #define ANOMALY_TRACE_SECONDS 48

@@ -19,6 +19,7 @@
  */
 #include <linux/module.h>
 #include <linux/kernel.h>
+#include <linux/bits.h>
 #include <linux/math64.h>
 #include <linux/minmax.h>
 #include <linux/ml_lib.h>
@@ -31,7 +32,8 @@ struct ra_read {
 
 #include "readahead_trace.h"
 
-#define RA_FEATURE_MAX (1LL << 20)
+/* features saturate here, as in simulate.window_features() */
+#define RA_FEATURE_MAX BIT_ULL(20)
 
 /* readahead window (pages) of each class the model predicts */
 static const u32 ra_class_pages[] = { 1, 8, 32, 128 };
@@ -64,7 +66,7 @@ static void ra_features(const struct ra_window *w, struct readahead_input *in)
 	/* population variance of the deltas, floored: (m*S2 - S1^2) / m^2 */
 	var = div64_u64(m * w->sum_d2 - (u64)(w->sum_d * w->sum_d), m * m);
 	in->mean_req_pages = div64_s64(w->sum_pages, w->reads);
-	in->mean_abs_delta = min(div64_s64(w->sum_abs, m), RA_FEATURE_MAX);
+	in->mean_abs_delta = min_t(s64, div64_s64(w->sum_abs, m), RA_FEATURE_MAX);
 	in->std_delta = min_t(s64, int_sqrt64(var), RA_FEATURE_MAX);
 	in->seq_permille = div64_s64(w->seq * 1000LL, m);
 	in->fwd_near_permille = div64_s64(w->near * 1000LL, m);
