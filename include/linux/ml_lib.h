@@ -50,7 +50,7 @@ enum ml_lib_opcode {
 #define ML_LIB_NO_TENSOR 0xffff
 
 /* Limits checked by the validator. */
-#define ML_LIB_MAX_ARENA	(1U << 20)
+#define ML_LIB_MAX_ARENA	(1024U * 1024U)	/* 1 MiB */
 #define ML_LIB_MAX_TENSORS	1024
 #define ML_LIB_MAX_OPS		1024
 #define ML_LIB_MAX_IO		65536
