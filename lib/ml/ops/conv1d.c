@@ -106,26 +106,89 @@ static __always_inline void ml_lib_conv_emit(const struct ml_lib_conv1d_params *
 	ml_lib_store(y, ty->dtype, c * p->l_out + l, (s32)ml_lib_clamp(v, p->lo, p->hi));
 }
 
+/*
+ * Two neighbouring output positions l, l + 1 whose windows lie fully
+ * inside the input, four channels: the same weight multiplies the inputs
+ * of both positions, packed in one u64 (ml_lib_pack2), so each multiply
+ * does two taps. Lane a is position l, lane b position l + 1.
+ */
+static __always_inline void ml_lib_conv_pair4(const struct ml_lib_conv1d_params *p,
+					      s64 start, const s8 *w, const void *x,
+					      u64 *a, const bool x16)
+{
+	const u32 ck = p->c_in * p->k, dil = p->dil, stride = p->stride;
+	u64 a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
+	u32 ci, j;
+
+	for (ci = 0; ci < p->c_in; ci++) {
+		const s8 *w0 = w + ci * p->k, *w1 = w0 + ck, *w2 = w1 + ck, *w3 = w2 + ck;
+		u32 idx = (u32)((s64)ci * p->l_in + start);
+
+		for (j = 0; j < p->k; j++, idx += dil) {
+			u64 xv = ml_lib_pack2(ml_lib_conv_x(x, idx, x16),
+					      ml_lib_conv_x(x, idx + stride, x16));
+
+			a0 += (u64)(s64)w0[j] * xv;
+			a1 += (u64)(s64)w1[j] * xv;
+			a2 += (u64)(s64)w2[j] * xv;
+			a3 += (u64)(s64)w3[j] * xv;
+		}
+	}
+	a[0] = a0;
+	a[1] = a1;
+	a[2] = a2;
+	a[3] = a3;
+}
+
 static __always_inline void ml_lib_conv_all(const struct ml_lib_conv1d_params *p,
 					    const struct ml_lib_tensor *tx,
 					    const struct ml_lib_tensor *ty,
 					    const void *x, void *y, const bool x16)
 {
 	const u32 ck = p->c_in * p->k;
-	struct ml_lib_conv_pos pos;
-	u32 l, c;
+	struct ml_lib_conv_pos pos, next;
+	u32 l, c, k;
 
 	for (l = 0; l < p->l_out; l++) {
 		ml_lib_conv_taps(p, l, &pos);
+		if (l + 1 < p->l_out && pos.j_lo == 0) {
+			ml_lib_conv_taps(p, l + 1, &next);
+			if (next.j_hi == p->k) {
+				for (c = 0; c + 4 <= p->c_out; c += 4) {
+					u64 acc[4];
+
+					for (k = 0; k < 4; k++)
+						acc[k] = ml_lib_pack2(p->bias[c + k], p->bias[c + k]);
+					ml_lib_conv_pair4(p, pos.start, p->w + (size_t)c * ck, x,
+							  acc, x16);
+					for (k = 0; k < 4; k++) {
+						ml_lib_conv_emit(p, ty, y, c + k, l,
+								 ml_lib_lane_a(acc[k]));
+						ml_lib_conv_emit(p, ty, y, c + k, l + 1,
+								 ml_lib_lane_b(acc[k]));
+					}
+				}
+				for (; c < p->c_out; c++) {
+					const s8 *wc = p->w + (size_t)c * ck;
+
+					ml_lib_conv_emit(p, ty, y, c, l,
+							 ml_lib_conv_sum1(p, &pos, wc, x, tx->zero_point,
+									  p->bias[c], x16));
+					ml_lib_conv_emit(p, ty, y, c, l + 1,
+							 ml_lib_conv_sum1(p, &next, wc, x, tx->zero_point,
+									  p->bias[c], x16));
+				}
+				l++;
+				continue;
+			}
+		}
 		for (c = 0; c + 4 <= p->c_out; c += 4) {
 			s32 acc[4] = { p->bias[c], p->bias[c + 1], p->bias[c + 2], p->bias[c + 3] };
 
 			ml_lib_conv_sum4(p, &pos, p->w + (size_t)c * ck, x, tx->zero_point,
 					 acc, x16);
-			ml_lib_conv_emit(p, ty, y, c, l, acc[0]);
-			ml_lib_conv_emit(p, ty, y, c + 1, l, acc[1]);
-			ml_lib_conv_emit(p, ty, y, c + 2, l, acc[2]);
-			ml_lib_conv_emit(p, ty, y, c + 3, l, acc[3]);
+			for (k = 0; k < 4; k++)
+				ml_lib_conv_emit(p, ty, y, c + k, l, acc[k]);
 		}
 		for (; c < p->c_out; c++) {
 			s32 acc = ml_lib_conv_sum1(p, &pos, p->w + (size_t)c * ck, x,

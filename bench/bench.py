@@ -1,0 +1,206 @@
+"""`make bench`: ml_lib's C engine against the baselines, one table.
+
+For every model in bench/models.py:
+- ml_lib-scalar, int64-baseline, int8-dot: bench/bench_c.c (built with the
+  kernel's code generation, no SSE), interleaved round by round in one
+  process so machine noise hits all three alike;
+- onnxruntime: the same shapes as a float ONNX model, batch 1, one thread,
+  called from Python; the per-call Python + onnxruntime overhead is
+  measured separately on an Identity model of the same input size and
+  reported as its own row (onnxruntime-overhead).
+
+Writes build/bench.json (a list of {"model", "engine", "ns_median", ...}),
+build/bench_tables.json (table bytes vs parameter bytes) and prints both
+tables in Markdown. A benchmark, not a test: nothing here asserts a time.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import models  # noqa: E402  (bench/models.py)
+
+from ml_lib.blob import write_blob  # noqa: E402
+
+C_ENGINES = ("ml_lib-scalar", "int64-baseline", "int8-dot")
+
+
+def c_args(name):
+    kind, shape = models.MODELS[name]
+    return [kind, *map(str, shape)]
+
+
+def run_c(bench_bin: Path, blob_path: Path, name: str, rounds: int) -> list[dict]:
+    out = subprocess.run([str(bench_bin), str(blob_path), str(rounds), *c_args(name)],
+                         capture_output=True, text=True, check=True).stdout
+    rows = []
+    for line in out.splitlines():
+        r = json.loads(line)
+        rows.append({"model": name, "engine": r["engine"], "ns_median": r["ps_median"] / 1000,
+                     "ns_q1": r["ps_q1"] / 1000, "ns_q3": r["ps_q3"] / 1000,
+                     "rounds": r["rounds"], "calls_per_round": r["batch"]})
+    return rows
+
+
+def onnx_model(name: str):
+    """Float ONNX graph of the same shapes (random weights; only time matters)."""
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(0)
+    kind, shape = models.MODELS[name]
+    inits, nodes = [], []
+
+    def const(nm, arr):
+        inits.append(numpy_helper.from_array(arr.astype(np.float32), nm))
+        return nm
+
+    def gemm(x, n_in, n_out, i, relu):
+        w = const(f"w{i}", rng.standard_normal((n_out, n_in)) / np.sqrt(n_in))
+        b = const(f"b{i}", rng.standard_normal(n_out))
+        y = f"g{i}"
+        nodes.append(helper.make_node("Gemm", [x, w, b], [y], transB=1))
+        if relu:
+            nodes.append(helper.make_node("Relu", [y], [y + "r"]))
+            y += "r"
+        return y
+
+    if kind == "mlp":
+        in_shape = [1, shape[0]]
+        x = "x"
+        for i, (a, b) in enumerate(zip(shape, shape[1:])):
+            x = gemm(x, a, b, i, i < len(shape) - 2)
+        n_out = shape[-1]
+    else:
+        c_in, win, c_out, k, n_out = shape
+        in_shape = [1, c_in, win]
+        w = const("cw", rng.standard_normal((c_out, c_in, k)) / np.sqrt(c_in * k))
+        b = const("cb", rng.standard_normal(c_out))
+        nodes += [helper.make_node("Conv", ["x", w, b], ["c"], kernel_shape=[k]),
+                  helper.make_node("Relu", ["c"], ["cr"]),
+                  helper.make_node("MaxPool", ["cr"], ["p"], kernel_shape=[2], strides=[2]),
+                  helper.make_node("Flatten", ["p"], ["f"], axis=1)]
+        l_pool = (win - k + 1) // 2
+        x = gemm("f", c_out * l_pool, n_out, 9, False)
+    graph = helper.make_graph(nodes, name.replace("-", "_"),
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+                              [helper.make_tensor_value_info(x, TensorProto.FLOAT, [1, n_out])],
+                              inits)
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    model.ir_version = 8
+    onnx.checker.check_model(model)
+    return model, in_shape
+
+
+def identity_model(in_shape):
+    from onnx import TensorProto, helper
+
+    graph = helper.make_graph([helper.make_node("Identity", ["x"], ["y"])], "identity",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, in_shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, in_shape)])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+def time_ort(model, in_shape, rounds: int) -> tuple[float, float, float]:
+    """(median, q1, q3) ns per sess.run call, batch 1, single thread."""
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    x = np.random.default_rng(1).standard_normal(in_shape).astype(np.float32)
+    feed = {"x": x}
+    for _ in range(200):
+        sess.run(None, feed)
+    calls = 1
+    while True:  # calls per round: about 2 ms
+        t0 = time.perf_counter_ns()
+        for _ in range(calls):
+            sess.run(None, feed)
+        if time.perf_counter_ns() - t0 > 2_000_000:
+            break
+        calls *= 2
+    per_call = []
+    for _ in range(rounds):
+        t0 = time.perf_counter_ns()
+        for _ in range(calls):
+            sess.run(None, feed)
+        per_call.append((time.perf_counter_ns() - t0) / calls)
+    q = statistics.quantiles(per_call, n=4)
+    return statistics.median(per_call), q[0], q[2]
+
+
+def sizes(g) -> dict:
+    params = sum(op.arrays["w"].size + 4 * op.arrays["bias"].size
+                 for op in g.ops if op.kind in ("fc", "conv1d"))
+    return {"param_bytes": int(params), "table_bytes": int(g.table_bytes()),
+            "blob_bytes": len(write_blob(g))}
+
+
+def fmt_ns(v: float) -> str:
+    return f"{v:,.0f}" if v >= 100 else f"{v:.1f}"
+
+
+def main() -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--bench-bin", type=Path, required=True)
+    ap.add_argument("--out", type=Path, required=True)
+    ap.add_argument("--rounds", type=int, default=301)
+    ap.add_argument("--ort-rounds", type=int, default=101)
+    a = ap.parse_args()
+
+    work = a.bench_bin.parent
+    results, tables = [], []
+    for name in models.MODELS:
+        g = models.build(name)
+        blob_path = work / f"{name}.mlb"
+        blob_path.write_bytes(write_blob(g))
+        results += run_c(a.bench_bin, blob_path, name, a.rounds)
+        model, in_shape = onnx_model(name)
+        med, q1, q3 = time_ort(model, in_shape, a.ort_rounds)
+        results.append({"model": name, "engine": "onnxruntime", "ns_median": med,
+                        "ns_q1": q1, "ns_q3": q3})
+        med, q1, q3 = time_ort(identity_model(in_shape), in_shape, a.ort_rounds)
+        results.append({"model": name, "engine": "onnxruntime-overhead", "ns_median": med,
+                        "ns_q1": q1, "ns_q3": q3})
+        tables.append({"model": name, **sizes(g)})
+        print(f"bench: {name} done", file=sys.stderr)
+
+    a.out.write_text(json.dumps(results, indent=1) + "\n")
+    (a.out.parent / "bench_tables.json").write_text(json.dumps(tables, indent=1) + "\n")
+
+    by = {(r["model"], r["engine"]): r["ns_median"] for r in results}
+    print("\nns per inference (median; C engines built -O2 -mgeneral-regs-only, "
+          "onnxruntime float, batch 1, 1 thread, from Python)\n")
+    print("| model | ml_lib-scalar | int64-baseline | int8-dot | onnxruntime (Python overhead) "
+          "| int64 / ours | ours / int8-dot |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
+    for name in models.MODELS:
+        ours, i64, i8 = (by[name, e] for e in C_ENGINES)
+        ort_t, ovh = by[name, "onnxruntime"], by[name, "onnxruntime-overhead"]
+        print(f"| {name} | {fmt_ns(ours)} | {fmt_ns(i64)} | {fmt_ns(i8)} | "
+              f"{fmt_ns(ort_t)} ({fmt_ns(ovh)}) | {i64 / ours:.2f}x | {ours / i8:.2f} |")
+    print("\nconstant table bytes vs parameter bytes (s8 weights + s32 bias)\n")
+    print("| model | parameters | C tables | ratio | blob |")
+    print("|---|---:|---:|---:|---:|")
+    for t in tables:
+        print(f"| {t['model']} | {t['param_bytes']:,} | {t['table_bytes']:,} | "
+              f"{t['table_bytes'] / t['param_bytes']:.3f} | {t['blob_bytes']:,} |")
+    print(f"\nwrote {a.out} and {a.out.parent / 'bench_tables.json'}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
