@@ -132,13 +132,17 @@ def test_accumulator_at_the_bound(c_engine, tmp_path):
 
 
 def _mutate(blob: bytearray, g, rng):
-    """One random change: an op parameter, a tensor field or a data byte."""
+    """One random change: an op parameter, a tensor field (dtype included) or a data byte."""
     nt, no = len(g.tensors), len(g.ops)
     r = rng.random()
     if r < 0.6:
         pos = HEADER_LEN + 16 * nt + 64 * int(rng.integers(no)) + 8 + 4 * int(rng.integers(10))
     elif r < 0.8:
-        pos = HEADER_LEN + 16 * int(rng.integers(nt)) + 4 * int(rng.integers(3))
+        field = int(rng.integers(4))  # offset, len, zero_point, dtype
+        pos = HEADER_LEN + 16 * int(rng.integers(nt)) + 4 * field
+        if field == 3:
+            blob[pos] = int(rng.integers(0, 5))
+            return
     else:
         data_off = struct.unpack_from("<I", blob, 36)[0]
         if data_off < len(blob):
