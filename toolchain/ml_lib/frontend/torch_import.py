@@ -8,6 +8,9 @@ transposes, mean/std arithmetic) are evaluated here with torch itself.
 """
 from __future__ import annotations
 
+import contextlib
+import io
+import logging
 import operator
 import zipfile
 
@@ -82,9 +85,34 @@ def load_program(path: str, fmt: str, example: torch.Tensor) -> ExportedProgram:
     return export_module(obj, example)
 
 
+@contextlib.contextmanager
+def _quiet_torch_logs():
+    """torch logs whole graphs at ERROR level when export fails; the CLI says one line."""
+    loggers = [logging.getLogger(n) for n in ("torch", "torch._dynamo", "torch.fx",
+                                               "torch._subclasses", "torch.export")]
+    old = [lg.level for lg in loggers]
+    for lg in loggers:
+        lg.setLevel(logging.CRITICAL + 1)
+    try:
+        # export also prints the failing graph to stderr on data-dependent errors
+        with contextlib.redirect_stderr(io.StringIO()):
+            yield
+    finally:
+        for lg, lv in zip(loggers, old):
+            lg.setLevel(lv)
+
+
 def export_module(mod: torch.nn.Module, example: torch.Tensor) -> ExportedProgram:
     try:
-        return torch.export.export(mod, (example,), strict=False)
+        with torch.no_grad():
+            mod(example)  # eager first: a shape mismatch reads better here than from export
+    except (RuntimeError, ValueError, IndexError) as e:
+        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        raise UserError(f"calibration data of shape {tuple(example.shape[1:])} per sample does "
+                        f"not fit the model: {first}") from e
+    try:
+        with _quiet_torch_logs():
+            return torch.export.export(mod, (example,), strict=False)
     except Exception as e:  # torch raises many types here; classify by message
         msg = str(e)
         first = msg.strip().splitlines()[0] if msg.strip() else type(e).__name__

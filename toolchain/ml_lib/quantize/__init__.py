@@ -59,7 +59,9 @@ def calibrate(g: FloatGraph, x: np.ndarray, percentile: float | None = None,
     keep: dict[str, list[np.ndarray]] = {}
     names = [g.input_name] + [n.name for n in g.nodes]
     it = range(0, x.shape[0], batch)
-    with_bar = tqdm(it, desc="calibrating", unit="batch", disable=not progress, leave=False)
+    # the bar only on a terminal (disable=None), so logs and error lines stay clean
+    with_bar = tqdm(it, desc="calibrating", unit="batch", disable=None if progress else True,
+                    leave=False)
     for s in with_bar:
         vals = run_float(g, x[s:s + batch], keep_all=True)
         for nm in names:

@@ -1,0 +1,183 @@
+# SPDX-License-Identifier: GPL-2.0
+"""mlexport / mlrun bad input: each error class exits 2 with its own one-line message."""
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+import torch.nn.functional as F
+from onnx import TensorProto, helper, numpy_helper
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+import mlexport_models as mm  # noqa: E402
+
+BIN = Path(sys.executable).parent
+
+
+class Gelu(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 4)
+
+    def forward(self, x):
+        return F.gelu(self.fc(x))
+
+
+class Branchy(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        if x.sum() > 0:
+            return self.fc(x)
+        return -self.fc(x)
+
+
+@pytest.fixture(scope="module")
+def files(tmp_path_factory):
+    d = tmp_path_factory.mktemp("errs")
+    torch.manual_seed(0)
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    np.save(d / "calib.npy", x)
+    ok = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).eval()
+    torch.save(ok, d / "ok.pt")
+    torch.save(ok.state_dict(), d / "state.pt")
+    torch.save(Gelu().eval(), d / "gelu.pt")
+    torch.save(Branchy().eval(), d / "branchy.pt")
+    bad = nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)).eval()
+    with torch.no_grad():
+        bad[2].weight[1, 3] = float("nan")
+    torch.save(bad, d / "nan.pt")
+    big = nn.Sequential(nn.Linear(4, 2048), nn.ReLU(), nn.Linear(2048, 2)).eval()
+    with torch.no_grad():
+        big[2].weight.fill_(0.5)  # all weights equal: |w| = 127 in every column
+    torch.save(big, d / "overflow.pt")
+    (d / "notes.txt").write_text("these are not weights\n")
+    (d / "junk.pt").write_bytes(os.urandom(256))
+    # ONNX: an unsupported node, and a dynamic feature dimension
+    w = numpy_helper.from_array(np.ones((4, 3), np.float32), "w")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["h"], name="proj"),
+                           helper.make_node("Exp", ["h"], ["y"], name="my_exp")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])], [w])
+    onnx.save(helper.make_model(g), d / "exp.onnx")
+    g = helper.make_graph([helper.make_node("MatMul", ["x", "w"], ["y"], name="proj")], "g",
+                          [helper.make_tensor_value_info("x", TensorProto.FLOAT, ["n", "f"])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, ["n", 3])], [w])
+    onnx.save(helper.make_model(g), d / "dyn.onnx")
+    np.save(d / "calib5.npy", np.zeros((10, 5), np.float32))
+    np.save(d / "calib_bool.npy", np.zeros((10, 4), bool))
+    np.save(d / "calib_nan.npy", np.full((10, 4), np.nan, np.float32))
+    np.save(d / "calib_1d.npy", np.zeros(4, np.float32))
+    return d
+
+
+def _err(argv) -> str:
+    rc, so, se = mm.run_export([str(a) for a in argv])
+    assert rc == 2, (so, se)
+    lines = se.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("mlexport: error: "), se
+    assert "Traceback" not in se
+    return lines[0]
+
+
+def test_unsupported_torch_op(files, tmp_path):
+    msg = _err([files / "gelu.pt", "--calib", files / "calib.npy", "-o", tmp_path])
+    assert "unsupported op 'gelu'" in msg and "supported: Linear" in msg and "Gelu" in msg
+
+
+def test_unsupported_onnx_op(files, tmp_path):
+    msg = _err([files / "exp.onnx", "--calib", files / "calib.npy", "-o", tmp_path])
+    assert "unsupported op 'Exp'" in msg and "'my_exp'" in msg and "supported:" in msg
+
+
+def test_dynamic_shape(files, tmp_path):
+    msg = _err([files / "dyn.onnx", "--calib", files / "calib.npy", "-o", tmp_path])
+    assert "dynamic shape" in msg and "'f'" in msg
+
+
+def test_data_dependent_control_flow(files, tmp_path):
+    msg = _err([files / "branchy.pt", "--calib", files / "calib.npy", "-o", tmp_path])
+    assert "data-dependent control flow" in msg
+
+
+def test_nan_weights(files, tmp_path):
+    msg = _err([files / "nan.pt", "--calib", files / "calib.npy", "-o", tmp_path])
+    assert "NaN or Inf" in msg and "weights" in msg
+
+
+@pytest.mark.parametrize("calib,words", [
+    ("calib5.npy", ["shape (5,)", "does not fit the model"]),
+    ("calib_bool.npy", ["integer or float numbers", "bool"]),
+    ("calib_nan.npy", ["NaN or Inf"]),
+    ("calib_1d.npy", ["(rows, features)"]),
+])
+def test_bad_calibration(files, tmp_path, calib, words):
+    msg = _err([files / "ok.pt", "--calib", files / calib, "-o", tmp_path])
+    for w in words:
+        assert w in msg
+
+
+def test_missing_calibration(files, tmp_path):
+    msg = _err([files / "ok.pt", "-o", tmp_path])
+    assert "--calib FILE is required" in msg and "value ranges" in msg
+
+
+def test_accumulator_overflow(files, tmp_path):
+    msg = _err([files / "overflow.pt", "--calib", files / "calib.npy", "--bits", "16",
+                "-o", tmp_path])
+    assert "accumulator could overflow" in msg and "layer 2 (Linear" in msg
+    # int8 activations keep the same layer within the bound
+    rc, so, se = mm.run_export([files / "overflow.pt", "--calib", files / "calib.npy", "-q",
+                                "-o", tmp_path / "ok8"])
+    assert rc == 0, se
+
+
+@pytest.mark.parametrize("name", ["notes.txt", "junk.pt", "state.pt", "missing.pt"])
+def test_not_a_model(files, tmp_path, name):
+    msg = _err([files / name, "--calib", files / "calib.npy", "-o", tmp_path])
+    want = {"notes.txt": "not a model", "junk.pt": "not a model", "state.pt": "state_dict",
+            "missing.pt": "no such file"}[name]
+    assert want in msg
+
+
+def test_bad_name(files, tmp_path):
+    msg = _err([files / "ok.pt", "--calib", files / "calib.npy", "--name", "9 lives",
+                "-o", tmp_path])
+    assert "not a C identifier" in msg
+
+
+def test_console_script_debug_traceback(files, tmp_path):
+    """The installed console script: one line without --debug, the traceback with it."""
+    cmd = [str(BIN / "mlexport"), str(files / "gelu.pt"), "--calib", str(files / "calib.npy"),
+           "-o", str(tmp_path)]
+    r = subprocess.run(cmd, capture_output=True, text=True)
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert [ln for ln in r.stderr.splitlines() if ln.strip() and "Warning" not in ln
+            and not ln.startswith("  ")] == [r.stderr.strip().splitlines()[-1]]
+    r = subprocess.run(cmd + ["--debug"], capture_output=True, text=True)
+    assert r.returncode != 0 and "Traceback" in r.stderr and "UserError" in r.stderr
+
+
+def test_help_documents_every_option():
+    for prog in ("mlexport", "mlrun"):
+        r = subprocess.run([str(BIN / prog), "--help"], capture_output=True, text=True)
+        assert r.returncode == 0
+        opts = [ln.split()[0] for ln in r.stdout.splitlines()
+                if ln.startswith("  -") and not ln.startswith("  -h")]
+        assert opts and "examples:" in r.stdout
+        # every option's help carries an example ("e.g.")
+        text = r.stdout.replace("\n", " ")
+        for o in opts:
+            seg = text.split(o, 1)[1].split("  -", 1)[0]
+            assert "e.g." in seg, f"{prog} {o} has no example"
+    r = subprocess.run([str(BIN / "mlexport"), "--help"], capture_output=True, text=True)
+    assert "weights_only=False" in r.stdout.replace("\n", " ")
