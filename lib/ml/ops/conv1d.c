@@ -140,62 +140,83 @@ static __always_inline void ml_lib_conv_pair4(const struct ml_lib_conv1d_params 
 	a[3] = a3;
 }
 
+/* Output positions l and l + 1, both windows fully inside the input. */
+static __always_inline void ml_lib_conv_two(const struct ml_lib_conv1d_params *p,
+					    const struct ml_lib_tensor *tx,
+					    const struct ml_lib_tensor *ty, const void *x, void *y,
+					    u32 l, const struct ml_lib_conv_pos *pos,
+					    const struct ml_lib_conv_pos *next, const bool x16)
+{
+	const u32 ck = p->c_in * p->k;
+	const s32 zx = tx->zero_point;
+	u32 c, k;
+
+	for (c = 0; c + 4 <= p->c_out; c += 4) {
+		u64 acc[4];
+
+		for (k = 0; k < 4; k++)
+			acc[k] = ml_lib_pack2(p->bias[c + k], p->bias[c + k]);
+		ml_lib_conv_pair4(p, pos->start, p->w + (size_t)c * ck, x, acc, x16);
+		for (k = 0; k < 4; k++) {
+			ml_lib_conv_emit(p, ty, y, c + k, l, ml_lib_lane_a(acc[k]));
+			ml_lib_conv_emit(p, ty, y, c + k, l + 1, ml_lib_lane_b(acc[k]));
+		}
+	}
+	for (; c < p->c_out; c++) {
+		const s8 *wc = p->w + (size_t)c * ck;
+		s32 a = ml_lib_conv_sum1(p, pos, wc, x, zx, p->bias[c], x16);
+		s32 b = ml_lib_conv_sum1(p, next, wc, x, zx, p->bias[c], x16);
+
+		ml_lib_conv_emit(p, ty, y, c, l, a);
+		ml_lib_conv_emit(p, ty, y, c, l + 1, b);
+	}
+}
+
+/* Output position l alone (an edge with padding, or the last one). */
+static __always_inline void ml_lib_conv_one(const struct ml_lib_conv1d_params *p,
+					    const struct ml_lib_tensor *tx,
+					    const struct ml_lib_tensor *ty, const void *x, void *y,
+					    u32 l, const struct ml_lib_conv_pos *pos,
+					    const bool x16)
+{
+	const u32 ck = p->c_in * p->k;
+	const s32 zx = tx->zero_point;
+	u32 c, k;
+
+	for (c = 0; c + 4 <= p->c_out; c += 4) {
+		s32 acc[4] = { p->bias[c], p->bias[c + 1], p->bias[c + 2], p->bias[c + 3] };
+
+		ml_lib_conv_sum4(p, pos, p->w + (size_t)c * ck, x, zx, acc, x16);
+		for (k = 0; k < 4; k++)
+			ml_lib_conv_emit(p, ty, y, c + k, l, acc[k]);
+	}
+	for (; c < p->c_out; c++)
+		ml_lib_conv_emit(p, ty, y, c, l,
+				 ml_lib_conv_sum1(p, pos, p->w + (size_t)c * ck, x, zx,
+						  p->bias[c], x16));
+}
+
 static __always_inline void ml_lib_conv_all(const struct ml_lib_conv1d_params *p,
 					    const struct ml_lib_tensor *tx,
 					    const struct ml_lib_tensor *ty,
 					    const void *x, void *y, const bool x16)
 {
-	const u32 ck = p->c_in * p->k;
 	struct ml_lib_conv_pos pos, next;
-	u32 l, c, k;
+	u32 l = 0;
 
-	for (l = 0; l < p->l_out; l++) {
+	while (l < p->l_out) {
 		ml_lib_conv_taps(p, l, &pos);
 		if (l + 1 < p->l_out && pos.j_lo == 0) {
+			/* windows only move right: l + 1 full at the right means both full */
 			ml_lib_conv_taps(p, l + 1, &next);
 			if (next.j_hi == p->k) {
-				for (c = 0; c + 4 <= p->c_out; c += 4) {
-					u64 acc[4];
-
-					for (k = 0; k < 4; k++)
-						acc[k] = ml_lib_pack2(p->bias[c + k], p->bias[c + k]);
-					ml_lib_conv_pair4(p, pos.start, p->w + (size_t)c * ck, x,
-							  acc, x16);
-					for (k = 0; k < 4; k++) {
-						ml_lib_conv_emit(p, ty, y, c + k, l,
-								 ml_lib_lane_a(acc[k]));
-						ml_lib_conv_emit(p, ty, y, c + k, l + 1,
-								 ml_lib_lane_b(acc[k]));
-					}
-				}
-				for (; c < p->c_out; c++) {
-					const s8 *wc = p->w + (size_t)c * ck;
-
-					ml_lib_conv_emit(p, ty, y, c, l,
-							 ml_lib_conv_sum1(p, &pos, wc, x, tx->zero_point,
-									  p->bias[c], x16));
-					ml_lib_conv_emit(p, ty, y, c, l + 1,
-							 ml_lib_conv_sum1(p, &next, wc, x, tx->zero_point,
-									  p->bias[c], x16));
-				}
-				l++;
+				ml_lib_conv_two(p, tx, ty, x, y, l, &pos, &next, x16);
+				l += 2;
 				continue;
 			}
 		}
-		for (c = 0; c + 4 <= p->c_out; c += 4) {
-			s32 acc[4] = { p->bias[c], p->bias[c + 1], p->bias[c + 2], p->bias[c + 3] };
-
-			ml_lib_conv_sum4(p, &pos, p->w + (size_t)c * ck, x, tx->zero_point,
-					 acc, x16);
-			for (k = 0; k < 4; k++)
-				ml_lib_conv_emit(p, ty, y, c + k, l, acc[k]);
-		}
-		for (; c < p->c_out; c++) {
-			s32 acc = ml_lib_conv_sum1(p, &pos, p->w + (size_t)c * ck, x,
-						   tx->zero_point, p->bias[c], x16);
-
-			ml_lib_conv_emit(p, ty, y, c, l, acc);
-		}
+		ml_lib_conv_one(p, tx, ty, x, y, l, &pos, x16);
+		l++;
 	}
 }
 

@@ -9,16 +9,17 @@
 static __always_inline void ml_lib_maxpool(const struct ml_lib_pool1d_params *p,
 					   const void *x, void *y, const bool x16)
 {
-	const u32 c_n = p->c, l_in = p->l_in, l_out = p->l_out, k = p->k, stride = p->stride;
+	const u32 l_in = p->l_in, l_out = p->l_out, k = p->k, stride = p->stride;
 	u32 c, l, j;
 
-	for (c = 0; c < c_n; c++) {
+	for (c = 0; c < p->c; c++) {
 		for (l = 0; l < l_out; l++) {
 			u32 base = c * l_in + l * stride;
 			s32 m = x16 ? ((const s16 *)x)[base] : ((const s8 *)x)[base];
 
 			for (j = 1; j < k; j++) {
-				s32 v = x16 ? ((const s16 *)x)[base + j] : ((const s8 *)x)[base + j];
+				u32 i = base + j;
+				s32 v = x16 ? ((const s16 *)x)[i] : ((const s8 *)x)[i];
 
 				if (v > m)
 					m = v;
