@@ -60,7 +60,8 @@ class AnomalyScorer(nn.Module):
         return self.total(r)
 
 
-def main() -> None:
+def main(out: Path = HERE) -> None:
+    """Train; write the artefacts to ``out`` (the task folder by default)."""
     t0 = time.monotonic()
     rng = seed_everything()
     d = dataset.load()
@@ -72,17 +73,17 @@ def main() -> None:
                        nn.Linear(LAT, HID), nn.ReLU(), nn.Linear(HID, N))
     train_regressor(nn.Sequential(norm, ae), normal, norm, epochs=60, rng=rng)
     scorer = AnomalyScorer(norm, ae).eval()
-    save_model(scorer, normal, HERE)
+    save_model(scorer, normal, out)
     with torch.no_grad():
         s = scorer(torch.tensor(normal, dtype=torch.float32)).numpy()[:, 0]
     thr = float(np.quantile(s, 1 - dataset.FALSE_ALARM_BUDGET))
-    (HERE / "threshold.json").write_text(json.dumps({"l1_score": round(thr, 4)}) + "\n")
-    np.save(HERE / "calib.npy", xtr[rng.choice(len(xtr), 1024, replace=False)])
+    (out / "threshold.json").write_text(json.dumps({"l1_score": round(thr, 4)}) + "\n")
+    np.save(out / "calib.npy", xtr[rng.choice(len(xtr), 1024, replace=False)])
     xte, kte = d["x"][d["test"]], d["kind"][d["test"]]
     pick = np.concatenate([np.flatnonzero(kte == k)[:4] for k in range(5)])
-    np.save(HERE / "heldout.npy", xte[np.sort(pick)])
+    np.save(out / "heldout.npy", xte[np.sort(pick)])
     print(f"anomaly: trained in {time.monotonic() - t0:.1f} s")
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)

@@ -27,7 +27,8 @@ def build(mean, std) -> nn.Module:
     return nn.Sequential(Normalize(mean, std), nn.Linear(31, 256), nn.ReLU(), nn.Linear(256, 2))
 
 
-def main() -> None:
+def main(out: Path = HERE) -> None:
+    """Train; write the artefacts to ``out`` (the task folder by default)."""
     t0 = time.monotonic()
     rng = seed_everything()
     d = dataset.load()
@@ -36,15 +37,15 @@ def main() -> None:
     model = build(mean, std)
     # a missed slow I/O costs a tail latency, a false alarm one replica hop
     train_classifier(model, xtr, ytr, epochs=8, lr=2e-3, class_weight=[1.0, 2.0], rng=rng)
-    save_model(model, xtr, HERE)
-    np.save(HERE / "calib.npy", xtr[rng.choice(len(xtr), 1024, replace=False)])
+    save_model(model, xtr, out)
+    np.save(out / "calib.npy", xtr[rng.choice(len(xtr), 1024, replace=False)])
     xte = d["x"][d["test"]]
     yte = d["y"][d["test"]]
     # held-out demo inputs: half slow, half fast, from the test period
     pick = np.concatenate([np.flatnonzero(yte == 1)[:8], np.flatnonzero(yte == 0)[:8]])
-    np.save(HERE / "heldout.npy", xte[np.sort(pick)])
+    np.save(out / "heldout.npy", xte[np.sort(pick)])
     print(f"linnos: trained in {time.monotonic() - t0:.1f} s")
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)

@@ -25,7 +25,8 @@ def build(mean, std) -> nn.Module:
                          nn.Linear(15, 5), nn.ReLU(), nn.Linear(5, 4))
 
 
-def main() -> None:
+def main(out: Path = HERE) -> None:
+    """Train; write the artefacts to ``out`` (the task folder by default)."""
     t0 = time.monotonic()
     rng = seed_everything()
     d = dataset.load()
@@ -33,13 +34,13 @@ def main() -> None:
     mean, std = feature_stats(xtr)
     model = build(mean, std)
     train_classifier(model, xtr, ytr, epochs=150, lr=3e-3, batch=64, rng=rng)
-    save_model(model, xtr, HERE)
-    np.save(HERE / "calib.npy", xtr)
+    save_model(model, xtr, out)
+    np.save(out / "calib.npy", xtr)
     xte, yte = d["x"][d["test"]], d["y"][d["test"]]
     pick = np.concatenate([np.flatnonzero(yte == c)[:4] for c in range(4)])
-    np.save(HERE / "heldout.npy", xte[np.sort(pick)])
+    np.save(out / "heldout.npy", xte[np.sort(pick)])
     print(f"readahead: trained in {time.monotonic() - t0:.1f} s")
 
 
 if __name__ == "__main__":
-    main()
+    main(Path(sys.argv[1]) if len(sys.argv) > 1 else HERE)
