@@ -261,6 +261,54 @@ def normalize_input(g: FloatGraph, x: np.ndarray) -> bool:
     return True
 
 
+def _fold_input_shift(g: FloatGraph, delta: np.ndarray) -> bool:
+    """Add a constant input shift ``delta`` into the layers that read the input.
+
+    Possible when every reader is linear, or an unpadded conv with a shift
+    constant along each channel; returns False (changing nothing) otherwise.
+    """
+    users = g.users(g.input_name)
+    conv = len(g.input_shape) == 2
+    per_ch = None
+    if conv:
+        per_ch = delta.reshape(g.input_shape[0], -1)
+        if not np.allclose(per_ch, per_ch[:, :1]):
+            return False
+        per_ch = per_ch[:, 0]
+    if not users or not all((u.kind == "linear" and not conv) or
+                            (u.kind == "conv1d" and conv and u.attrs["pad"] == 0) for u in users):
+        return False
+    for u in users:
+        w = np.asarray(u.attrs["w"], np.float64)
+        if conv:
+            add = (w * per_ch.reshape(1, -1, 1)).sum(axis=(1, 2))
+        else:
+            add = w @ delta.ravel()
+        u.attrs["b"] = np.asarray(u.attrs["b"], np.float64) + add
+    return True
+
+
+def snap_input_offset(g: FloatGraph, raw_scale: np.ndarray, round_fn) -> None:
+    """Make the normalisation's offset a whole number of raw units.
+
+    The INPUT op subtracts an integer ``off`` from the raw feature; for
+    integer features (raw_scale 1) rounding mean/raw_scale would shift every
+    value by up to half a unit.  Instead the offset is rounded here, in the
+    float model, and the difference goes into the first layers' bias, so the
+    float model is unchanged and the INPUT op exact.
+    """
+    if g.in_scale is None:
+        return
+    a = np.broadcast_to(g.in_scale, g.input_shape).astype(np.float64)
+    c = np.broadcast_to(g.in_bias, g.input_shape).astype(np.float64)
+    unit = a * raw_scale.reshape(g.input_shape)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        off = np.where(unit != 0, round_fn(-c / np.where(unit != 0, unit, 1)), 0)
+    c_new = np.where(unit != 0, -unit * off, c)
+    if _fold_input_shift(g, c - c_new):
+        g.in_scale, g.in_bias = a.copy(), c_new
+
+
 def check_finite(g: FloatGraph) -> None:
     for n in g.nodes:
         for k, v in n.attrs.items():

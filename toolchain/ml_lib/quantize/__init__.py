@@ -17,7 +17,8 @@ from tqdm import tqdm
 
 from ml_lib.arith import quantize_multiplier, quantize_multiplier_at, round_half_away
 from ml_lib.errors import UserError
-from ml_lib.frontend.graph import FloatGraph, FNode, normalize_input, run_float
+from ml_lib.frontend.graph import (FloatGraph, FNode, normalize_input, run_float,
+                                   snap_input_offset)
 from ml_lib.ir import (DTYPE_RANGE, NAME_LEN, OUTPUT_COPY, OUTPUT_DEQUANT, Graph, IOSpec, Op,
                        Tensor, plan_arena)
 from ml_lib.validate import acc_bound
@@ -419,5 +420,6 @@ def quantize(g: FloatGraph, calib: np.ndarray, bits: int = 8, percentile: float 
     # calibrate on exactly what the kernel will see: the raw fixed-point inputs
     xq = (to_raw(calib, rs) * rs).reshape(calib.shape)
     normalize_input(g, xq)
+    snap_input_offset(g, rs, round_half_away)
     cal = calibrate(g, xq, percentile, progress=progress)
     return build(g, cal, rs, bits, frac_bits, argmax, name, feature_names)

@@ -1,0 +1,99 @@
+# SPDX-License-Identifier: GPL-2.0
+"""mlrun: float inputs -> raw features -> engine -> outputs, on a hand-checkable model."""
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).parent / "fixtures"))
+import mlexport_models as mm  # noqa: E402
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory):
+    """y = 1.0 * a + 0.5 * b + 0.25 with a integer-valued in [0, 10], b in [-0.9, 0.9]."""
+    d = tmp_path_factory.mktemp("tiny")
+    m = nn.Linear(2, 1)
+    with torch.no_grad():
+        m.weight.copy_(torch.tensor([[1.0, 0.5]]))
+        m.bias.fill_(0.25)
+    m.eval()
+    torch.save(m, d / "tiny.pt")
+    rng = np.random.default_rng(0)
+    x = np.stack([rng.integers(0, 11, 200), rng.uniform(-0.9, 0.9, 200)], 1).astype(np.float32)
+    x[0] = [0, -0.9]
+    x[1] = [10, 0.9]
+    np.save(d / "calib.npy", x)
+    out = mm.export_ok(d, d / "tiny.pt", d / "calib.npy")
+    return out, x
+
+
+def test_raw_scale_and_fixed_point(tiny, tmp_path):
+    out, x = tiny
+    man = mm.manifest(out)
+    # integer column -> 1.0; |b| <= 0.9 < 2^0 -> 2^(0 - 16) keeps 16 significant bits
+    assert man["raw_scale"] == [1.0, 2.0**-16]
+    assert man["output_specs"][0]["frac_bits"] == 16 and man["output_specs"][0]["kind"] == "fixed"
+    raw = mm.mlrun_out(out, x, "python", True, tmp_path)
+    flt = mm.mlrun_out(out, x, "python", False, tmp_path)
+    assert raw.dtype == np.int32 and flt.dtype == np.float32
+    assert np.array_equal(flt, (raw / 2.0**16).astype(np.float32))
+    # int8: y spans [-0.2, 10.7] in 255 steps, so |error| stays within ~2 steps
+    ref = x[:, 0] + 0.5 * x[:, 1] + 0.25
+    assert np.abs(flt.ravel() - ref).max() < 2 * 10.9 / 255
+    assert np.array_equal(raw, mm.mlrun_out(out, x, "c", True, tmp_path))
+
+
+def test_single_row_and_integer_input(tiny, tmp_path):
+    out, x = tiny
+    one = mm.mlrun_out(out, np.array([3, 0.5], np.float32), "python", True, tmp_path)
+    ints = mm.mlrun_out(out, np.array([[3, 0]], np.int64), "python", True, tmp_path)
+    assert one.shape == (1, 1) and ints.shape == (1, 1)
+    assert abs(one[0, 0] / 2**16 - 3.5) < 0.1 and abs(ints[0, 0] / 2**16 - 3.25) < 0.1
+
+
+@pytest.mark.parametrize("case,words", [
+    ("shape", ["inputs have shape (4, 3)", "(rows, 2)"]),
+    ("nan", ["NaN or Inf"]),
+    ("nodir", ["no such model folder"]),
+    ("noinput", ["no such file"]),
+])
+def test_errors(tiny, tmp_path, case, words):
+    out, x = tiny
+    xin = tmp_path / "x.npy"
+    np.save(xin, np.zeros((4, 3)) if case == "shape" else np.full((4, 2), np.nan))
+    d = tmp_path / "missing" if case == "nodir" else out
+    src = tmp_path / "nope.npy" if case == "noinput" else xin
+    rc, se = mm.run_mlrun([d, src, "--engine", "python", "-o", tmp_path / "y.npy"])
+    assert rc == 2 and len(se.strip().splitlines()) == 1 and se.startswith("mlrun: error: ")
+    for w in words:
+        assert w in se
+
+
+def test_user_export_needs_proxy(tiny, tmp_path):
+    out, x = tiny
+    d = tmp_path / "user"
+    rc, so, se = mm.run_export([out.parent / "tiny.pt", "--calib", out.parent / "calib.npy",
+                                "--target", "user", "-o", d, "-q"])
+    assert rc == 0, se
+    np.save(tmp_path / "x.npy", x)
+    rc, se = mm.run_mlrun([d, tmp_path / "x.npy", "--engine", "c", "-o", tmp_path / "y.npy"])
+    assert rc == 2 and "--engine proxy" in se
+
+
+@pytest.mark.kernel
+def test_proxy_engine_matches_float(tiny, tmp_path):
+    """Boots Debian's kernel (virtme-ng): kernel caller -> /dev/ml_lib -> mlproxyd."""
+    out, x = tiny
+    d = tmp_path / "user"
+    rc, so, se = mm.run_export([out.parent / "tiny.pt", "--calib", out.parent / "calib.npy",
+                                "--target", "user", "-o", d, "-q"])
+    assert rc == 0, se
+    y = mm.mlrun_out(d, x[:16], "proxy", False, tmp_path)
+    ref = x[:16, 0] + 0.5 * x[:16, 1] + 0.25
+    assert np.abs(y.ravel() - ref).max() < 1e-3
