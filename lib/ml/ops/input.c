@@ -24,11 +24,22 @@ static __always_inline void ml_lib_input_rows(const struct ml_lib_input_params *
 	u32 i;
 
 	for (i = 0; i < n; i++) {
-		s64 r = ml_lib_clamp(raw[i], -ML_LIB_RAW_LIMIT, ML_LIB_RAW_LIMIT);
-		/* |r - off| < 2^63 because |off| <= 2^62 - 1 (validated). */
-		s64 d = ml_lib_clamp((r - off[i]) >> pre[i], -ML_LIB_D_LIMIT, ML_LIB_D_LIMIT);
-		s64 v = ml_lib_clamp(zy + ml_lib_rq(d, mult[i], shift[i]), lo, hi);
+		s64 r = raw[i], d, v;
 
+		/*
+		 * The clamps as unsigned range checks with a branch around the
+		 * rare saturating case: half the instructions of two cmovs each,
+		 * and this op costs as much as a small FC layer.
+		 */
+		if (unlikely((u64)r + ML_LIB_RAW_LIMIT > 2 * (u64)ML_LIB_RAW_LIMIT))
+			r = ml_lib_clamp(r, -ML_LIB_RAW_LIMIT, ML_LIB_RAW_LIMIT);
+		/* |r - off| < 2^63 because |off| <= 2^62 - 1 (validated). */
+		d = (r - off[i]) >> pre[i];
+		if (unlikely((u64)d + ML_LIB_D_LIMIT > 2 * (u64)ML_LIB_D_LIMIT))
+			d = ml_lib_clamp(d, -ML_LIB_D_LIMIT, ML_LIB_D_LIMIT);
+		v = zy + ml_lib_rq(d, mult[i], shift[i]);
+		if (unlikely((u64)(v - lo) > (u64)(hi - lo)))
+			v = ml_lib_clamp(v, lo, hi);
 		if (y16)
 			((s16 *)y)[i] = (s16)v;
 		else
