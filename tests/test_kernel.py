@@ -15,6 +15,9 @@ from ml_lib.ir import OP_SPECS
 from ml_lib.kernel import gen_vectors
 from ml_lib.randgraph import random_case
 
+# run_exported() end to end (build, boot, infer) is exercised through the real
+# `mlrun --engine kernel` in tests/test_kernel_mlrun.py.
+
 #: seeds of random graphs; together with the vector models they use every op
 SEEDS = list(range(100, 116))
 
@@ -106,13 +109,3 @@ def test_exported_modules_in_booted_kernel_match_reference(tmp_path):
     assert not res.errors, res.errors
     for i, (g, raw) in enumerate(models):
         _assert_equal(g.name, res.outputs[i], reference.run(g, raw))
-
-
-@pytest.mark.kernel
-def test_run_exported_matches_reference(tmp_path):
-    """The public entry point `mlrun DIR X.npy --engine kernel` uses."""
-    g, raw = random_case(7)
-    for fname, text in generate(g).items():
-        (tmp_path / fname).write_text(text)
-    out = kernel.run_exported(tmp_path, raw)
-    _assert_equal(g.name, out, reference.run(g, raw))
