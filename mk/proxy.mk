@@ -35,9 +35,11 @@ $(PROXY_KO): $(PROXY_SRCS) tests/kmod/ml_lib_proxy_test.c mk/proxy.mk
 
 # W=1 and sparse (C=2) on the proxy's C, checkpatch --strict on its files.
 check-proxy-style: $(PROXY_KO)
-	$(MAKE) -s -C $(PROXY_KDIR) M=$(PROXY_BUILD)/lib/ml W=1 C=2 \
-		CONFIG_ML_LIB=m CONFIG_ML_LIB_PROXY=y modules 2>&1 \
-		| grep -E 'proxy\.[ch]' | tee $(PROXY_BUILD)/sparse.log
+	{ $(MAKE) -s -C $(PROXY_KDIR) M=$(PROXY_BUILD)/lib/ml W=1 C=2 \
+		CONFIG_ML_LIB=m CONFIG_ML_LIB_PROXY=y modules; \
+	  $(MAKE) -s -C $(PROXY_KDIR) M=$(PROXY_BUILD)/kmod W=1 C=2 \
+		KBUILD_EXTRA_SYMBOLS=$(PROXY_BUILD)/lib/ml/Module.symvers modules; } 2>&1 \
+		| grep -E 'proxy[a-z_]*\.[ch]:' | tee $(PROXY_BUILD)/sparse.log
 	@test ! -s $(PROXY_BUILD)/sparse.log
 	@if [ ! -x $(CHECKPATCH) ]; then \
 	  mkdir -p $(BUILD)/checkpatch && tar -C $(BUILD)/checkpatch --strip-components=1 \
