@@ -19,7 +19,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE))
 
 import dataset  # noqa: E402
-from example_kit import (Normalize, feature_stats, save_model,  # noqa: E402
+from example_kit import (SEED, Normalize, feature_stats, save_model,  # noqa: E402
                          seed_everything, train_classifier)
 
 
@@ -41,9 +41,12 @@ def main(out: Path = HERE) -> None:
     np.save(out / "calib.npy", xtr[rng.choice(len(xtr), 1024, replace=False)])
     xte = d["x"][d["test"]]
     yte = d["y"][d["test"]]
-    # held-out demo inputs: half slow, half fast, from the test period
-    pick = np.concatenate([np.flatnonzero(yte == 1)[:8], np.flatnonzero(yte == 0)[:8]])
-    np.save(out / "heldout.npy", xte[np.sort(pick)])
+    # held-out demo inputs: 8 slow and 8 fast reads drawn from the test period
+    pick_rng = np.random.default_rng(SEED + 2)
+    pick = np.sort(np.concatenate([pick_rng.choice(np.flatnonzero(yte == c), 8, replace=False)
+                                   for c in (1, 0)]))
+    np.save(out / "heldout.npy", xte[pick])
+    np.save(out / "heldout_latency.npy", d["latency"][d["test"]][pick])
     print(f"linnos: trained in {time.monotonic() - t0:.1f} s")
 
 

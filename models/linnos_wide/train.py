@@ -22,7 +22,7 @@ sys.path.insert(0, str(HERE.parent))
 sys.path.insert(0, str(HERE.parent / "linnos"))
 
 import dataset  # noqa: E402  (models/linnos/dataset.py)
-from example_kit import (REPO, Normalize, feature_stats, save_model,  # noqa: E402
+from example_kit import (REPO, SEED, Normalize, feature_stats, save_model,  # noqa: E402
                          seed_everything, train_classifier)
 
 OUT = REPO / "build" / "models" / "linnos_wide"
@@ -50,8 +50,11 @@ def main(out: Path = OUT) -> Path:
     path = save_model(model, xtr, out)
     np.save(out / "calib.npy", xtr[rng.choice(len(xtr), 512, replace=False)])
     xte, yte = d["x"][d["test"]], d["y"][d["test"]]
-    pick = np.concatenate([np.flatnonzero(yte == 1)[:4], np.flatnonzero(yte == 0)[:4]])
-    np.save(out / "heldout.npy", xte[np.sort(pick)])
+    pick_rng = np.random.default_rng(SEED + 2)
+    pick = np.sort(np.concatenate([pick_rng.choice(np.flatnonzero(yte == c), 4, replace=False)
+                                   for c in (1, 0)]))
+    np.save(out / "heldout.npy", xte[pick])
+    np.save(out / "heldout_latency.npy", d["latency"][d["test"]][pick])
     n = sum(p.numel() for p in model.parameters())
     print(f"linnos_wide: {n} parameters, made in {time.monotonic() - t0:.1f} s -> {path}")
     return path
