@@ -75,11 +75,16 @@ def build_ml_lib_module(out: Path | None = None, proxy: bool | None = None) -> P
     out = Path(out or BUILD / "kmod-boot")
     if proxy is None:
         proxy = (REPO / "lib/ml/proxy.c").is_file()
+    # rsync keeps the previous build's objects (excluded = not deleted), so
+    # Kbuild recompiles only what changed
+    excl = [f"--exclude={p}" for p in ("*.o", ".*.cmd", "*.ko", "*.mod", "*.mod.c", "*.a",
+                                        "Module.symvers", "modules.order", "build.log")]
     for sub in ("lib/ml", "include"):
-        dst = out / sub
-        if dst.exists():
-            shutil.rmtree(dst)
-        shutil.copytree(REPO / sub, dst, ignore=shutil.ignore_patterns("*.o", ".*.cmd", "*.ko"))
+        (out / sub).mkdir(parents=True, exist_ok=True)
+        r = subprocess.run(["rsync", "-a", "--delete", *excl, f"{REPO / sub}/", f"{out / sub}/"],
+                           capture_output=True, text=True)
+        if r.returncode:
+            raise KernelError(f"rsync {sub}: {r.stderr.strip()}")
     mdir = out / "lib/ml"
     _make(["-C", f"/lib/modules/{ver}/build", f"M={mdir}", "CONFIG_ML_LIB=m",
            f"CONFIG_ML_LIB_PROXY={'y' if proxy else 'n'}", "modules"], out / "build.log")
