@@ -6,6 +6,7 @@
 #                        (-ffreestanding -nostdinc -mgeneral-regs-only ...):
 #                        any floating point fails this build
 #   make stack-check     worst stack of the ml_lib_run() call chain <= 512 bytes
+#   make stack-check-kernel  the same on ml_lib.ko built with the kernel's flags
 #   make fuzz            libFuzzer over ml_lib_blob_parse + ml_lib_run, 60 s
 #   make check-core      all of the above plus the core pytest files
 #   make bench           build/bench.json and the table for the README
@@ -31,7 +32,7 @@ CORE_STACK_LIMIT ?= 512
 FUZZ_SECONDS ?= 60
 FUZZ_DIR := $(BUILD)/fuzz
 
-.PHONY: core-lib core-san core-kflags stack-check fuzz fuzz-seeds check-core \
+.PHONY: core-lib core-san core-kflags stack-check stack-check-kernel fuzz fuzz-seeds check-core \
 	print-core-srcs core-kflags-probe bench-core
 CHECK_TARGETS += check-core
 bench: bench-core
@@ -74,6 +75,21 @@ stack-check: core-kflags
 	  --root ml_lib_blob_parse --limit $(CORE_STACK_LIMIT) --require ml_lib_run \
 	  $(CORE_KOBJ_DIR)
 
+# The same check on the real kernel build: ml_lib.ko out of tree against
+# Debian's headers (KDIR from mk/kernel.mk), with the kernel's own flags
+# (stack protector, retpolines, no SSE) plus gcc's stack and call-graph data.
+CORE_KSTACK := $(BUILD)/core/kstack
+stack-check-kernel:
+	@rm -rf $(CORE_KSTACK) && mkdir -p $(CORE_KSTACK)/lib
+	@rsync -a --exclude='*.o' --exclude='.*.cmd' lib/ml/ $(CORE_KSTACK)/lib/ml/
+	@rsync -a include/ $(CORE_KSTACK)/include/
+	$(MAKE) -s -C $(KDIR) M=$(CORE_KSTACK)/lib/ml CONFIG_ML_LIB=m \
+	  KCFLAGS="-fstack-usage -fcallgraph-info=su" modules >$(CORE_KSTACK)/build.log 2>&1 || \
+	  { cat $(CORE_KSTACK)/build.log; exit 1; }
+	$(PY) bench/stack_check.py --root ml_lib_run --root ml_lib_graph_validate \
+	  --root ml_lib_blob_parse --limit $(CORE_STACK_LIMIT) --require ml_lib_run \
+	  $(CORE_KSTACK)/lib/ml
+
 # libFuzzer, seeded from blobs that toolchain/ml_lib/blob.py wrote.
 fuzz-seeds: $(FUZZ_DIR)/seeds/.stamp
 $(FUZZ_DIR)/seeds/.stamp: tests/fuzz/make_seeds.py toolchain/ml_lib/blob.py toolchain/ml_lib/ir.py
@@ -98,7 +114,7 @@ fuzz: $(FUZZ_DIR)/fuzz_blob fuzz-seeds
 	    echo "fuzz: crash, reproducer in $(FUZZ_DIR)/crashes/"; exit 1; fi
 	@echo "fuzz: $(FUZZ_SECONDS) s, no crash"
 
-check-core: venv core-lib core-san core-kflags stack-check fuzz
+check-core: venv core-lib core-san core-kflags stack-check stack-check-kernel fuzz
 	$(PY) -m pytest -q tests/test_c_build.py tests/test_blob_errors.py
 	@echo "check-core: user-space, sanitizer and kernel-flag builds, stack, fuzz, tests passed"
 
