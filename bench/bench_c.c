@@ -40,7 +40,7 @@ struct shape {
 	u32 c_in, win, c_out, k, n_cls, l_conv, l_pool;
 };
 
-static volatile s64 sink;	/* keeps results alive */
+static s64 sink;	/* keeps results alive (printed at the end) */
 
 static u64 now_ns(void)
 {
@@ -275,7 +275,10 @@ static void *read_file(const char *path, size_t *len)
 	void *buf;
 	long n;
 
-	if (!f || fseek(f, 0, SEEK_END) || (n = ftell(f)) < 0 || fseek(f, 0, SEEK_SET))
+	if (!f || fseek(f, 0, SEEK_END))
+		return NULL;
+	n = ftell(f);
+	if (n < 0 || fseek(f, 0, SEEK_SET))
 		return NULL;
 	buf = xmalloc(n);
 	if (fread(buf, 1, n, f) != (size_t)n)
@@ -308,7 +311,8 @@ int main(int argc, char **argv)
 	int ret;
 
 	if (argc < 5 || parse_shape(argc - 3, argv + 3, &s)) {
-		fprintf(stderr, "usage: bench_c BLOB ROUNDS mlp W0 W1 ... | conv C_IN WIN C_OUT K N\n");
+		fprintf(stderr,
+			"usage: bench_c BLOB ROUNDS mlp W0 W1 ... | conv C_IN WIN C_OUT K N\n");
 		return 2;
 	}
 	rounds = strtoul(argv[2], NULL, 10);
@@ -323,7 +327,8 @@ int main(int argc, char **argv)
 		return 1;
 	}
 	if (g->n_in != n_features(&s)) {
-		fprintf(stderr, "bench_c: blob has %u inputs, shape says %u\n", g->n_in, n_features(&s));
+		fprintf(stderr, "bench_c: blob has %u inputs, shape says %u\n", g->n_in,
+			n_features(&s));
 		return 2;
 	}
 	build_baselines(&s, &m64, &m8);
@@ -367,11 +372,14 @@ int main(int argc, char **argv)
 	}
 	for (e = 0; e < N_ENGINES; e++) {
 		qsort(ps[e], rounds, sizeof(u64), cmp_u64);
-		printf("{\"engine\": \"%s\", \"ps_median\": %llu, \"ps_q1\": %llu, \"ps_q3\": %llu, "
-		       "\"rounds\": %u, \"batch\": %llu}\n", engine_names[e],
-		       (unsigned long long)ps[e][rounds / 2], (unsigned long long)ps[e][rounds / 4],
-		       (unsigned long long)ps[e][3 * rounds / 4], rounds, (unsigned long long)batch);
+		printf("{\"engine\": \"%s\", \"ps_median\": %llu, \"ps_q1\": %llu, ",
+		       engine_names[e], (unsigned long long)ps[e][rounds / 2],
+		       (unsigned long long)ps[e][rounds / 4]);
+		printf("\"ps_q3\": %llu, \"rounds\": %u, \"batch\": %llu}\n",
+		       (unsigned long long)ps[e][3 * rounds / 4], rounds,
+		       (unsigned long long)batch);
 	}
+	fprintf(stderr, "bench_c: checksum %lld\n", (long long)sink);
 	ml_lib_graph_free(g);
 	return 0;
 }
