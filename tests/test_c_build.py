@@ -223,7 +223,8 @@ def test_run_rechecks_cheap_arguments(clib):
     assert clib.ml_lib_blob_parse(blob, len(blob), ctypes.byref(gp)) == 0
     assert clib.ml_lib_graph_validate(gp) == 0
     assert clib.ml_lib_graph_validate(None) == -22
-    arena = ctypes.create_string_buffer(g.arena_bytes)
+    words = (ctypes.c_uint64 * (g.arena_bytes // 8 + 1))()
+    arena = ctypes.addressof(words)
     x = np.ascontiguousarray(raw[0])
     out = np.zeros(g.n_out, np.int32)
     run = clib.ml_lib_run
@@ -232,6 +233,7 @@ def test_run_rechecks_cheap_arguments(clib):
         assert run(gp, arena, x.ctypes.data, g.n_in, out.ctypes.data, g.n_out - 1) == -22
         assert run(None, arena, x.ctypes.data, g.n_in, out.ctypes.data, g.n_out) == -22
         assert run(gp, None, x.ctypes.data, g.n_in, out.ctypes.data, g.n_out) == -22
+        assert run(gp, arena + 4, x.ctypes.data, g.n_in, out.ctypes.data, g.n_out) == -22
         assert run(gp, arena, None, g.n_in, out.ctypes.data, g.n_out) == -22
         assert run(gp, arena, x.ctypes.data, g.n_in, None, g.n_out) == -22
         assert run(gp, arena, x.ctypes.data, g.n_in, out.ctypes.data, g.n_out) == 0

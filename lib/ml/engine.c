@@ -27,7 +27,8 @@
  * that did not pass ml_lib_graph_validate().
  *
  * Context: Any context. Does not sleep, allocate or take locks.
- * Return: 0, or -EINVAL on a NULL pointer or a length mismatch.
+ * Return: 0, or -EINVAL on a NULL pointer, a misaligned @arena or a length
+ * mismatch.
  */
 int ml_lib_run(const struct ml_lib_graph *g, void *arena, const s64 *in,
 	       u32 n_in, s32 *out, u32 n_out)
@@ -37,6 +38,9 @@ int ml_lib_run(const struct ml_lib_graph *g, void *arena, const s64 *in,
 	u8 *a = arena;
 
 	if (!g || !arena || !in || !out || !g->ops || !g->tensors)
+		return -EINVAL;
+	/* tensor offsets are aligned relative to the arena's start */
+	if ((uintptr_t)arena % 8)
 		return -EINVAL;
 	if (n_in != g->n_in || n_out != g->n_out)
 		return -EINVAL;
