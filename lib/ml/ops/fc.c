@@ -3,7 +3,7 @@
  * ML_OP_FC: fully connected (docs/arithmetic.md, FC).
  *
  * This op dominates inference time, so it is the one place written for
- * speed: four output rows share each load of x[i], two rows share each
+ * speed: eight output rows share each load of x[i], two rows share each
  * multiply (ml_lib_pack2() in ops.h), the accumulators live in registers,
  * and the inner loops have no calls or branches. Partial sums stay in s32
  * because the validator enforced the accumulator bound
@@ -46,7 +46,37 @@ static __always_inline void ml_lib_fc_rows(const struct ml_lib_fc_params *p,
 	const s8 *w = p->w;
 	u32 c, i;
 
-	for (c = 0; c + 4 <= n_out; c += 4) {
+	/*
+	 * Eight rows per pass over x: one load of x[i] feeds four multiplies
+	 * of two rows each. The rows are addressed from one pointer, which
+	 * leaves registers for the four accumulators.
+	 */
+	for (c = 0; c + 8 <= n_out; c += 8) {
+		const s8 *__restrict wr = w + (size_t)c * n;
+		u64 a01 = ml_lib_pack2(bias[c], bias[c + 1]);
+		u64 a23 = ml_lib_pack2(bias[c + 2], bias[c + 3]);
+		u64 a45 = ml_lib_pack2(bias[c + 4], bias[c + 5]);
+		u64 a67 = ml_lib_pack2(bias[c + 6], bias[c + 7]);
+
+		for (i = 0; i < n; i++) {
+			u64 xi = (u64)(s64)ml_lib_fc_x(x, i, x16);
+			const s8 *wi = wr + i;
+
+			a01 += ml_lib_pack2(wi[0], wi[n]) * xi;
+			a23 += ml_lib_pack2(wi[2 * n], wi[3 * n]) * xi;
+			a45 += ml_lib_pack2(wi[4 * n], wi[5 * n]) * xi;
+			a67 += ml_lib_pack2(wi[6 * n], wi[7 * n]) * xi;
+		}
+		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c, ml_lib_lane_a(a01));
+		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 1, ml_lib_lane_b(a01));
+		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 2, ml_lib_lane_a(a23));
+		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 3, ml_lib_lane_b(a23));
+		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 4, ml_lib_lane_a(a45));
+		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 5, ml_lib_lane_b(a45));
+		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 6, ml_lib_lane_a(a67));
+		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 7, ml_lib_lane_b(a67));
+	}
+	if (c + 4 <= n_out) {
 		const s8 *__restrict w0 = w + (size_t)c * n;
 		const s8 *__restrict w1 = w0 + n;
 		const s8 *__restrict w2 = w1 + n;
@@ -64,6 +94,7 @@ static __always_inline void ml_lib_fc_rows(const struct ml_lib_fc_params *p,
 		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 1, ml_lib_lane_b(a01));
 		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 2, ml_lib_lane_a(a23));
 		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 3, ml_lib_lane_b(a23));
+		c += 4;
 	}
 	if (c + 2 <= n_out) {	/* e.g. the two logits of a classifier */
 		const s8 *__restrict w0 = w + (size_t)c * n;
