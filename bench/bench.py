@@ -4,6 +4,9 @@ For every model in bench/models.py:
 - ml_lib-scalar, int64-baseline, int8-dot: bench/bench_c.c (built with the
   kernel's code generation, no SSE), interleaved round by round in one
   process so machine noise hits all three alike;
+- ml_lib-input-only: ml_lib_run() on the model's INPUT op alone (raw s64
+  features -> quantized input, plus a copying OUTPUT), the part of
+  ml_lib-scalar the baselines do not do (they take scaled integers);
 - onnxruntime: the same shapes as a float ONNX model, batch 1, one thread,
   called from Python; the per-call Python + onnxruntime overhead is
   measured separately on an Identity model of the same input size and
@@ -168,6 +171,11 @@ def main() -> int:
         blob_path = work / f"{name}.mlb"
         blob_path.write_bytes(write_blob(g))
         results += run_c(a.bench_bin, blob_path, name, a.rounds)
+        io_path = work / f"{name}-input-only.mlb"
+        io_path.write_bytes(write_blob(models.input_only(g)))
+        io = [r for r in run_c(a.bench_bin, io_path, name, a.rounds)
+              if r["engine"] == "ml_lib-scalar"][0]
+        results.append({**io, "engine": "ml_lib-input-only"})
         model, in_shape = onnx_model(name)
         med, q1, q3 = time_ort(model, in_shape, a.ort_rounds)
         results.append({"model": name, "engine": "onnxruntime", "ns_median": med,
@@ -184,13 +192,14 @@ def main() -> int:
     by = {(r["model"], r["engine"]): r["ns_median"] for r in results}
     print("\nns per inference (median; C engines built -O2 -mgeneral-regs-only, "
           "onnxruntime float, batch 1, 1 thread, from Python)\n")
-    print("| model | ml_lib-scalar | int64-baseline | int8-dot | onnxruntime (Python overhead) "
-          "| int64 / ours | ours / int8-dot |")
+    print("| model | ml_lib-scalar (of which INPUT) | int64-baseline | int8-dot "
+          "| onnxruntime (Python overhead) | int64 / ours | ours / int8-dot |")
     print("|---|---:|---:|---:|---:|---:|---:|")
     for name in models.MODELS:
         ours, i64, i8 = (by[name, e] for e in C_ENGINES)
+        inp = by[name, "ml_lib-input-only"]
         ort_t, ovh = by[name, "onnxruntime"], by[name, "onnxruntime-overhead"]
-        print(f"| {name} | {fmt_ns(ours)} | {fmt_ns(i64)} | {fmt_ns(i8)} | "
+        print(f"| {name} | {fmt_ns(ours)} ({fmt_ns(inp)}) | {fmt_ns(i64)} | {fmt_ns(i8)} | "
               f"{fmt_ns(ort_t)} ({fmt_ns(ovh)}) | {i64 / ours:.2f}x | {ours / i8:.2f} |")
     print("\nconstant table bytes vs parameter bytes (s8 weights + s32 bias)\n")
     print("| model | parameters | C tables | ratio | blob |")

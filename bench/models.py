@@ -112,3 +112,19 @@ def random_inputs(g: Graph, n: int, seed: int = 1) -> np.ndarray:
     x[rng.random(x.shape) < 0.02] = np.iinfo(np.int64).max
     x[rng.random(x.shape) < 0.02] = np.iinfo(np.int64).min
     return x
+
+
+def input_only(g: Graph) -> Graph:
+    """The INPUT op of ``g`` followed by a copying OUTPUT: what turning raw
+    s64 features into the quantized input costs (the baselines start from
+    already-scaled integers)."""
+    inp = g.ops[0]
+    assert inp.kind == "input" and inp.params["n"] == g.n_in
+    t = g.tensors[inp.output]
+    io = Graph(g.name[:24] + "_io", [Tensor("x", t.dtype, (g.n_in,), zero_point=t.zero_point)],
+               [Op("input", [], 0, dict(inp.params), dict(inp.arrays)),
+                Op("output", [0], None, {"out_off": 0, "n": g.n_in, "mode": 1, "mult": 0,
+                                         "shift": 0})],
+               [IOSpec("x", 0, (g.n_in,))], [IOSpec("y", 0, (g.n_in,))])
+    plan_arena(io)
+    return io
