@@ -66,7 +66,7 @@ def test_kernel_version_is_the_installed_debian_one():
 
 
 @pytest.mark.kernel
-def test_blobs_in_booted_kernel_match_reference():
+def test_blobs_in_booted_kernel_match_reference(tmp_path):
     """Many blobs in one boot through debugfs load/infer/unload, plus loader errnos."""
     models = _models()
     assert set(OP_SPECS) <= {op.kind for g, _ in models for op in g.ops}
@@ -85,7 +85,7 @@ def test_blobs_in_booted_kernel_match_reference():
                    unload=False),
         kernel.Job("dup", blob=write_blob(models[1][0]), expect_errno="EEXIST"),
     ]
-    res = kernel.boot([kernel.build_ml_lib_module()], jobs)
+    res = kernel.boot([kernel.build_ml_lib_module(tmp_path / "kmod")], jobs)
     assert not res.errors, res.errors
     for i, (g, raw) in enumerate(models):
         _assert_equal(g.name, res.outputs[i], reference.run(g, raw))
@@ -96,14 +96,14 @@ def test_blobs_in_booted_kernel_match_reference():
 def test_exported_modules_in_booted_kernel_match_reference(tmp_path):
     """Generated C tables built as model modules (what mlexport --target kernel writes)."""
     models = _models()[:6]
-    ko = kernel.build_ml_lib_module()
+    ko = kernel.build_ml_lib_module(tmp_path / "kmod")
     mods, jobs = [ko], []
     for g, raw in models:
         d = tmp_path / g.name
         d.mkdir()
         for fname, text in generate(g).items():
             (d / fname).write_text(text)
-        mods.append(kernel.build_model_module(d, ko))
+        mods.append(kernel.build_model_module(d, ko, tmp_path / "mod" / g.name))
         jobs.append(kernel.Job(g.name, raw=raw))
     res = kernel.boot(mods, jobs)
     assert not res.errors, res.errors

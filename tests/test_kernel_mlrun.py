@@ -82,10 +82,10 @@ def test_mlrun_kernel_raw_equals_python_raw_all_models(exported, tmp_path, monke
     assert len(seen) == len(exported)
 
     # one boot: every model module, every captured input
-    ko = kernel.build_ml_lib_module()
+    ko = kernel.build_ml_lib_module(tmp_path / "kmod")
     mods, jobs = [ko], []
     for d, _ in exported:
-        mods.append(kernel.build_model_module(d, ko))
+        mods.append(kernel.build_model_module(d, ko, tmp_path / "mod" / d.parent.name))
         jobs.append(kernel.Job(kernel._model_name(Path(d)), raw=seen[str(d)]))
     res = kernel.boot(mods, jobs)
     assert not res.errors, res.errors

@@ -14,6 +14,7 @@ or Oops line fails the run.
 """
 from __future__ import annotations
 
+import fcntl
 import json
 import os
 import re
@@ -70,9 +71,27 @@ def _make(args: list[str], log: Path) -> None:
 
 
 def build_ml_lib_module(out: Path | None = None, proxy: bool | None = None) -> Path:
-    """Build ml_lib.ko out of tree from a copy of lib/ml + include/; returns its path."""
+    """Build ml_lib.ko out of tree; returns a private copy of it (with its Module.symvers).
+
+    The build itself is incremental in build/kmod-boot (a copy of lib/ml and
+    include/, so no object lands in the repository), serialised by a lock;
+    the returned ko lives in ``out`` (default: a fresh directory under
+    build/), so a concurrent rebuild cannot change it under a running boot.
+    """
     ver = kernel_version()
-    out = Path(out or BUILD / "kmod-boot")
+    cache = BUILD / "kmod-boot"
+    cache.mkdir(parents=True, exist_ok=True)
+    dest = Path(out) if out else Path(tempfile.mkdtemp(prefix="kmod-", dir=BUILD))
+    dest.mkdir(parents=True, exist_ok=True)
+    with open(BUILD / "kmod-boot.lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        ko = _build_ml_lib(cache, ver, proxy)
+        shutil.copy2(ko, dest / "ml_lib.ko")
+        shutil.copy2(ko.parent / "Module.symvers", dest / "Module.symvers")
+    return dest / "ml_lib.ko"
+
+
+def _build_ml_lib(out: Path, ver: str, proxy: bool | None) -> Path:
     if proxy is None:
         proxy = (REPO / "lib/ml/proxy.c").is_file()
     # rsync keeps the previous build's objects (excluded = not deleted), so
@@ -107,7 +126,10 @@ def build_model_module(model_dir: Path, ml_lib_ko: Path, out: Path | None = None
     """Build the model module of an exported directory against the headers."""
     model_dir = Path(model_dir)
     name = _model_name(model_dir)
-    out = Path(out or BUILD / "kmod-models" / name)
+    if out is None:
+        (BUILD / "kmod-models").mkdir(parents=True, exist_ok=True)
+        out = Path(tempfile.mkdtemp(prefix=f"{name}-", dir=BUILD / "kmod-models"))
+    out = Path(out)
     if out.exists():
         shutil.rmtree(out)
     out.mkdir(parents=True)
@@ -214,6 +236,11 @@ def boot(modules: list[Path], jobs: list[Job], cpus: int = 2, check_log: bool = 
         shutil.rmtree(work, ignore_errors=True)
 
 
+def _build_dir() -> Path:
+    BUILD.mkdir(exist_ok=True)
+    return BUILD
+
+
 def _log_tail(dmesg: str, n: int = 30) -> str:
     return "guest dmesg tail:\n" + "\n".join(dmesg.splitlines()[-n:])
 
@@ -240,9 +267,10 @@ def run_exported(model_dir, raw: np.ndarray) -> np.ndarray:
         raise UserError(f"{model_dir}: no such directory")
     name = _model_name(model_dir)
     raw = _check_raw(raw)
-    ko = build_ml_lib_module()
-    model_ko = build_model_module(model_dir, ko)
-    res = boot([ko, model_ko], [Job(name, raw=raw, unload=False)])
+    with tempfile.TemporaryDirectory(prefix="run-exported-", dir=_build_dir()) as tmp:
+        ko = build_ml_lib_module(Path(tmp) / "ml_lib")
+        model_ko = build_model_module(model_dir, ko, Path(tmp) / name)
+        res = boot([ko, model_ko], [Job(name, raw=raw, unload=False)])
     if 0 in res.errors:
         raise KernelError(f"model {name} in the kernel: {res.errors[0]}\n" + _log_tail(res.dmesg))
     return res.outputs[0].astype(np.int32)
@@ -263,8 +291,8 @@ def run_blobs_in_kernel(items) -> list[np.ndarray]:
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):
         raise UserError("run_blobs_in_kernel: model names must be unique within one boot")
-    ko = build_ml_lib_module()
-    res = boot([ko], jobs)
+    with tempfile.TemporaryDirectory(prefix="run-blobs-", dir=_build_dir()) as tmp:
+        res = boot([build_ml_lib_module(Path(tmp))], jobs)
     if res.errors:
         i, msg = next(iter(res.errors.items()))
         raise KernelError(f"model {jobs[i].name} in the kernel: {msg}\n" + _log_tail(res.dmesg))
