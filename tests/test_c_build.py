@@ -240,3 +240,54 @@ def test_run_rechecks_cheap_arguments(clib):
         assert (out == reference.run(g, raw)[0]).all()
     finally:
         clib.ml_lib_graph_free(gp)
+
+
+def _extreme_fc_graph(n_in: int, n_out: int, x_dtype: str, sign: int):
+    """INPUT (saturating to the dtype's minimum) -> FC whose every accumulator
+    lands exactly on sign * (2^31 - 1), the bound the validator allows."""
+    from ml_lib.ir import Graph, IOSpec, Op, Tensor, plan_arena
+
+    xmin = -128 if x_dtype == "s8" else -32768
+    w = np.full((n_out, n_in), -127 * sign, np.int8)
+    w[:, ::3] = np.int8(-126 * sign)  # not all rows alike
+    acc_w = (w.astype(np.int64) * xmin).sum(axis=1)  # sign * sum|w| * 2^(bits-1)
+    bias = sign * (2**31 - 1) - acc_w
+    tensors = [Tensor("x", x_dtype, (n_in,)), Tensor("y", "s16", (n_out,))]
+    ops = [
+        Op("input", [], 0, {"in_off": 0, "n": n_in},
+           {"off": np.zeros(n_in, np.int64), "pre": np.zeros(n_in, np.uint8),
+            "mult": np.full(n_in, 2**31 - 1, np.int32), "shift": np.full(n_in, 1, np.uint8)}),
+        Op("fc", [0], 1, {"n_in": n_in, "n_out": n_out, "lo": -32768, "hi": 32767},
+           {"w": w.reshape(-1), "bias": bias.astype(np.int32),
+            "mult": np.full(n_out, 1, np.int32), "shift": np.full(n_out, 17, np.uint8)}),
+        Op("output", [1], None, {"out_off": 0, "n": n_out, "mode": 1, "mult": 0, "shift": 0}),
+    ]
+    g = Graph("extreme", tensors, ops, [IOSpec("x", 0, (n_in,))], [IOSpec("y", 0, (n_out,))])
+    plan_arena(g)
+    return g
+
+
+@pytest.mark.parametrize("x_dtype", ["s8", "s16"])
+@pytest.mark.parametrize("sign", [1, -1])
+def test_fc_accumulators_at_the_bound_are_exact(clib, x_dtype, sign):
+    """Every row-block shape of ops/fc.c (12, 4, 2, 1 rows; two rows share a
+    u64) with accumulators exactly at +-(2^31 - 1): the C engine equals the
+    reference, and the values are the hand-derived ones."""
+    for n_in, n_out in ((1, 1), (7, 13), (5, 27), (300, 19)):
+        g = _extreme_fc_graph(n_in, n_out, x_dtype, sign)
+        raw = np.full((1, n_in), -(2**62), np.int64)  # saturates x at its minimum
+        blob = write_blob(g)
+        gp = ctypes.c_void_p()
+        assert clib.ml_lib_blob_parse(blob, len(blob), ctypes.byref(gp)) == 0
+        try:
+            words = (ctypes.c_uint64 * (g.arena_bytes // 8 + 1))()
+            out = np.zeros(n_out, np.int32)
+            x = np.ascontiguousarray(raw[0])
+            assert clib.ml_lib_run(gp, ctypes.addressof(words), x.ctypes.data, n_in,
+                                   out.ctypes.data, n_out) == 0
+        finally:
+            clib.ml_lib_graph_free(gp)
+        # rq(+-(2^31 - 1), 1, 17) = floor((+-(2^31 - 1) + 2^16) / 2^17) = 16384 or -16384
+        want = 16384 if sign > 0 else -16384
+        assert (out == want).all(), (n_in, n_out, out)
+        assert (reference.run(g, raw)[0] == out).all()
