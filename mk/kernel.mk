@@ -28,7 +28,7 @@ define no_warnings
 endef
 
 .PHONY: kernel-env kernel-src kernel-module kernel-sparse kernel-float-probe \
-	check-kernel-style kunit kernel-boot check-kernel kernel-vectors
+	check-kernel-style kunit kunit-lint kernel-boot check-kernel kernel-vectors
 CHECK_TARGETS += check-kernel
 
 kernel-env:
@@ -109,9 +109,18 @@ kunit: kernel-src
 	@n=$$(sed -nE 's/.*Testing complete\. Ran ([0-9]+) tests: passed: ([0-9]+)$$/\2/p' $(BUILD)/kunit.log); \
 	  test "$${n:-0}" -ge 20 || { echo "kunit: only $${n:-0} tests passed, need >= 20"; exit 1; }
 
+# The KUnit suite is kernel code too, but Debian's headers lack CONFIG_KUNIT:
+# W=1 and sparse on lib/ml/ (suite included) inside the KUnit build tree.
+kunit-lint: kunit
+	cd $(KSRC) && $(MAKE) ARCH=x86_64 O=$(KUNIT_BUILD) W=1 C=2 lib/ml/ 2>&1 | \
+	  tee $(BUILD)/kunit-lint.log; test $${PIPESTATUS[0]} = 0
+	$(call no_warnings,$(BUILD)/kunit-lint.log,lib/ml in the KUnit tree (W=1, sparse))
+	@echo "kunit-lint: lib/ml and its KUnit suite: W=1 and sparse clean"
+
 # Booted Debian kernel: modules + debugfs, compared with the Python reference.
 kernel-boot: kernel-env venv kernel-module
 	$(PY) -m pytest -q tests/test_kernel.py $(wildcard tests/test_kernel_*.py)
 
-check-kernel: kernel-module kernel-sparse kernel-float-probe check-kernel-style kunit kernel-boot
+check-kernel: kernel-module kernel-sparse kernel-float-probe check-kernel-style kunit kunit-lint \
+	kernel-boot
 	@echo "check-kernel: module W=1, sparse, float probe, checkpatch, KUnit, booted tests passed"
