@@ -37,6 +37,10 @@ def main():
         v = r[k]
         print(f"| {label} | {v['median_us']:.0f} | {v['p99_us']:.0f} | "
               f"{v['median_us'] / r['pipe_floor']['median_us']:.2f}× |")
+    mt = r["model_time_identity"]
+    print(f"| onnxruntime alone (identity, 1 row, in mlproxyd's Model) | {mt['median_us']:.0f} | "
+          f"{mt['p99_us']:.0f} | {mt['median_us'] / r['pipe_floor']['median_us']:.2f}× |")
+    print(f"\nmlproxyd minus model time: {r['ratio_mlproxyd_minus_model_median']:.2f}× the floor")
     a, s = r["throughput_8x1000_async"], r["throughput_1x1000_sync"]
     print(f"\nthroughput: 1 thread sync {s['req_per_s']:.0f} req/s; 8 threads async "
           f"{a['req_per_s']:.0f} req/s ({r['batching_speedup']:.1f}×, batched reads); "
