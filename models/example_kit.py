@@ -96,7 +96,8 @@ def train_regressor(model: nn.Module, x: np.ndarray, target_fn, *, epochs: int,
 
 
 def save_results(task_dir: Path, results: dict) -> None:
-    (task_dir / "results.json").write_text(json.dumps(results, indent=2, sort_keys=True) + "\n")
+    # insertion order kept: the README table lists policies in this order
+    (task_dir / "results.json").write_text(json.dumps(results, indent=2) + "\n")
 
 
 def load_results(task_dir: Path) -> dict:
