@@ -4,12 +4,14 @@
  * ml_lib_run() may see a graph, with the errno classes of
  * docs/blob-format.md:
  *
- *   -EINVAL      shapes, dtypes, tensor indices, ordering, in-place rules
- *   -ERANGE      a tensor outside the arena or misaligned
- *   -EDOM        a parameter, zero point or table value out of range
+ *   -EINVAL      shapes (a dimension outside 1..65535 included), dtypes,
+ *                tensor indices, ordering, in-place rules, the name
+ *   -ERANGE      a tensor outside the arena or misaligned; an INPUT or
+ *                OUTPUT op outside the caller's vectors
+ *   -EDOM        a parameter, weight, zero point or table value out of range
  *   -EOVERFLOW   an FC/CONV1D accumulator that could leave s32
  *   -EOPNOTSUPP  an unknown op code
- *   -E2BIG       counts, arena or dimensions above the limits
+ *   -E2BIG       counts or arena outside 1..limit
  *
  * The graph may come from anywhere (a fuzzer included), so every size is
  * computed in u64 from values that are first bounded, and nothing is
@@ -502,7 +504,7 @@ static bool ml_lib_covers(const struct ml_lib_graph *g, u16 code, u32 total)
  * in place, and that INPUT and OUTPUT ops cover the caller's vectors.
  * ml_lib_run() relies on all of it.
  *
- * Context: Any context; does not sleep or allocate. Uses about 200 bytes
+ * Context: Any context; does not sleep or allocate. Uses about 450 bytes
  * of stack and time linear in the size of the graph's tables (quadratic
  * only in the number of ops and tensors, both at most 1024).
  * Return: 0 if @g may be run, otherwise a negative errno: -EINVAL,
