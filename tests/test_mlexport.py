@@ -173,7 +173,7 @@ def test_skl2onnx_regressor(work, tmp_path):
 @pytest.mark.parametrize("act", ["relu6", "leaky_relu", "sigmoid", "tanh", "hardtanh", "clamp"])
 def test_layer_types(act, data, work, tmp_path):
     xtr, ytr, xte, _ = data
-    model = mm.train(mm.MLP(xtr, act=act), xtr, ytr, steps=250)
+    model = mm.train(mm.MLP(xtr, act=act), xtr, ytr, steps=150)
     f = _save(model, "export", xtr, work / f"act_{act}.pt2")
     out = mm.export_ok(tmp_path, f, _calib(work, xtr))
     kinds = [o["kind"] for o in mm.manifest(out)["ops"]]

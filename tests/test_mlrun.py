@@ -97,3 +97,16 @@ def test_proxy_engine_matches_float(tiny, tmp_path):
     y = mm.mlrun_out(d, x[:16], "proxy", False, tmp_path)
     ref = x[:16, 0] + 0.5 * x[:16, 1] + 0.25
     assert np.abs(y.ravel() - ref).max() < 1e-3
+
+
+@pytest.mark.kernel
+def test_kernel_engine_bit_exact(tmp_path):
+    """Boots Debian's kernel: the exported module's answers == the Python reference."""
+    x, y = mm.blobs(300, 5)
+    model = mm.train(mm.MLP(x, act="tanh"), x, y, steps=100)
+    torch.export.save(torch.export.export(model, (torch.tensor(x[:4]),)), tmp_path / "kmlp.pt2")
+    np.save(tmp_path / "calib.npy", x)
+    out = mm.export_ok(tmp_path, tmp_path / "kmlp.pt2", tmp_path / "calib.npy")
+    a = mm.mlrun_out(out, x[:64], "python", True, tmp_path)
+    b = mm.mlrun_out(out, x[:64], "kernel", True, tmp_path)
+    assert np.array_equal(a, b)
