@@ -28,7 +28,7 @@ def load(path: Path, name: str):
 def refresh(task: str) -> None:
     tdir = HERE / task
     sys.path.insert(0, str(tdir))
-    for m in ("dataset", "simulate", "gen_trace", "evaluate"):
+    for m in ("dataset", "simulate", "gen_trace", "evaluate", "scorer"):
         sys.modules.pop(m, None)
     try:
         data = load(tdir / "dataset.py", "dataset")

@@ -27,34 +27,12 @@ import dataset  # noqa: E402
 import simulate  # noqa: E402
 from example_kit import (int_variants, render_table, run_float, save_results,  # noqa: E402
                          write_readme_table)
+from scorer import quality, static_rule  # noqa: E402
 
 
 def threshold_fixed(frac_bits: int) -> int:
     thr = json.loads((HERE / "threshold.json").read_text())["l1_score"]
     return int(round(thr * 2**frac_bits))
-
-
-def quality(flag: np.ndarray, kind: np.ndarray) -> dict:
-    y = kind > 0
-    tp = int((flag & y).sum())
-    prec = tp / max(1, int(flag.sum()))
-    rec = tp / max(1, int(y.sum()))
-    out = {"accuracy": round(float((flag == y).mean()), 4),
-           "precision": round(prec, 4), "recall": round(rec, 4),
-           "f1": round(2 * prec * rec / max(1e-12, prec + rec), 4),
-           "false_alarm_rate": round(float(flag[~y].mean()), 4)}
-    for k in range(1, len(simulate.KINDS)):
-        out["recall_" + simulate.KINDS[k]] = round(float(flag[kind == k].mean()), 4)
-    return out
-
-
-def static_rule(normal: np.ndarray) -> tuple[float, np.ndarray]:
-    """Largest per-counter percentile q whose any-counter rule stays in budget."""
-    for q in np.arange(95.0, 100.0, 0.01):
-        lim = np.percentile(normal, q, axis=0)
-        if (normal > lim).any(axis=1).mean() <= dataset.FALSE_ALARM_BUDGET:
-            return round(float(q), 2), lim
-    raise RuntimeError("no static threshold within budget")
 
 
 def compute(scratch: Path) -> dict:
@@ -66,14 +44,14 @@ def compute(scratch: Path) -> dict:
     thr_fp = threshold_fixed(frac)
     fl = run_float(HERE, x)[:, 0] * 2**frac > thr_fp
     ints = int_variants(HERE, dataset.EXPORT, x, scratch)
-    q, lim = static_rule(normal)
+    q, lim = static_rule(normal, dataset.FALSE_ALARM_BUDGET)
     flags = {
         f"static per-counter threshold (p{q} of normal)": (x > lim).any(axis=1),
         "autoencoder, float": fl,
         "autoencoder, int8 (kernel)": ints[8][0][:, 0] > thr_fp,
         "autoencoder, int16": ints[16][0][:, 0] > thr_fp,
     }
-    dec = {k: quality(v, kind) for k, v in flags.items()}
+    dec = {k: quality(v, kind, simulate.KINDS) for k, v in flags.items()}
     return {
         "task": "anomaly",
         "data": "simulated (models/anomaly/simulate.py)",
