@@ -109,3 +109,10 @@ def test_exported_modules_in_booted_kernel_match_reference(tmp_path):
     assert not res.errors, res.errors
     for i, (g, raw) in enumerate(models):
         _assert_equal(g.name, res.outputs[i], reference.run(g, raw))
+
+
+def test_committed_kunit_vectors_are_current():
+    """lib/ml/ml_lib_kunit_vectors.h is what the generator and reference give today."""
+    path = kernel.REPO / "lib/ml/ml_lib_kunit_vectors.h"
+    assert path.read_text() == gen_vectors.render(), \
+        "stale KUnit vectors: run `make kernel-vectors` and commit the header"

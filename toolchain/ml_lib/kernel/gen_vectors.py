@@ -186,6 +186,24 @@ def model_s16(rng) -> Graph:
 
 
 MODELS = (model_mlp, model_conv, model_s16)
+#: random graphs (ml_lib.randgraph) added to the hand-built models: the first
+#: seeds from RAND_SEED_START whose blob is small enough to embed
+RAND_MODELS = 4
+RAND_SEED_START = 1000
+RAND_MAX_BLOB = 6000
+
+
+def random_models():
+    """(graph, raw) of small random graphs, reproducible from their seeds."""
+    from ..randgraph import random_case
+
+    out, seed = [], RAND_SEED_START
+    while len(out) < RAND_MODELS:
+        g, raw = random_case(seed, rows=ROWS, name=f"kv_rand{seed}")
+        if len(write_blob(g)) <= RAND_MAX_BLOB and g.n_in <= 64 and g.n_out <= 64:
+            out.append((g, raw))
+        seed += 1
+    return out
 
 
 def raw_rows(rng, n_in: int) -> np.ndarray:
@@ -210,12 +228,14 @@ def render() -> str:
     rng = np.random.default_rng(SEED)
     used = set()
     parts, table = [], []
+    models = []
     for build in MODELS:
         g = build(rng)
-        used |= {op.kind for op in g.ops}
         assert g.n_in <= MAX_IO_PER_ROW and g.n_out <= MAX_IO_PER_ROW, g.name
+        models.append((g, raw_rows(rng, g.n_in)))
+    for g, raw in models + random_models():
+        used |= {op.kind for op in g.ops}
         blob = write_blob(g)
-        raw = raw_rows(rng, g.n_in)
         out = reference.run(g, raw)
         n = g.name
         parts.append(f"/* {n}: {', '.join(op.kind for op in g.ops)} */\n"
