@@ -114,35 +114,46 @@ def identity_model(in_shape):
     return m
 
 
-def time_ort(model, in_shape, rounds: int) -> tuple[float, float, float]:
-    """(median, q1, q3) ns per sess.run call, batch 1, single thread."""
+def _session(model):
     import onnxruntime as ort
 
     so = ort.SessionOptions()
     so.intra_op_num_threads = 1
     so.inter_op_num_threads = 1
     so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
-    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
-    x = np.random.default_rng(1).standard_normal(in_shape).astype(np.float32)
-    feed = {"x": x}
-    for _ in range(200):
-        sess.run(None, feed)
+    return ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+
+
+def time_ort(model, in_shape, rounds: int) -> dict[str, tuple[float, float, float]]:
+    """(median, q1, q3) ns per sess.run call, batch 1, single thread, for the
+    model and for an Identity model of the same input (the per-call Python +
+    onnxruntime overhead), interleaved round by round like the C engines."""
+    sessions = {"onnxruntime": _session(model),
+                "onnxruntime-overhead": _session(identity_model(in_shape))}
+    feed = {"x": np.random.default_rng(1).standard_normal(in_shape).astype(np.float32)}
+    for sess in sessions.values():
+        for _ in range(500):
+            sess.run(None, feed)
     calls = 1
-    while True:  # calls per round: about 2 ms
+    while True:  # calls per round: about 1 ms of the model
         t0 = time.perf_counter_ns()
         for _ in range(calls):
-            sess.run(None, feed)
-        if time.perf_counter_ns() - t0 > 2_000_000:
+            sessions["onnxruntime"].run(None, feed)
+        if time.perf_counter_ns() - t0 > 1_000_000:
             break
         calls *= 2
-    per_call = []
+    per_call = {k: [] for k in sessions}
     for _ in range(rounds):
-        t0 = time.perf_counter_ns()
-        for _ in range(calls):
-            sess.run(None, feed)
-        per_call.append((time.perf_counter_ns() - t0) / calls)
-    q = statistics.quantiles(per_call, n=4)
-    return statistics.median(per_call), q[0], q[2]
+        for k, sess in sessions.items():
+            t0 = time.perf_counter_ns()
+            for _ in range(calls):
+                sess.run(None, feed)
+            per_call[k].append((time.perf_counter_ns() - t0) / calls)
+    out = {}
+    for k, v in per_call.items():
+        q = statistics.quantiles(v, n=4)
+        out[k] = (statistics.median(v), q[0], q[2])
+    return out
 
 
 def sizes(g) -> dict:
@@ -177,12 +188,9 @@ def main() -> int:
               if r["engine"] == "ml_lib-scalar"][0]
         results.append({**io, "engine": "ml_lib-input-only"})
         model, in_shape = onnx_model(name)
-        med, q1, q3 = time_ort(model, in_shape, a.ort_rounds)
-        results.append({"model": name, "engine": "onnxruntime", "ns_median": med,
-                        "ns_q1": q1, "ns_q3": q3})
-        med, q1, q3 = time_ort(identity_model(in_shape), in_shape, a.ort_rounds)
-        results.append({"model": name, "engine": "onnxruntime-overhead", "ns_median": med,
-                        "ns_q1": q1, "ns_q3": q3})
+        for engine, (med, q1, q3) in time_ort(model, in_shape, a.ort_rounds).items():
+            results.append({"model": name, "engine": engine, "ns_median": med,
+                            "ns_q1": q1, "ns_q3": q3})
         tables.append({"model": name, **sizes(g)})
         print(f"bench: {name} done", file=sys.stderr)
 
