@@ -91,8 +91,8 @@ def to_onnx(g: FloatGraph, name: str) -> onnx.ModelProto:
     for i, v in enumerate(g.outputs):
         shape = g.node(v).shape if v != g.input_name else g.input_shape
         n_out += int(np.prod(shape))
-        nodes.append(helper.make_node("Reshape", [cur[v], iconst(f"out{i}_shape", [-1, int(np.prod(shape))])],
-                                      [f"out{i}_flat"]))
+        shp = iconst(f"out{i}_shape", [-1, int(np.prod(shape))])
+        nodes.append(helper.make_node("Reshape", [cur[v], shp], [f"out{i}_flat"]))
         flat.append(f"out{i}_flat")
     if len(flat) == 1:
         nodes.append(helper.make_node("Identity", flat, ["output"]))

@@ -286,7 +286,8 @@ def program_to_graph(ep: ExportedProgram, sample: np.ndarray) -> FloatGraph:
             add(node, "linear", [x], w=w, b=np.zeros(w.shape[0]))
         elif t in (aten.conv1d.default, aten.convolution.default):
             if t == aten.conv1d.default:
-                x, w, b, stride, pad, dil, groups = (list(args) + [None, [1], [0], [1], 1][len(args) - 2:])[:7]
+                defaults = [None, [1], [0], [1], 1]  # bias, stride, padding, dilation, groups
+                x, w, b, stride, pad, dil, groups = (list(args) + defaults[len(args) - 2:])[:7]
             else:
                 x, w, b, stride, pad, dil, transposed, _, groups = args
                 if transposed:
