@@ -61,7 +61,9 @@ def quality(flag: np.ndarray, kind: np.ndarray, kinds) -> dict:
            "f1": round(2 * prec * rec / max(1e-12, prec + rec), 4),
            "false_alarm_rate": round(float(flag[~y].mean()), 4)}
     for k in range(1, len(kinds)):
-        out["recall_" + str(kinds[k])] = round(float(flag[kind == k].mean()), 4)
+        sel = kind == k
+        # None: no sample of this kind in the data (not a recall of 0)
+        out["recall_" + str(kinds[k])] = round(float(flag[sel].mean()), 4) if sel.any() else None
     return out
 
 
