@@ -1,8 +1,10 @@
 # SPDX-License-Identifier: GPL-2.0
 """Boot Debian's kernel under QEMU TCG with virtme-ng and run one command.
 
-Minimal on purpose, written before the kernel concern's harness
-(toolchain/ml_lib/kernel/) landed; it should become a call to that one.
+The kernel harness (ml_lib.kernel) builds ml_lib.ko; its boot() runs its
+own guest job list, so the proxy's guest driver (ml_lib.proxy.guest, which
+needs to start daemons and raw clients between kernel calls) is started by
+the small vng call here.
 """
 
 from __future__ import annotations
@@ -42,7 +44,21 @@ def boot(command: str, rwdir, timeout: int = 900, memory: str = "2G") -> subproc
 
 
 def build_modules() -> Path:
-    """Build ml_lib.ko (with the proxy) and the test caller; return build/proxy."""
-    subprocess.run(["make", "-s", "-C", str(TOP), "proxy-modules"], check=True,
-                   capture_output=True, text=True)
-    return TOP / "build" / "proxy"
+    """ml_lib.ko with the proxy (built by the kernel harness, a private copy a
+    concurrent rebuild cannot change under a running boot) and the test caller
+    module built against it. Returns the folder holding lib/ml/ml_lib.ko and
+    kmod/ml_lib_proxy_test.ko."""
+    from ..kernel import build_ml_lib_module, kernel_version
+
+    out = TOP / "build" / "proxy" / "boot"
+    ko = build_ml_lib_module(out / "lib" / "ml", proxy=True)
+    kmod = out / "kmod"
+    kmod.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(TOP / "tests" / "kmod" / "ml_lib_proxy_test.c", kmod)
+    (kmod / "Kbuild").write_text(f"obj-m := ml_lib_proxy_test.o\nccflags-y += -I{TOP}/include\n")
+    r = subprocess.run(["make", "-s", "-C", f"/lib/modules/{kernel_version()}/build", f"M={kmod}",
+                        "W=1", f"KBUILD_EXTRA_SYMBOLS={ko.parent}/Module.symvers", "modules"],
+                       capture_output=True, text=True)
+    if r.returncode:
+        raise RuntimeError(f"building the proxy test module failed:\n{(r.stdout + r.stderr)[-2000:]}")
+    return out

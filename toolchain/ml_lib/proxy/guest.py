@@ -17,7 +17,6 @@ import errno
 import fcntl
 import json
 import os
-import re
 import select
 import signal
 import subprocess
@@ -28,11 +27,11 @@ from pathlib import Path
 
 import numpy as np
 
+from ..kernel import BAD_LOG  # one definition of a bad kernel log line
 from . import abi
 
 DEV = "/dev/ml_lib"
 TDIR = "/sys/kernel/debug/ml_lib_proxy_test"
-BAD_LOG = re.compile(r"WARNING|BUG|KASAN|UBSAN|Oops|Call Trace|general protection|refcount_t")
 
 
 def sh(cmd: str) -> str:
