@@ -15,6 +15,7 @@
 #include <linux/cpumask.h>
 #include <linux/delay.h>
 #include <linux/err.h>
+#include <linux/interrupt.h>
 #include <linux/kthread.h>
 #include <linux/limits.h>
 #include <linux/ml_lib.h>
@@ -649,13 +650,22 @@ static void ml_lib_test_api_register_errors(struct kunit *test)
  * Several CPUs at once: one kthread per online CPU runs the first toolchain
  * vector model in task context while this thread keeps sending IPIs that
  * run it in hard IRQ context on the other CPUs, interrupting the kthreads
- * mid-inference. Per-CPU, per-context arenas must keep every answer equal
- * to the Python reference's.
+ * mid-inference; each IPI also schedules a tasklet that runs it in softirq
+ * context. Per-CPU, per-context arenas must keep every answer equal to the
+ * Python reference's.
  */
+struct ml_mt;
+
+struct ml_mt_tasklet {
+	struct tasklet_struct t;
+	struct ml_mt *mt;
+};
+
 struct ml_mt {
 	struct ml_lib_model *m;
 	const struct ml_lib_kunit_vector *v;
-	atomic_t task_runs, irq_runs, mismatches;
+	struct ml_mt_tasklet *tl;	/* one per CPU id */
+	atomic_t task_runs, irq_runs, hardirq_runs, softirq_runs, mismatches;
 };
 
 static bool ml_mt_one(struct ml_mt *mt, u32 r)
@@ -689,20 +699,32 @@ static int ml_mt_thread(void *data)
 	return 0;
 }
 
+static void ml_mt_softirq(struct tasklet_struct *t)
+{
+	struct ml_mt *mt = container_of(t, struct ml_mt_tasklet, t)->mt;
+
+	if (!in_serving_softirq() ||
+	    !ml_mt_one(mt, atomic_inc_return(&mt->softirq_runs)))
+		atomic_inc(&mt->mismatches);
+}
+
 static void ml_mt_ipi(void *data)
 {
 	struct ml_mt *mt = data;
 
+	/* The local CPU runs this with interrupts off, the others in hardirq. */
+	if (in_hardirq())
+		atomic_inc(&mt->hardirq_runs);
 	if (!ml_mt_one(mt, atomic_inc_return(&mt->irq_runs)))
 		atomic_inc(&mt->mismatches);
+	tasklet_schedule(&mt->tl[smp_processor_id()].t);
 }
 
 static void ml_lib_test_multi_cpu(struct kunit *test)
 {
 	struct ml_mt mt = { .v = &ml_lib_kunit_vectors[0] };
 	struct task_struct **threads;
-	unsigned int cpu, n = 0;
-	int i;
+	unsigned int cpu, n = 0, i;
 
 	KUNIT_ASSERT_GE_MSG(test, num_online_cpus(), 2U,
 			    "needs at least 2 CPUs (kunit.py --qemu_args='-smp 2')");
@@ -711,6 +733,12 @@ static void ml_lib_test_multi_cpu(struct kunit *test)
 	KUNIT_ASSERT_FALSE(test, IS_ERR(mt.m));
 	threads = kunit_kcalloc(test, nr_cpu_ids, sizeof(*threads), GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, threads);
+	mt.tl = kunit_kcalloc(test, nr_cpu_ids, sizeof(*mt.tl), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, mt.tl);
+	for (i = 0; i < nr_cpu_ids; i++) {
+		tasklet_setup(&mt.tl[i].t, ml_mt_softirq);
+		mt.tl[i].mt = &mt;
+	}
 
 	cpus_read_lock();
 	for_each_online_cpu(cpu) {
@@ -738,9 +766,14 @@ static void ml_lib_test_multi_cpu(struct kunit *test)
 		kthread_stop(threads[i]);
 		put_task_struct(threads[i]);
 	}
+	/* Waits until each scheduled tasklet has run. */
+	for (i = 0; i < nr_cpu_ids; i++)
+		tasklet_kill(&mt.tl[i].t);
 
 	KUNIT_EXPECT_EQ(test, atomic_read(&mt.mismatches), 0);
 	KUNIT_EXPECT_EQ(test, atomic_read(&mt.irq_runs), ML_MT_IPIS * (int)num_online_cpus());
+	KUNIT_EXPECT_GE(test, atomic_read(&mt.hardirq_runs), ML_MT_IPIS);
+	KUNIT_EXPECT_GE(test, atomic_read(&mt.softirq_runs), (int)num_online_cpus());
 	KUNIT_EXPECT_EQ(test, ml_lib_model_unload(mt.v->name), 0);
 }
 
