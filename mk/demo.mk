@@ -2,7 +2,7 @@
 # W=1, and `make demo`.
 #
 #   make models-modules  each model's generated module and each example
-#                        consumer, W=1, zero warnings allowed
+#                        consumer, W=1 (consumers also sparse), zero warnings
 #   make demo            export, build, boot, infer in the kernel, compare
 #   make check-models    tests/test_models.py (re-export, results, W=1 builds)
 
@@ -25,13 +25,14 @@ models-modules: kernel-module
 	  rsync -a --delete --exclude='*.py' models/$$t/export models/$$t/consumer $(MODELS_KB)/models/$$t/; \
 	  for d in export consumer; do \
 	    dir=$(MODELS_KB)/models/$$t/$$d; \
-	    $(MAKE) -s -C $(KDIR) M=$$dir W=1 ML_LIB_INCLUDE=$(MODELS_KB)/include \
+	    sparse=; if [ $$d = consumer ]; then sparse=C=1; fi; \
+	    $(MAKE) -s -C $(KDIR) M=$$dir W=1 $$sparse ML_LIB_INCLUDE=$(MODELS_KB)/include \
 	      KBUILD_EXTRA_SYMBOLS=$(MODELS_SYMVERS) modules >$$dir/build.log 2>&1 || \
 	      { cat $$dir/build.log; echo "models-modules: $$t/$$d failed"; exit 1; }; \
 	    if grep -iE 'warning|error' $$dir/build.log; then \
-	      echo "models-modules: $$t/$$d has warnings (W=1)"; exit 1; fi; \
+	      echo "models-modules: $$t/$$d has warnings (W=1, sparse)"; exit 1; fi; \
 	  done; \
-	  echo "models-modules: $$t: $$(cd $(MODELS_KB)/models/$$t && ls export/*.ko consumer/*.ko | tr '\n' ' ')(W=1, no warnings)"; \
+	  echo "models-modules: $$t: $$(cd $(MODELS_KB)/models/$$t && ls export/*.ko consumer/*.ko | tr '\n' ' ')(W=1, consumer sparse, no warnings)"; \
 	done
 
 check-models: venv
