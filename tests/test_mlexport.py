@@ -82,20 +82,26 @@ def _save(model, fmt: str, x: np.ndarray, path: Path) -> Path:
         torch.jit.save(torch.jit.trace(model, ex), path)
     elif fmt == "export":
         torch.export.save(torch.export.export(model, (ex,)), path)
+    elif fmt == "export-dynamic-batch":
+        dyn = {"x": {0: torch.export.Dim("batch")}}
+        torch.export.save(torch.export.export(model, (ex,), dynamic_shapes=dyn), path)
     elif fmt == "onnx":
         torch.onnx.export(model, (ex,), path, dynamo=False, input_names=["x"],
                           output_names=["logits"], dynamic_axes={"x": {0: "n"}})
+    elif fmt == "onnx-dynamo":  # torch's default exporter since 2.9
+        torch.onnx.export(model, (ex,), path, dynamo=True)
     return path
 
 
 @pytest.mark.parametrize("fmt,suffix", [("pickle", ".pt"), ("torchscript", ".ts.pt"),
-                                        ("export", ".pt2"), ("onnx", ".onnx")])
+                                        ("export", ".pt2"), ("export-dynamic-batch", ".pt2"),
+                                        ("onnx", ".onnx"), ("onnx-dynamo", ".onnx")])
 def test_torch_formats_mlp(fmt, suffix, mlp, data, work, tmp_path):
     xtr, _, xte, _ = data
     f = _save(mlp, fmt, xtr, work / f"mlp_{fmt}{suffix}")
     out = mm.export_ok(tmp_path, f, _calib(work, xtr))
     man = mm.manifest(out)
-    assert man["source"]["format"] == fmt
+    assert man["source"]["format"] == fmt.split("-")[0]
     # BatchNorm folded, dropout dropped, normalisation is the INPUT op
     assert [o["kind"] for o in man["ops"]] == ["input", "fc", "fc", "output"]
     assert man["raw_scale"][3] == 1.0 and man["raw_scale"][7] == 1.0  # integer columns

@@ -104,6 +104,16 @@ def test_dynamic_shape(files, tmp_path):
     assert "dynamic shape" in msg and "'f'" in msg
 
 
+def test_dynamic_shape_torch_export(files, tmp_path):
+    conv = nn.Sequential(nn.Conv1d(2, 4, 3), nn.ReLU()).eval()
+    dyn = {"input": {0: torch.export.Dim("batch"), 2: torch.export.Dim("L", min=4, max=64)}}
+    ep = torch.export.export(conv, (torch.zeros(4, 2, 16),), dynamic_shapes=dyn)
+    torch.export.save(ep, tmp_path / "dyn.pt2")
+    np.save(tmp_path / "c.npy", np.zeros((8, 2, 16), np.float32))
+    msg = _err([tmp_path / "dyn.pt2", "--calib", tmp_path / "c.npy", "-o", tmp_path / "o"])
+    assert "dynamic shape" in msg and "dimension 2" in msg
+
+
 def test_data_dependent_control_flow(files, tmp_path):
     msg = _err([files / "branchy.pt", "--calib", files / "calib.npy", "-o", tmp_path])
     assert "data-dependent control flow" in msg

@@ -206,6 +206,7 @@ def program_to_graph(ep: ExportedProgram, sample: np.ndarray) -> FloatGraph:
         return np.asarray(torch.as_tensor(t).detach().to(torch.float64).numpy())
 
     for node in gm.graph.nodes:
+        _shape(node)  # a dynamic dimension other than the batch is an error
         if node.op == "placeholder":
             continue
         if node.op == "get_attr":
