@@ -112,7 +112,13 @@ def format_text(man: dict) -> str:
              f"activations, {s['n_ops']} ops",
              f"  parameters {s['parameters']}, tables {s['table_bytes']} B, scratch "
              f"{s['scratch_bytes']} B, {s['macs']} MACs, stack ~{s['stack_bytes_estimate']} B"]
+    for nm, e in (rep.get("proxy_input_rounding") or {}).items():
+        lines.append(f"  proxy serves the float model: output {nm} changes by at most "
+                     f"{e['max_abs']:.3g} (mean {e['mean_abs']:.3g}) from rounding inputs to "
+                     "raw_scale")
     acc = rep.get("accuracy")
+    if acc and man["target"] == "user":
+        lines.append("  (integer model below for comparison: what --target kernel would run)")
     if not acc:
         lines.append(f"  accuracy: {rep.get('accuracy_note', 'not measured')}")
         return "\n".join(lines) + "\n"
