@@ -66,17 +66,34 @@ def test_kernel_version_is_the_installed_debian_one():
 
 
 @pytest.mark.kernel
-def test_blobs_in_booted_kernel_match_reference(tmp_path):
-    """Many blobs in one boot through debugfs load/infer/unload, plus loader errnos."""
+def test_booted_kernel_matches_reference(tmp_path):
+    """ONE boot: model modules built from generated C tables, blobs through debugfs
+    load/infer/unload, and the loader's errnos seen from user space."""
     models = _models()
     assert set(OP_SPECS) <= {op.kind for g, _ in models for op in g.ops}
-    jobs = [kernel.Job(g.name, blob=write_blob(g), raw=raw) for g, raw in models]
+    ko = kernel.build_ml_lib_module(tmp_path / "kmod")
+
+    # what `mlexport --target kernel` writes: <name>.c/.h/_mod.c + Kbuild -> a module
+    mods, jobs, want = [ko], [], []
+    for g, raw in models[:6]:
+        g = g.copy()
+        g.name = f"{g.name}_mod"
+        d = tmp_path / g.name
+        d.mkdir()
+        for fname, text in generate(g).items():
+            (d / fname).write_text(text)
+        mods.append(kernel.build_model_module(d, ko, tmp_path / "mod" / g.name))
+        jobs.append(kernel.Job(g.name, raw=raw))
+        want.append((g.name, reference.run(g, raw)))
+
+    for g, raw in models:
+        jobs.append(kernel.Job(g.name, blob=write_blob(g), raw=raw))
+        want.append((g.name, reference.run(g, raw)))
     good = write_blob(models[0][0])
-    bad_magic = b"XLLB" + good[4:]
-    major2 = good[:4] + (2).to_bytes(2, "little") + good[6:]
     jobs += [
-        kernel.Job("bad_magic", blob=bad_magic, expect_errno="ENOEXEC"),
-        kernel.Job("major2", blob=major2, expect_errno="EPROTONOSUPPORT"),
+        kernel.Job("bad_magic", blob=b"XLLB" + good[4:], expect_errno="ENOEXEC"),
+        kernel.Job("major2", blob=good[:4] + (2).to_bytes(2, "little") + good[6:],
+                   expect_errno="EPROTONOSUPPORT"),
         # consistent total_len, but shorter than the header
         kernel.Job("short", blob=good[:12] + (64).to_bytes(4, "little") + good[16:64],
                    expect_errno="EMSGSIZE"),
@@ -85,30 +102,11 @@ def test_blobs_in_booted_kernel_match_reference(tmp_path):
                    unload=False),
         kernel.Job("dup", blob=write_blob(models[1][0]), expect_errno="EEXIST"),
     ]
-    res = kernel.boot([kernel.build_ml_lib_module(tmp_path / "kmod")], jobs)
-    assert not res.errors, res.errors
-    for i, (g, raw) in enumerate(models):
-        _assert_equal(g.name, res.outputs[i], reference.run(g, raw))
-    _assert_equal("kept", res.outputs[len(models) + 3], reference.run(*models[1]))
-
-
-@pytest.mark.kernel
-def test_exported_modules_in_booted_kernel_match_reference(tmp_path):
-    """Generated C tables built as model modules (what mlexport --target kernel writes)."""
-    models = _models()[:6]
-    ko = kernel.build_ml_lib_module(tmp_path / "kmod")
-    mods, jobs = [ko], []
-    for g, raw in models:
-        d = tmp_path / g.name
-        d.mkdir()
-        for fname, text in generate(g).items():
-            (d / fname).write_text(text)
-        mods.append(kernel.build_model_module(d, ko, tmp_path / "mod" / g.name))
-        jobs.append(kernel.Job(g.name, raw=raw))
     res = kernel.boot(mods, jobs)
     assert not res.errors, res.errors
-    for i, (g, raw) in enumerate(models):
-        _assert_equal(g.name, res.outputs[i], reference.run(g, raw))
+    for i, (name, ref) in enumerate(want):
+        _assert_equal(name, res.outputs[i], ref)
+    _assert_equal("kept", res.outputs[len(jobs) - 2], reference.run(*models[1]))
 
 
 def test_committed_kunit_vectors_are_current():

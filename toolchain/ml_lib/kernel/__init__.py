@@ -111,11 +111,13 @@ def _build_ml_lib(out: Path, ver: str, proxy: bool | None) -> Path:
 
 
 def _model_name(model_dir: Path) -> str:
-    mods = sorted(model_dir.glob("*_mod.c"))
-    if len(mods) != 1:
+    # a model may itself be called x_mod: then x_mod.c and x_mod_mod.c exist
+    names = [p.name[:-len("_mod.c")] for p in sorted(model_dir.glob("*_mod.c"))]
+    names = [n for n in names if (model_dir / f"{n}.c").is_file()] or names
+    if len(names) != 1:
         raise UserError(f"{model_dir}: expected one <name>_mod.c from `mlexport --target kernel`, "
-                        f"found {len(mods)}")
-    name = mods[0].name[:-len("_mod.c")]
+                        f"found {len(names)}")
+    name = names[0]
     for f in (f"{name}.c", f"{name}.h"):
         if not (model_dir / f).is_file():
             raise UserError(f"{model_dir}: {f} is missing (re-run mlexport --target kernel)")
