@@ -235,3 +235,16 @@ def test_mlp_has_about_4m_parameters(tmp_path):
     assert 3_500_000 <= models.param_count(d) <= 4_500_000
     man = load_manifest(d)
     assert (man.n_in, man.n_out, man.frac_bits) == (256, 16, 16)
+
+
+def test_uniform_batch_fast_path_matches_record_by_record(tmp_path):
+    m = daemon.Model(load_manifest(scaled_identity(tmp_path, frac_bits=2)))
+    rows = [[1, 2, 3, 4], [-1, 0, 5, 9], [7, 7, 7, -7]]
+    buf = b"".join(abi.pack_request(100 + k, 4, np.array(r)) for k, r in enumerate(rows))
+    data, n = daemon.answer({4: m}, buf)
+    # raw * 0.5 * 2^2 = raw * 2, one 40-byte answer per request, in order
+    assert n == 3 and data == b"".join(abi.pack_response(100 + k, 4, 2 * np.array(r))
+                                       for k, r in enumerate(rows))
+    # odd n_out: the padding word is zero
+    assert abi.pack_responses(np.array([9], dtype=np.uint64), 1, np.array([[5, 6, 7]])) == \
+        abi.pack_response(9, 1, np.array([5, 6, 7]))

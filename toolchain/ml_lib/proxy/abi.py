@@ -96,3 +96,53 @@ def register(fd: int, name: str, n_in: int, n_out: int) -> int:
 
     # a mutable buffer makes fcntl.ioctl return the syscall's value, not the buffer
     return fcntl.ioctl(fd, IOC_REGISTER, bytearray(pack_register(name, n_in, n_out)), True)
+
+
+def _req_dtype(n_in: int) -> np.dtype:
+    return np.dtype([("version", "<u4"), ("size", "<u4"), ("id", "<u8"), ("model_id", "<u4"),
+                     ("n", "<u4"), ("x", "<i8", (n_in,))])
+
+
+def _resp_dtype(n_out: int) -> np.dtype:
+    fields = [("version", "<u4"), ("size", "<u4"), ("id", "<u8"), ("model_id", "<u4"),
+              ("n", "<u4"), ("y", "<i4", (n_out,))]
+    if n_out % 2:
+        fields.append(("pad", "<u4"))
+    return np.dtype(fields)
+
+
+def parse_batch(buf: bytes) -> dict[int, tuple[np.ndarray, np.ndarray]]:
+    """One read() grouped by model: {model_id: (ids [k] u64, raw [k, n_in] s64)}.
+
+    Requests of one size (the usual case) are viewed in place as one numpy
+    record array instead of being unpacked one by one.
+    """
+    if not buf:
+        return {}
+    _, size, _, _, n_in = REQ_HDR.unpack_from(buf, 0)
+    if size == req_size(n_in) and len(buf) % size == 0:
+        rec = np.frombuffer(buf, dtype=_req_dtype(n_in))
+        if (rec["version"] == VERSION).all() and (rec["size"] == size).all() \
+                and (rec["n"] == n_in).all():
+            mids = rec["model_id"]
+            if (mids == mids[0]).all():
+                return {int(mids[0]): (rec["id"], rec["x"])}
+            return {int(m): (rec["id"][mids == m], rec["x"][mids == m]) for m in np.unique(mids)}
+    groups: dict[int, list] = {}
+    for req_id, model_id, x in parse_requests(buf):
+        groups.setdefault(model_id, []).append((req_id, x))
+    return {m: (np.array([i for i, _ in v], dtype=np.uint64), np.stack([x for _, x in v]))
+            for m, v in groups.items()}
+
+
+def pack_responses(ids: np.ndarray, model_id: int, y: np.ndarray) -> bytes:
+    """Answers for one model's batch, back to back, in one buffer."""
+    k, n_out = y.shape
+    rec = np.zeros(k, dtype=_resp_dtype(n_out))
+    rec["version"] = VERSION
+    rec["size"] = resp_size(n_out)
+    rec["id"] = ids
+    rec["model_id"] = model_id
+    rec["n"] = n_out
+    rec["y"] = y
+    return rec.tobytes()

@@ -14,7 +14,6 @@ import logging
 import os
 import select
 import signal
-from collections import defaultdict
 from pathlib import Path
 
 import numpy as np
@@ -78,19 +77,16 @@ def answer(models: dict[int, Model], buf: bytes) -> tuple[bytes, int]:
     Requests for an unknown model id are left unanswered (they time out
     into the kernel's fallback).
     """
-    reqs = abi.parse_requests(buf)
-    by_model: dict[int, list] = defaultdict(list)
-    for req_id, model_id, x in reqs:
-        by_model[model_id].append((req_id, x))
     out = []
-    for model_id, items in by_model.items():
+    n = 0
+    for model_id, (ids, raw) in abi.parse_batch(buf).items():
+        n += len(ids)
         m = models.get(model_id)
         if m is None:
-            log.warning("request for unknown model id %d dropped", model_id)
+            log.warning("%d requests for unknown model id %d dropped", len(ids), model_id)
             continue
-        y = m.run_raw(np.stack([x for _, x in items]))
-        out.extend(abi.pack_response(req_id, model_id, y[k]) for k, (req_id, _) in enumerate(items))
-    return b"".join(out), len(reqs)
+        out.append(abi.pack_responses(ids, model_id, m.run_raw(raw)))
+    return b"".join(out), n
 
 
 def write_answers(fd: int, data: bytes) -> int:
