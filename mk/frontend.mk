@@ -6,7 +6,8 @@
 #   make check-frontend-boot  mlrun --engine kernel / proxy in a booted kernel
 #                         (virtme-ng, QEMU TCG; part of make check)
 #   make bench-export     bench/export_speed.py: 100k-parameter MLP, 1,000 rows
-FRONTEND_TESTS := tests/test_mlexport.py tests/test_mlexport_errors.py tests/test_mlrun.py
+FRONTEND_TESTS := tests/test_mlexport.py tests/test_mlexport_errors.py \
+	tests/test_mlexport_quant.py tests/test_mlrun.py
 
 .PHONY: check-frontend check-frontend-boot bench-export
 CHECK_TARGETS += check-frontend check-frontend-boot
