@@ -155,6 +155,28 @@ def test_skl2onnx_classifier(scaler, data, work, tmp_path):
     assert all(np.array_equal(a[k], b[k]) for k in a)
 
 
+def test_skl2onnx_binary_classifier(work, tmp_path):
+    """Binary MLPClassifier: skl2onnx writes [1 - sigmoid, sigmoid] (Sub, Concat)."""
+    from skl2onnx import to_onnx
+    from sklearn.neural_network import MLPClassifier
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=(1200, 5)).astype(np.float32)
+    y = (x[:, 0] + 0.5 * x[:, 1] * x[:, 2] > 0).astype(int)
+    clf = MLPClassifier((16,), max_iter=400, random_state=0).fit(x[:800], y[:800])
+    f = work / "skl_bin.onnx"
+    f.write_bytes(to_onnx(clf, x[:1]).SerializeToString())
+    out = mm.export_ok(tmp_path, f, _calib(work, x[:800], "calib_bin.npy"))
+    kinds = [o["kind"] for o in mm.manifest(out)["ops"]]
+    assert kinds.count("lut") == 2 and "concat" in kinds  # sigmoid and 1 - sigmoid
+    xte = x[800:]
+    got = mm.mlrun_out(out, xte, "python", False, tmp_path)
+    assert np.mean(got["label"].ravel() == clf.predict(xte)) >= 0.97
+    assert np.abs(got["probability"] - clf.predict_proba(xte)).max() < 0.05
+    a = mm.mlrun_out(out, xte, "python", True, tmp_path)
+    b = mm.mlrun_out(out, xte, "c", True, tmp_path)
+    assert all(np.array_equal(a[k], b[k]) for k in a)
+
+
 def test_skl2onnx_regressor(work, tmp_path):
     from skl2onnx import to_onnx
     from sklearn.neural_network import MLPRegressor

@@ -105,10 +105,11 @@ def eval_node(n: FNode, args: list[torch.Tensor]) -> torch.Tensor:
         return torch.clamp(x, a["lo"], a["hi"])
     if k == "leaky_relu":
         return F.leaky_relu(x, a["alpha"])
-    if k == "sigmoid":
-        return torch.sigmoid(x)
-    if k == "tanh":
-        return torch.tanh(x)
+    if k in ("sigmoid", "tanh"):
+        y = torch.sigmoid(x) if k == "sigmoid" else torch.tanh(x)
+        if "post" in a:  # a folded scalar affine, e.g. skl2onnx's 1 - sigmoid
+            y = y * a["post"][0] + a["post"][1]
+        return y
     if k == "softmax":
         return torch.softmax(x, dim=-1)
     if k == "reshape":
@@ -205,6 +206,16 @@ def fold_affines(g: FloatGraph) -> None:
                     g.in_scale = g.in_scale * scale
             else:
                 prev = next((p for p in g.nodes if p.name == src), None)
+                if prev is not None and prev.kind in ("sigmoid", "tanh") and \
+                        np.all(scale == scale.flat[0]) and np.all(bias == bias.flat[0]):
+                    # a*f(x)+b is one more elementwise function: its own LUT
+                    a0, b0 = prev.attrs.get("post", (1.0, 0.0))
+                    s0, c0 = float(scale.flat[0]), float(bias.flat[0])
+                    i = g.nodes.index(n)
+                    g.nodes[i] = FNode(n.name, prev.kind, list(prev.inputs),
+                                       {"post": (a0 * s0, b0 * s0 + c0)}, n.source, n.shape)
+                    changed = True
+                    break
                 if prev is None or prev.kind not in ("linear", "conv1d") or len(g.users(src)) != 1 \
                         or src in g.outputs:
                     raise unsupported("scale/shift (mul/div/add/sub by a constant or BatchNorm)"

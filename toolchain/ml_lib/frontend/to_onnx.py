@@ -67,6 +67,12 @@ def to_onnx(g: FloatGraph, name: str) -> onnx.ModelProto:
                                                    const(f"{out}_hi", hi)], [out]))
         elif k == "leaky_relu":
             nodes.append(helper.make_node("LeakyRelu", ins, [out], alpha=float(a["alpha"])))
+        elif k in ("sigmoid", "tanh") and "post" in a:
+            nodes.append(helper.make_node(k.capitalize(), ins, [out + "f"]))
+            nodes.append(helper.make_node("Mul", [out + "f", const(f"{out}_pa", a["post"][0])],
+                                          [out + "m"]))
+            nodes.append(helper.make_node("Add", [out + "m", const(f"{out}_pb", a["post"][1])],
+                                          [out]))
         elif k in ("sigmoid", "tanh"):
             nodes.append(helper.make_node(k.capitalize(), ins, [out]))
         elif k == "softmax":

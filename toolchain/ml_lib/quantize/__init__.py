@@ -264,10 +264,15 @@ def build(g: FloatGraph, cal: Calibration, raw_scale: np.ndarray, bits: int = 8,
         elif n.kind in ("sigmoid", "tanh"):
             if n.kind == "sigmoid":
                 qy = QParams("s8", 1 / 256, -128) if bits == 8 else QParams("s16", 1 / 32768, 0)
-                f = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
+                f0 = lambda v: 1.0 / (1.0 + np.exp(-v))  # noqa: E731
             else:
                 qy = QParams("s8", 1 / 128, 0) if bits == 8 else QParams("s16", 1 / 32768, 0)
-                f = np.tanh
+                f0 = np.tanh
+            f = f0
+            if "post" in n.attrs:  # a*f+b: its range is not f's, take the calibrated one
+                pa, pb = n.attrs["post"]
+                qy = b.q_of(n.name)
+                f = lambda v: pa * f0(v) + pb  # noqa: E731
             if qx.dtype == "s8":
                 xs = np.arange(-128, 128, dtype=np.float64)
             else:
