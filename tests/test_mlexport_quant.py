@@ -75,3 +75,18 @@ def test_output_frac_bits_shrink_for_large_range():
     f = q.graph.outputs[0].frac_bits
     reach = big / 255 * 255  # (127 - (-128)) * s_y
     assert reach * 2**f <= 2**31 - 1 < reach * 2**(f + 1)
+
+
+def test_percentile_clips_outliers():
+    from ml_lib.quantize import calibrate
+    g = _tiny_graph()
+    x = np.zeros((1000, 2))
+    x[:, 0] = np.linspace(-1, 1, 1000)
+    x[0, 0] = -50.0  # one outlier
+    mm = calibrate(g, x, None, progress=False)
+    assert mm.lo["x"] == -50.0 and mm.hi["x"] == 1.0
+    pc = calibrate(g, x, 99.0, progress=False)
+    # 99th / 1st percentile of the 2000 input values (half of them the zero column)
+    both = np.concatenate([x[:, 0], x[:, 1]])
+    assert pc.lo["x"] == np.percentile(both, 1.0) and pc.hi["x"] == np.percentile(both, 99.0)
+    assert -1.0 < pc.lo["x"] < 0 and 0 < pc.hi["x"] < 1.0
