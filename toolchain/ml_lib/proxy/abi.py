@@ -119,7 +119,10 @@ def parse_batch(buf: bytes) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """
     if not buf:
         return {}
-    _, size, _, _, n_in = REQ_HDR.unpack_from(buf, 0)
+    version, size, req_id, model_id, n_in = REQ_HDR.unpack_from(buf, 0)
+    if len(buf) == size == req_size(n_in) and version == VERSION:  # one request: no record array
+        x = np.frombuffer(buf, dtype="<i8", count=n_in, offset=REQ_HDR.size)
+        return {model_id: (np.array([req_id], dtype=np.uint64), x[None])}
     if size == req_size(n_in) and len(buf) % size == 0:
         rec = np.frombuffer(buf, dtype=_req_dtype(n_in))
         if (rec["version"] == VERSION).all() and (rec["size"] == size).all() \
@@ -138,6 +141,8 @@ def parse_batch(buf: bytes) -> dict[int, tuple[np.ndarray, np.ndarray]]:
 def pack_responses(ids: np.ndarray, model_id: int, y: np.ndarray) -> bytes:
     """Answers for one model's batch, back to back, in one buffer."""
     k, n_out = y.shape
+    if k == 1:
+        return pack_response(int(ids[0]), model_id, y[0])
     rec = np.zeros(k, dtype=_resp_dtype(n_out))
     rec["version"] = VERSION
     rec["size"] = resp_size(n_out)
