@@ -57,6 +57,12 @@ def load_program(path: str, fmt: str, example: torch.Tensor) -> ExportedProgram:
     if fmt == "torchscript":
         mod = torch.jit.load(path, map_location="cpu")
         mod.eval()
+        try:  # torch.export of the loaded module where torch supports it ...
+            with _quiet_torch_logs():
+                return torch.export.export(mod, (example,), strict=False)
+        except Exception:  # noqa: BLE001 - any failure: fall back to the graph
+            pass
+        # ... else through its TorchScript graph
         from torch._export.converter import TS2EPConverter
         try:
             return TS2EPConverter(mod, (example,)).convert()
