@@ -230,13 +230,6 @@ def test_stub_builds_as_kernel_code_with_w1(tmp_path):
     assert r.returncode == 0 and not diag, r.stdout + r.stderr
 
 
-def test_mlp_has_about_4m_parameters(tmp_path):
-    d = models.mlp_dir(tmp_path / "big")
-    assert 3_500_000 <= models.param_count(d) <= 4_500_000
-    man = load_manifest(d)
-    assert (man.n_in, man.n_out, man.frac_bits) == (256, 16, 16)
-
-
 def test_uniform_batch_fast_path_matches_record_by_record(tmp_path):
     m = daemon.Model(load_manifest(scaled_identity(tmp_path, frac_bits=2)))
     rows = [[1, 2, 3, 4], [-1, 0, 5, 9], [7, 7, 7, -7]]
