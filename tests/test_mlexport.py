@@ -109,8 +109,8 @@ def test_torch_formats_mlp(fmt, suffix, mlp, data, work, tmp_path):
     _check_classifier(out, mlp, xte, tmp_path)
 
 
-@pytest.mark.parametrize("fmt,suffix", [("export", ".pt2"), ("onnx", ".onnx"),
-                                        ("torchscript", ".ts.pt")])
+@pytest.mark.parametrize("fmt,suffix", [("export", ".pt2"), ("export-dynamic-batch", ".pt2"),
+                                        ("onnx", ".onnx"), ("torchscript", ".ts.pt")])
 def test_torch_formats_conv(fmt, suffix, conv, work, tmp_path):
     model, xtr, xte, _ = conv
     f = _save(model, fmt, xtr, work / f"conv_{fmt}{suffix}")

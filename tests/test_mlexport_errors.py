@@ -114,6 +114,23 @@ def test_dynamic_shape_torch_export(files, tmp_path):
     assert "dynamic shape" in msg and "dimension 2" in msg
 
 
+class BatchScaled(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 2)
+
+    def forward(self, x):
+        return self.fc(x) * x.size(0)
+
+
+def test_batch_size_dependence(files, tmp_path):
+    ep = torch.export.export(BatchScaled().eval(), (torch.zeros(4, 4),),
+                             dynamic_shapes={"x": {0: torch.export.Dim("batch")}})
+    torch.export.save(ep, tmp_path / "bs.pt2")
+    msg = _err([tmp_path / "bs.pt2", "--calib", files / "calib.npy", "-o", tmp_path / "o"])
+    assert "computes with its batch size" in msg
+
+
 def test_data_dependent_control_flow(files, tmp_path):
     msg = _err([files / "branchy.pt", "--calib", files / "calib.npy", "-o", tmp_path])
     assert "data-dependent control flow" in msg

@@ -161,6 +161,8 @@ def infer_shapes(g: FloatGraph, sample: np.ndarray) -> None:
                         f"fit the model: {str(e).splitlines()[0]}") from e
     for n in g.nodes:
         n.shape = tuple(vals[n.name].shape[1:])
+        if n.kind == "reshape":
+            n.attrs["shape"] = n.shape  # a -1 in the target, resolved
 
 
 # ---------------------------------------------------------------- clean-up

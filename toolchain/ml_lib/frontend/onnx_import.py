@@ -104,7 +104,9 @@ def to_graph(m: onnx.ModelProto, sample: np.ndarray) -> FloatGraph:
     needed = set(v for v, _ in outs)
     for n in reversed(m.graph.node):
         if any(o in needed for o in n.output):
-            needed.update(n.input)
+            # a Reshape's target shape is resolved below, not computed: its
+            # Shape/Gather/Concat subgraph (x.view(x.size(0), -1)) is not needed
+            needed.update(n.input[:1] if n.op_type == "Reshape" else n.input)
 
     for node in m.graph.node:
         if not any(o in needed for o in node.output) or node.op_type == "Constant":
@@ -250,12 +252,41 @@ def to_graph(m: onnx.ModelProto, sample: np.ndarray) -> FloatGraph:
         d = vi.type.tensor_type.shape.dim
         if all(x.HasField("dim_value") for x in d[1:]):
             shapes[vi.name] = tuple(x.dim_value for x in d[1:])
+    computed = {}
     for n in g.nodes:
         if n.kind == "reshape":
-            if n.name not in shapes:
+            if n.name in shapes:
+                n.attrs["shape"] = shapes[n.name]
+                continue
+            if not computed:
+                computed = _eval_shape_inputs(m, producer, inp.name, sample)
+            spec = computed.get(n.name)
+            if spec is None or len(spec) < 1 or spec[0] not in (0, -1, sample.shape[0]):
                 raise UserError(f"dynamic shape: cannot infer the output shape of {n.source}")
-            n.attrs["shape"] = shapes[n.name]
+            n.attrs["shape"] = tuple(int(v) for v in spec[1:])
     return finish(g, sample)
+
+
+def _eval_shape_inputs(m, producer, input_name: str, sample: np.ndarray) -> dict:
+    """Target shapes of Reshapes whose shape is computed (Shape -> Gather -> Concat),
+    evaluated with onnx's reference evaluator on the calibration sample."""
+    from onnx.reference import ReferenceEvaluator
+    want = {n.output[0]: n.input[1] for n in m.graph.node
+            if n.op_type == "Reshape" and len(n.input) > 1 and n.input[1] in producer}
+    if not want:
+        return {}
+    mm = onnx.ModelProto()
+    mm.CopyFrom(m)
+    del mm.graph.output[:]
+    for v in sorted(set(want.values())):
+        mm.graph.output.append(onnx.helper.make_tensor_value_info(v, onnx.TensorProto.INT64, None))
+    try:
+        ev = ReferenceEvaluator(mm)
+        res = ev.run(None, {input_name: sample.astype(np.float32)})
+    except Exception:  # noqa: BLE001 - anything here means: cannot resolve
+        return {}
+    vals = dict(zip(sorted(set(want.values())), res))
+    return {out: np.asarray(vals[src]).ravel().tolist() for out, src in want.items()}
 
 
 def load(path: str, sample: np.ndarray) -> FloatGraph:

@@ -162,6 +162,21 @@ def _shape(node) -> tuple:
     return tuple(dims)
 
 
+class _Batch:
+    """The batch size of a dynamic-batch program (only reshape may use it)."""
+
+
+_BATCH = _Batch()
+
+
+def _flat(args):
+    for a in args:
+        if isinstance(a, (list, tuple)):
+            yield from _flat(a)
+        else:
+            yield a
+
+
 def program_to_graph(ep: ExportedProgram, sample: np.ndarray) -> FloatGraph:
     consts: dict[str, torch.Tensor] = {}
     user_inputs = []
@@ -239,10 +254,8 @@ def program_to_graph(ep: ExportedProgram, sample: np.ndarray) -> FloatGraph:
                 scalars[node.name] = len(shp)
             else:
                 d = shp[node.args[1]]
-                if d < 0:
-                    raise UserError(f"the model reads its batch size at {_source(node)}; "
-                                    "ml_lib models must not depend on it")
-                scalars[node.name] = d
+                # x.view(x.size(0), -1): fine, reshape takes its shape from the graph
+                scalars[node.name] = _BATCH if d < 0 else d
             continue
         args = [val(a) for a in node.args]
         kwargs = {k: val(v) for k, v in node.kwargs.items()}
@@ -256,6 +269,9 @@ def program_to_graph(ep: ExportedProgram, sample: np.ndarray) -> FloatGraph:
                 consts[node.name] = src[idx]
                 continue
             raise unsupported("getitem", _source(node))
+        if t not in _RESHAPE and any(a is _BATCH for a in _flat(args)):
+            raise UserError(f"the model computes with its batch size at {_source(node)}; "
+                            "ml_lib models must not depend on it")
         if not tensor_args and all(is_const(a) for a in args):
             # constant subexpression: evaluate it now
             if "sym" in str(t) or t in (aten.sym_size.int,):
