@@ -162,6 +162,12 @@ def _act_bounds(n: FNode | None) -> tuple[float | None, float | None]:
 def build(g: FloatGraph, cal: Calibration, raw_scale: np.ndarray, bits: int = 8,
           frac_bits: int = 16, argmax: bool = False, name: str = "model",
           feature_names: list[str] | None = None) -> Quantized:
+    """The integer graph for ``g``: one pass over the float ops in order.
+
+    Each float value gets a quantized tensor (reshapes alias theirs); a
+    ReLU/clamp right after linear/conv/add/avgpool fuses into its [lo, hi].
+    The arena is planned; validation is the caller's (mlexport) step.
+    """
     if bits not in (8, 16):
         raise UserError(f"--bits must be 8 or 16 (got {bits})")
     b = _Builder(g, cal, bits)
@@ -177,14 +183,18 @@ def build(g: FloatGraph, cal: Calibration, raw_scale: np.ndarray, bits: int = 8,
     offs, pres, mults, shifts = [], [], [], []
     for i in range(n_in):
         unit = a[i] * raw_scale[i]  # normalised value per raw unit
-        if unit == 0:
-            offs.append(0), pres.append(0), mults.append(0), shifts.append(1)
-            continue
-        off = int(np.clip(round_half_away(-c[i] / unit), -OFF_MAX, OFF_MAX))
-        span = (qmax - qmin + 1) * qin.scale / unit  # raw units that reach saturation
-        pre = max(0, math.ceil(math.log2(span / 2**30))) if span > 2**30 else 0
-        m, t = _mult(unit / qin.scale * 2**pre, "input normalisation")
-        offs.append(off), pres.append(min(pre, 63)), mults.append(m), shifts.append(t)
+        if unit == 0:  # the model ignores this feature
+            off, pre, m, t = 0, 0, 0, 1
+        else:
+            off = int(np.clip(round_half_away(-c[i] / unit), -OFF_MAX, OFF_MAX))
+            # raw units from one end of y's range to the other: d must stay below 2^31
+            span = (qmax - qmin + 1) * qin.scale / unit
+            pre = min(63, max(0, math.ceil(math.log2(span / 2**30)))) if span > 2**30 else 0
+            m, t = _mult(unit / qin.scale * 2**pre, "input normalisation")
+        offs.append(off)
+        pres.append(pre)
+        mults.append(m)
+        shifts.append(t)
     t_in = b.tensor("input", g.input_shape, qin)
     b.op("input", [], t_in, {"in_off": 0, "n": n_in},
          {"off": np.array(offs, np.int64), "pre": np.array(pres, np.uint8),
@@ -253,11 +263,11 @@ def build(g: FloatGraph, cal: Calibration, raw_scale: np.ndarray, bits: int = 8,
             lo, hi = b.clamp_bounds(qx, *_act_bounds(n))
             b.op("clamp", ins, ty, {"n": tx.len, "lo": lo, "hi": hi}, source=src)
         elif n.kind == "leaky_relu":
+            if n.attrs["alpha"] <= 0:
+                raise UserError(f"layer {src}: leaky_relu slope must be > 0")
             qy = b.q_of(n.name)
             m, t = _mult(qx.scale / qy.scale, f"layer {src}")
             mb, tb = _mult(n.attrs["alpha"] * qx.scale / qy.scale, f"layer {src}")
-            if n.attrs["alpha"] <= 0:
-                raise UserError(f"layer {src}: leaky_relu slope must be > 0")
             ty = b.tensor(n.kind, tx.shape, qy)
             b.op("leaky_relu", ins, ty, {"n": tx.len, "mult": m, "shift": t, "mult_b": mb,
                                          "shift_b": tb}, source=src)
