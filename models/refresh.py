@@ -15,7 +15,7 @@ sys.path.insert(0, str(HERE))
 
 from example_kit import run_mlexport  # noqa: E402
 
-TASKS = ("linnos", "readahead", "anomaly")
+TASKS = ("linnos", "readahead", "anomaly", "anomaly_measured")
 
 
 def load(path: Path, name: str):

@@ -24,7 +24,8 @@ import pytest
 
 REPO = Path(__file__).resolve().parents[1]
 MODELS = REPO / "models"
-TASKS = ("linnos", "readahead", "anomaly")
+TASKS = ("linnos", "readahead", "anomaly")  # with a kernel consumer each
+ALL_TASKS = TASKS + ("anomaly_measured",)
 RESULT_TOL = 0.002
 sys.path.insert(0, str(MODELS))
 
@@ -56,14 +57,14 @@ def same_tree(a: Path, b: Path) -> list[str]:
     return [n for n in names_a if not filecmp.cmp(a / n, b / n, shallow=False)]
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", ALL_TASKS)
 def test_reexport_is_byte_identical(task, tmp_path):
     data = load_task_module(task, "dataset")
     out = example_kit.run_mlexport(MODELS / task, tmp_path / "export", data.EXPORT)
     assert same_tree(MODELS / task / "export", out) == []
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", ALL_TASKS)
 def test_training_reproduces_the_committed_model(task, tmp_path):
     # as a script, as it was run: class paths (__main__.X) end up in model.pt2
     r = subprocess.run([sys.executable, str(MODELS / task / "train.py"), str(tmp_path)],
@@ -93,7 +94,7 @@ def _compare(ref, got, path=""):
         yield f"{path}: README/results.json says {ref!r}, recomputed {got!r}"
 
 
-@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("task", ALL_TASKS)
 def test_results_are_recomputed(task, tmp_path):
     ev = load_task_module(task, "evaluate")
     got = json.loads(json.dumps(ev.compute(tmp_path)))
