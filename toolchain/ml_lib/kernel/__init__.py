@@ -206,7 +206,7 @@ def boot(modules: list[Path], jobs: list[Job], cpus: int = 2, check_log: bool = 
         env = dict(os.environ, PATH=os.pathsep.join([str(Path(vng).parent),
                                                      os.environ.get("PATH", "")]),
                    PYTHONPATH=str(REPO / "toolchain"))
-        cmd = [vng, "--run", f"/boot/vmlinuz-{ver}", "--disable-kvm", "--force-9p",
+        cmd = [vng, "--run", f"/boot/vmlinuz-{ver}", "--disable-kvm", "--force-9p", "--verbose",
                "--cpus", str(cpus), "--memory", "1G", f"--rwdir={work}", "--cwd", str(work),
                "--exec", guest]
         try:
@@ -214,13 +214,15 @@ def boot(modules: list[Path], jobs: list[Job], cpus: int = 2, check_log: bool = 
                                stdin=subprocess.DEVNULL, env=env)
         except subprocess.TimeoutExpired as e:
             raise KernelError(f"guest did not finish within {BOOT_TIMEOUT} s") from e
+        # --verbose: the console carries the whole kernel log, so a guest
+        # that panics before the script writes dmesg.txt still shows why
         res = BootResult(console=r.stdout + r.stderr)
         dm = work / "dmesg.txt"
         res.dmesg = dm.read_text(errors="replace") if dm.exists() else ""
         status = work / "result.json"
         if not status.exists():
-            raise KernelError(f"guest produced no result (vng exit {r.returncode}):\n"
-                              + "\n".join(res.console.splitlines()[-30:]))
+            raise KernelError(f"guest produced no result (vng exit {r.returncode}); console tail:\n"
+                              + "\n".join(res.console.splitlines()[-40:]))
         result = json.loads(status.read_text())
         if result.get("fatal"):
             raise KernelError(f"in the guest: {result['fatal']}\n" + _log_tail(res.dmesg))
@@ -230,7 +232,7 @@ def boot(modules: list[Path], jobs: list[Job], cpus: int = 2, check_log: bool = 
             f = work / f"{i}.out.npy"
             if f.exists():
                 res.outputs[i] = np.load(f)
-        bad = [ln for ln in res.dmesg.splitlines() if BAD_LOG.search(ln)]
+        bad = [ln for ln in (res.dmesg + "\n" + res.console).splitlines() if BAD_LOG.search(ln)]
         if check_log and bad:
             raise KernelLogError("guest kernel log has warnings/errors:\n" + "\n".join(bad[:40]))
         return res
