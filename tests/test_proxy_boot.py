@@ -128,6 +128,8 @@ def test_dataset_ring_drops_oldest_in_order(suite):
     assert second["seq"] == list(range(100, 110)) and second["dropped"] == 36
     assert second["feat"] == [[i + 1000, 2 * i + 1000, -i + 1000, 1007] for i in range(10)]
     assert r["empty"] == 0 and r["stats"]["dataset_dropped"] == 36
+    assert r["learning"] == {"src": [SRC_FALLBACK] * 2, "seq": [110, 111],
+                             "feat": [[5, 4, 3, 2], [9, 8, 7, 6]]}
 
 
 def test_slow_daemon_timeouts_within_10_percent(suite):

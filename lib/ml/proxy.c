@@ -416,7 +416,7 @@ static long ml_lib_proxy_dataset_read(void __user *arg)
 		ret = -ENOMEM;
 		goto unlock;
 	}
-	max = rd.buf_len / rec_size;
+	max = min_t(u64, rd.buf_len / rec_size, p->cfg.dataset_records);
 	dst = u64_to_user_ptr(rd.buf);
 	while (total < max) {
 		spin_lock_irq(&p->ds_lock);
@@ -432,7 +432,6 @@ static long ml_lib_proxy_dataset_read(void __user *arg)
 			p->ds_head = (p->ds_head + 1) % p->cfg.dataset_records;
 			p->ds_count--;
 		}
-		rd.dropped = p->ds_dropped;
 		spin_unlock_irq(&p->ds_lock);
 		if (!n)
 			break;
@@ -443,6 +442,9 @@ static long ml_lib_proxy_dataset_read(void __user *arg)
 		total += n;
 	}
 	kvfree(bounce);
+	spin_lock_irq(&p->ds_lock);
+	rd.dropped = p->ds_dropped;
+	spin_unlock_irq(&p->ds_lock);
 	if (!ret) {
 		rd.n_records = total;
 		rd.record_size = rec_size;

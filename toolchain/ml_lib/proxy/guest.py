@@ -368,7 +368,12 @@ def sc_dataset(g: Guest) -> dict:
     g.publish(rows[:10] + 1000)
     recs2, dropped2 = c.dataset()
     empty, _ = c.dataset()
-    res = {"first": {"seq": [s for s, _ in recs], "feat": [f.tolist() for _, f in recs],
+    # LEARNING: the fallback answers and the inputs become training data
+    g.set_mode("ident", 1)
+    src, _, _ = g.infer(np.array([[5, 4, 3, 2], [9, 8, 7, 6]]), 4)
+    learned, _ = c.dataset()
+    res = {"learning": {"src": src.tolist(), "seq": [q for q, _ in learned],
+                        "feat": [f.tolist() for _, f in learned]},"first": {"seq": [s for s, _ in recs], "feat": [f.tolist() for _, f in recs],
                      "dropped": dropped},
            "second": {"seq": [s for s, _ in recs2], "feat": [f.tolist() for _, f in recs2],
                       "dropped": dropped2},
