@@ -117,6 +117,10 @@ def test_unprivileged_open(suite):
     assert r["root_without_cap_sys_admin"] == r["EPERM"]
     assert r["nobody"] in (r["EPERM"], r["EACCES"])  # mode 0600 stops it first
     assert r["root"] == 0
+    # mlproxyd for a model no kernel caller declared
+    assert r["undeclared"]["rc"] == 2 and r["undeclared"]["stderr"] == [
+        "mlproxyd: error: cannot serve model 'ghost': no kernel caller declared it "
+        "(is its module loaded?)"]
 
 
 def test_dataset_ring_drops_oldest_in_order(suite):

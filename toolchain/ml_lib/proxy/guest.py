@@ -342,7 +342,7 @@ def sc_malformed(g: Guest) -> dict:
     return res
 
 
-def sc_unprivileged(g: Guest) -> dict:
+def sc_unprivileged(g: Guest, ident: str) -> dict:
     g.load_test(**IDENT, timeout_ms=1000)
     probe = f"import os\ntry:\n os.open('{DEV}', os.O_RDWR); print(0)\nexcept OSError as e:\n print(e.errno)"
     res = {}
@@ -355,6 +355,13 @@ def sc_unprivileged(g: Guest) -> dict:
     res["root"] = int(subprocess.run([sys.executable, "-c", probe], capture_output=True,
                                      text=True).stdout.strip() or -999)
     res["EPERM"], res["EACCES"] = errno.EPERM, errno.EACCES
+    # a model folder no kernel caller declared: one-line error, exit 2
+    from .manifest import write_model_dir
+
+    ghost = write_model_dir("/tmp/ghost", "ghost", (Path(ident) / "ident.onnx").read_bytes(), 4, 4)
+    r = subprocess.run([sys.executable, "-m", "ml_lib.cli.mlproxyd", str(ghost)],
+                       capture_output=True, text=True)
+    res["undeclared"] = {"rc": r.returncode, "stderr": r.stderr.strip().splitlines()}
     res["unload"] = g.unload_test()
     return res
 
@@ -409,7 +416,7 @@ SUITE = {
     "end_to_end_identity": lambda g, a: sc_end_to_end_identity(g, a.ident),
     "modes": lambda g, a: sc_modes(g, a.ident),
     "malformed": lambda g, a: sc_malformed(g),
-    "unprivileged": lambda g, a: sc_unprivileged(g),
+    "unprivileged": lambda g, a: sc_unprivileged(g, a.ident),
     "dataset": lambda g, a: sc_dataset(g),
     "slow": lambda g, a: sc_slow(g),
     "sigkill": lambda g, a: sc_sigkill(g, a.ident),
@@ -487,6 +494,10 @@ def main(argv=None):
     p.add_argument("--ready")
     p.add_argument("--rounds", type=int, default=2000)
     args = p.parse_args(argv)
+    if not os.access(os.path.expanduser("~"), os.W_OK):
+        # the guest sees the host read-only; onnxruntime wants to keep a
+        # telemetry id under $HOME and warns on stderr when it cannot
+        os.environ["HOME"] = "/tmp"
     if args.what == "hang":
         return hang(args)
     if args.what == "suite":
