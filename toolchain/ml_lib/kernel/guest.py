@@ -1,10 +1,12 @@
 """Runs INSIDE the virtme-ng guest, as root: modules, debugfs I/O, kernel log.
 
-    python -m ml_lib.kernel.guest WORKDIR
+    python .../ml_lib/kernel/guest.py WORKDIR
 
-WORKDIR (shared read-write with the host) holds spec.json written by
-:func:`ml_lib.kernel.boot`; this writes <i>.out.npy per job, result.json
-and dmesg.txt. Only the standard library and numpy: the guest is slow.
+WORKDIR (shared read-write with the host) holds spec.json and <i>.in.bin
+(little-endian s64 rows) written by :func:`ml_lib.kernel.boot`; this writes
+<i>.out.bin (little-endian s32 rows), result.json and dmesg.txt. Standard
+library only, run as a plain script (not through the ml_lib package): a
+Python start under TCG over 9p is slow enough without importing numpy.
 """
 from __future__ import annotations
 
@@ -14,8 +16,6 @@ import os
 import subprocess
 import sys
 from pathlib import Path
-
-import numpy as np
 
 DEBUGFS = Path("/sys/kernel/debug")
 ROOT = DEBUGFS / "ml_lib"
@@ -41,20 +41,22 @@ def _write_all(fd: int, data: bytes) -> None:
         raise RuntimeError(f"short write: {n} of {len(data)} bytes")
 
 
-def infer(name: str, raw: np.ndarray) -> np.ndarray:
-    """Rows through /sys/kernel/debug/ml_lib/<name>/infer, in bounded chunks."""
+def infer(name: str, data: bytes, rows: int) -> tuple[bytes, int]:
+    """Rows (little-endian s64) through /sys/kernel/debug/ml_lib/<name>/infer,
+    in bounded chunks; returns the little-endian s32 outputs and n_out."""
     st = _stats(name)
     n_in, n_out = int(st["n_in"]), int(st["n_out"])
-    if raw.shape[1] != n_in:
-        raise RuntimeError(f"{name} takes {n_in} features, got {raw.shape[1]}")
-    per = max(1, min(MAX_INFER_IN // (8 * n_in), MAX_INFER_OUT // (4 * n_out)))
-    outs = []
+    row_bytes = 8 * n_in
+    if len(data) != rows * row_bytes:
+        raise RuntimeError(f"{name} takes {n_in} features: {len(data)} bytes is not {rows} rows")
+    per = max(1, min(MAX_INFER_IN // row_bytes, MAX_INFER_OUT // (4 * n_out)))
+    outs = bytearray()
     fd = os.open(ROOT / name / "infer", os.O_RDWR)
     try:
-        for s in range(0, raw.shape[0], per):
-            chunk = np.ascontiguousarray(raw[s:s + per], dtype="<i8")
-            _write_all(fd, chunk.tobytes())
-            want = chunk.shape[0] * n_out * 4
+        for s in range(0, rows, per):
+            chunk = data[s * row_bytes:(s + per) * row_bytes]
+            _write_all(fd, chunk)
+            want = len(chunk) // row_bytes * n_out * 4
             buf = b""
             while len(buf) < want:
                 part = os.read(fd, want - len(buf))
@@ -63,10 +65,10 @@ def infer(name: str, raw: np.ndarray) -> np.ndarray:
                 buf += part
             if os.read(fd, 4):
                 raise RuntimeError("infer returned more bytes than rows * n_out")
-            outs.append(np.frombuffer(buf, dtype="<i4").reshape(chunk.shape[0], n_out))
+            outs += buf
     finally:
         os.close(fd)
-    return np.concatenate(outs).astype(np.int32) if outs else np.zeros((0, n_out), np.int32)
+    return bytes(outs), n_out
 
 
 def load(blob: bytes) -> None:
@@ -87,7 +89,7 @@ def unload(name: str) -> None:
 
 def main(work: Path) -> int:
     spec = json.loads((work / "spec.json").read_text())
-    result: dict = {"errors": {}, "fatal": None}
+    result: dict = {"errors": {}, "fatal": None, "n_out": {}}
     inserted: list[str] = []
     try:
         if not ROOT.parent.joinpath("ml_lib").exists() and not os.path.ismount(DEBUGFS):
@@ -109,8 +111,9 @@ def main(work: Path) -> int:
                     if job["expect_errno"]:
                         raise RuntimeError(f"load succeeded, expected {job['expect_errno']}")
                 if "raw" in job:
-                    out = infer(name, np.load(work / job["raw"]))
-                    np.save(work / f"{i}.out.npy", out)
+                    out, n_out = infer(name, (work / job["raw"]).read_bytes(), job["rows"])
+                    (work / f"{i}.out.bin").write_bytes(out)
+                    result["n_out"][str(i)] = n_out
                 if "blob" in job and job["unload"]:
                     unload(name)
             except (OSError, RuntimeError) as e:
