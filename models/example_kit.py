@@ -136,6 +136,10 @@ def save_model(model: nn.Module, example: np.ndarray, task_dir: Path) -> Path:
     batch = torch.export.Dim.DYNAMIC
     ep = torch.export.export(model, (torch.tensor(example[:8], dtype=torch.float32),),
                              dynamic_shapes=({0: batch},))
+    # Stack traces name this checkout's absolute paths: drop them so the
+    # archive is the same bytes wherever the repository lives.
+    for node in ep.graph.nodes:
+        node.meta.pop("stack_trace", None)
     path = task_dir / "model.pt2"
     torch.export.save(ep, str(path))
     return path

@@ -350,7 +350,7 @@ def test_kernel_module_builds_w1(conv, work, tmp_path):
     f = _save(model, "export", xtr, work / "convmod.pt2")
     out = mm.export_ok(tmp_path, f, _calib(work, xtr, "calib_conv.npy"))
     r = subprocess.run(["make", "-C", str(KDIR[-1]), f"M={out}", "W=1", "KBUILD_MODPOST_WARN=1",
-                        "modules"], capture_output=True, text=True)
+                        f"ML_LIB_INCLUDE={TOP / 'include'}", "modules"], capture_output=True, text=True)
     log = r.stdout + r.stderr
     assert r.returncode == 0, log
     # ml_lib.ko's symbols are resolved at load time; any compiler warning fails

@@ -88,11 +88,6 @@ def c_name(stem: str) -> str:
     return s[:31]
 
 
-def _repo_include() -> Path | None:
-    inc = Path(__file__).resolve().parents[3] / "include"
-    return inc if (inc / "linux" / "ml_lib.h").is_file() else None
-
-
 def _say(args, msg: str) -> None:
     if not args.quiet:
         print(msg)
@@ -174,10 +169,6 @@ def export(args) -> dict:
         from ml_lib import codegen
         from ml_lib.blob import write_blob
         files = codegen.generate(graph)
-        inc = _repo_include()
-        if "Kbuild" in files and inc is not None:
-            files["Kbuild"] += (f"ML_LIB_INCLUDE ?= {inc}\n"
-                                "ccflags-y += -I$(ML_LIB_INCLUDE)\n")
         for fn, text in sorted(files.items()):
             (out / fn).write_text(text)
             written.append(fn)
