@@ -413,16 +413,21 @@ EXPORT_SYMBOL_GPL(ml_lib_model_unload);
 
 /* debugfs test interface */
 
-struct ml_lib_infer_file {
+/*
+ * Per-open-file state of the debugfs files: the infer file keeps the
+ * outputs of the last write for reading (@pos), the load file gathers a
+ * blob over several writes (@cap bytes allocated).
+ */
+struct ml_lib_dbg_file {
 	struct mutex lock;	/* serialises users of one open file */
-	__le32 *result;
-	size_t result_bytes;
-	loff_t pos;		/* read position in @result */
+	u8 *buf;
+	size_t len, cap;
+	loff_t pos;
 };
 
-static int ml_lib_infer_open(struct inode *inode, struct file *file)
+static int ml_lib_dbg_open(struct inode *inode, struct file *file)
 {
-	struct ml_lib_infer_file *f;
+	struct ml_lib_dbg_file *f;
 
 	f = kzalloc(sizeof(*f), GFP_KERNEL);
 	if (!f)
@@ -432,11 +437,11 @@ static int ml_lib_infer_open(struct inode *inode, struct file *file)
 	return nonseekable_open(inode, file);
 }
 
-static int ml_lib_infer_release(struct inode *inode, struct file *file)
+static int ml_lib_dbg_release(struct inode *inode, struct file *file)
 {
-	struct ml_lib_infer_file *f = file->private_data;
+	struct ml_lib_dbg_file *f = file->private_data;
 
-	kvfree(f->result);
+	kvfree(f->buf);
 	mutex_destroy(&f->lock);
 	kfree(f);
 	return 0;
@@ -448,7 +453,7 @@ static ssize_t ml_lib_infer_write(struct file *file, const char __user *buf,
 {
 	/* debugfs keeps @m alive while this handler runs (see unregister). */
 	struct ml_lib_model *m = file_inode(file)->i_private;
-	struct ml_lib_infer_file *f = file->private_data;
+	struct ml_lib_dbg_file *f = file->private_data;
 	u32 n_in = m->graph->n_in, n_out = m->graph->n_out;
 	size_t row_bytes = (size_t)n_in * sizeof(s64), rows, r, i;
 	__le32 *result = NULL;
@@ -486,8 +491,10 @@ static ssize_t ml_lib_infer_write(struct file *file, const char __user *buf,
 	}
 
 	mutex_lock(&f->lock);
-	swap(f->result, result);
-	f->result_bytes = rows * n_out * sizeof(*result);
+	kvfree(f->buf);
+	f->buf = (u8 *)result;
+	f->len = rows * n_out * sizeof(*result);
+	result = NULL;
 	f->pos = 0;
 	mutex_unlock(&f->lock);
 	ret = count;
@@ -502,21 +509,21 @@ out_free:
 static ssize_t ml_lib_infer_read(struct file *file, char __user *buf,
 				 size_t count, loff_t *ppos)
 {
-	struct ml_lib_infer_file *f = file->private_data;
+	struct ml_lib_dbg_file *f = file->private_data;
 	ssize_t ret;
 
 	mutex_lock(&f->lock);
 	/* Own position, not *ppos: every write restarts the result. */
-	ret = simple_read_from_buffer(buf, count, &f->pos, f->result,
-				      f->result_bytes);
+	ret = simple_read_from_buffer(buf, count, &f->pos, f->buf,
+				      f->len);
 	mutex_unlock(&f->lock);
 	return ret;
 }
 
 static const struct file_operations ml_lib_infer_fops = {
 	.owner = THIS_MODULE,
-	.open = ml_lib_infer_open,
-	.release = ml_lib_infer_release,
+	.open = ml_lib_dbg_open,
+	.release = ml_lib_dbg_release,
 	.read = ml_lib_infer_read,
 	.write = ml_lib_infer_write,
 	.llseek = no_llseek,
@@ -563,34 +570,6 @@ static void ml_lib_debugfs_add(struct ml_lib_model *m)
 	debugfs_create_file("stats", 0400, dir, m, &ml_lib_stats_fops);
 }
 
-struct ml_lib_load_file {
-	struct mutex lock;	/* serialises users of one open file */
-	u8 *buf;
-	size_t len, cap;
-};
-
-static int ml_lib_load_open(struct inode *inode, struct file *file)
-{
-	struct ml_lib_load_file *f;
-
-	f = kzalloc(sizeof(*f), GFP_KERNEL);
-	if (!f)
-		return -ENOMEM;
-	mutex_init(&f->lock);
-	file->private_data = f;
-	return nonseekable_open(inode, file);
-}
-
-static int ml_lib_load_release(struct inode *inode, struct file *file)
-{
-	struct ml_lib_load_file *f = file->private_data;
-
-	kvfree(f->buf);
-	mutex_destroy(&f->lock);
-	kfree(f);
-	return 0;
-}
-
 /* Length the blob's header announces, or 0 when it cannot be trusted. */
 static size_t ml_lib_blob_announced_len(const u8 *buf, size_t len)
 {
@@ -607,7 +586,7 @@ static size_t ml_lib_blob_announced_len(const u8 *buf, size_t len)
 static ssize_t ml_lib_load_write(struct file *file, const char __user *ubuf,
 				 size_t count, loff_t *ppos)
 {
-	struct ml_lib_load_file *f = file->private_data;
+	struct ml_lib_dbg_file *f = file->private_data;
 	struct ml_lib_model *m;
 	size_t want;
 	ssize_t ret;
@@ -654,8 +633,8 @@ out:
 
 static const struct file_operations ml_lib_load_fops = {
 	.owner = THIS_MODULE,
-	.open = ml_lib_load_open,
-	.release = ml_lib_load_release,
+	.open = ml_lib_dbg_open,
+	.release = ml_lib_dbg_release,
 	.write = ml_lib_load_write,
 	.llseek = no_llseek,
 };
