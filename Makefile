@@ -8,7 +8,7 @@ BUILD := $(TOP)/build
 export PATH := $(VENV)/bin:$(PATH)
 
 # Debian packages the whole project needs (installed by `make setup` as root).
-APT_PACKAGES := gcc make clang libclang-rt-14-dev sparse flex bison bc cpio \
+APT_PACKAGES := gcc gcc-multilib make clang libclang-rt-14-dev sparse flex bison bc cpio \
 	libelf-dev libssl-dev rsync kmod qemu-system-x86 busybox-static \
 	linux-image-amd64 linux-headers-amd64 linux-source-6.1 xz-utils python3-venv
 
