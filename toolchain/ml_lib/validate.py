@@ -174,8 +174,17 @@ def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover) -> None:
         if a.dtype != c.dtype or a.zero_point != c.zero_point:
             fail("EINVAL", f"{what} must share dtype and zero point")
 
-    A = {k: np.asarray(v) for k, v in op.arrays.items()}
     k8_16 = ("s8", "s16")
+
+    def elementwise_n():
+        """x -> y over n elements, s8 or s16 each (the C validator's order)."""
+        dims("n")
+        dtypes(x, k8_16, "input")
+        dtypes(y, k8_16, "output")
+        length(x, p["n"], "input")
+        length(y, p["n"], "output")
+
+    A = {k: np.asarray(v) for k, v in op.arrays.items()}
     kind = op.kind
     if kind == "input":
         dims("n")
@@ -239,19 +248,11 @@ def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover) -> None:
         length(y, p["n"], "output")
         bounds(p["lo"], p["hi"], y)
     elif kind == "leaky_relu":
-        dims("n")
-        dtypes(x, k8_16, "input")
-        dtypes(y, k8_16, "output")
-        length(x, p["n"], "input")
-        length(y, p["n"], "output")
+        elementwise_n()
         requant(p["mult"], p["shift"], "positive side")
         requant(p["mult_b"], p["shift_b"], "negative side")
     elif kind == "lut":
-        dims("n")
-        dtypes(x, k8_16, "input")
-        dtypes(y, k8_16, "output")
-        length(x, p["n"], "input")
-        length(y, p["n"], "output")
+        elementwise_n()
         qlo, qhi = DTYPE_RANGE[y.dtype]
         tab = A["table"].astype(np.int64)
         if tab.min() < qlo or tab.max() > qhi:
@@ -266,11 +267,7 @@ def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover) -> None:
         requant([p["mult"], p["mult_b"]], p["shift"], "add")
         bounds(p["lo"], p["hi"], y)
     elif kind == "rescale":
-        dims("n")
-        dtypes(x, k8_16, "input")
-        dtypes(y, k8_16, "output")
-        length(x, p["n"], "input")
-        length(y, p["n"], "output")
+        elementwise_n()
         requant(p["mult"], p["shift"], "rescale")
         bounds(p["lo"], p["hi"], y)
     elif kind == "concat":
