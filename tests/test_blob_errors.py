@@ -140,8 +140,9 @@ def test_bad_magic(lib, blob):
     expect(lib, blob, "ENOEXEC")
 
 
-def test_bad_major_version(lib, blob):
-    struct.pack_into("<H", blob, 4, 2)
+@pytest.mark.parametrize("major", [0, 1, 3])
+def test_bad_major_version(lib, blob, major):
+    struct.pack_into("<H", blob, 4, major)
     expect(lib, blob, "EPROTONOSUPPORT")
 
 

@@ -76,7 +76,7 @@ def test_layout():
     blob = write_blob(g)
     (magic, major, minor, hlen, total, n_t, n_o, n_in, n_out, arena, data_off, data_len, rsv,
      name) = struct.unpack_from("<4sHHIIIIIIIIII32s", blob)
-    assert (magic, major, hlen, total, n_t, n_o, n_in, n_out, rsv) == (b"MLLB", 1, 80, len(blob), 3, 4, 3, 2, 0)
+    assert (magic, major, hlen, total, n_t, n_o, n_in, n_out, rsv) == (b"MLLB", 2, 80, len(blob), 3, 4, 3, 2, 0)
     assert name.rstrip(b"\0") == b"small" and arena == g.arena_bytes
     # 80 + 16*3 + 64*4 = 384, already 8-aligned
     assert data_off == 384 and data_off + data_len == len(blob)
@@ -87,8 +87,10 @@ def test_layout():
     assert rec[:4] == (2, 0, 0xFFFF, 1) and rec[4:14] == (3, 2, -100, 100, 0, 0, 0, 0, 0, 0)
     offs = rec[14:]
     assert all(o % 8 == 0 for o in offs)  # every array 8-aligned in the data section
+    # w = [[1, -127, 3], [127, 0, -1]] in storage order: one block of two
+    # rows, w[c][i] at i * 2 + c
     w = np.frombuffer(blob, np.int8, 6, data_off + offs[0])
-    assert w.tolist() == [1, -127, 3, 127, 0, -1]
+    assert w.tolist() == [1, 127, -127, 0, 3, -1]
     bias = np.frombuffer(blob, "<i4", 2, data_off + offs[1])
     assert bias.tolist() == [7, -(2**20)]
     # OUTPUT record: no output tensor, no arrays
@@ -111,7 +113,8 @@ def _container_cases():
         "truncated header": (blob[:40], "EMSGSIZE"),
         "truncated data": (blob[:-8], "EMSGSIZE"),
         "bad magic": (b"MLLX" + blob[4:], "ENOEXEC"),
-        "major version 2": (_patch(blob, 4, "<H", 2), "EPROTONOSUPPORT"),
+        "major version 1 (rows not blocked)": (_patch(blob, 4, "<H", 1), "EPROTONOSUPPORT"),
+        "major version 3": (_patch(blob, 4, "<H", 3), "EPROTONOSUPPORT"),
         "array offset out of range": (_patch(blob, fc_rec + 8 + 40, "<I", 1 << 20), "ERANGE"),
         "misaligned bias": (_patch(blob, fc_rec + 8 + 40 + 4, "<I", 2), "ERANGE"),
         "unknown op code": (_patch(blob, fc_rec, "<H", 99), "EOPNOTSUPP"),

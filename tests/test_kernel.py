@@ -94,7 +94,7 @@ def test_booted_kernel_matches_reference(tmp_path):
     good = write_blob(models[0][0])
     jobs += [
         kernel.Job("bad_magic", blob=b"XLLB" + good[4:], expect_errno="ENOEXEC"),
-        kernel.Job("major2", blob=good[:4] + (2).to_bytes(2, "little") + good[6:],
+        kernel.Job("major1", blob=good[:4] + (1).to_bytes(2, "little") + good[6:],
                    expect_errno="EPROTONOSUPPORT"),
         # consistent total_len, but shorter than the header
         kernel.Job("short", blob=good[:12] + (64).to_bytes(4, "little") + good[16:64],

@@ -21,7 +21,7 @@
 #include "ops.h"
 
 #define ML_LIB_BLOB_MAGIC	0x424c4c4d	/* "MLLB" read as le32 */
-#define ML_LIB_BLOB_MAJOR	1
+#define ML_LIB_BLOB_MAJOR	2
 #define ML_LIB_BLOB_HDR_LEN	80
 #define ML_LIB_BLOB_TENSOR_LEN	16
 #define ML_LIB_BLOB_OP_LEN	64

@@ -78,7 +78,8 @@ static const u8 in_pre[] = { 2, 0, 0, 63 };
 static const s32 in_mult[] = { 1 << 30, 1 << 30, 1 << 30, 1 << 30 };
 static const u8 in_shift[] = { 31, 31, 30, 30 };
 
-static const s8 fc_w[] = { 1, 2, 3, -4, 5, -6 };
+/* w = {{1, 2, 3}, {-4, 5, -6}}, stored as one block of two rows */
+static const s8 fc_w[] = { 1, -4, 2, 5, 3, -6 };
 static const s32 fc_bias[] = { 100, -50 };
 static const s32 fc_mult[] = { 1 << 30, 1 << 30 };
 static const u8 fc_shift[] = { 32, 31 };

@@ -21,10 +21,16 @@ static inline void *ml_lib_tensor_ptr(u8 *arena, const struct ml_lib_tensor *t)
 	return arena + t->offset;
 }
 
-/* rq(v, M, t) = floor((v * M + 2^(t - 1)) / 2^t); the validator bounds |v * M| < 2^62. */
+/*
+ * rq(v, M, t) = floor((v * M + 2^(t - 1)) / 2^t); the validator bounds
+ * |v * M| < 2^62 and 1 <= t <= 62. Computed as
+ * floor((floor(v * M / 2^(t - 1)) + 1) / 2), the same integer (the bits
+ * below 2^(t - 1) can never carry into the final quotient), in three cheap
+ * instructions instead of building the constant 2^(t - 1) for every call.
+ */
 static __always_inline s64 ml_lib_rq(s64 v, s32 mult, u32 shift)
 {
-	return (v * mult + ((s64)1 << (shift - 1))) >> shift;
+	return ((v * mult >> (shift - 1)) + 1) >> 1;
 }
 
 static __always_inline s64 ml_lib_clamp(s64 v, s64 lo, s64 hi)
@@ -55,6 +61,24 @@ static __always_inline s32 ml_lib_lane_a(u64 acc)
 static __always_inline s32 ml_lib_lane_b(u64 acc)
 {
 	return (s32)(u32)((acc - (u64)(s64)ml_lib_lane_a(acc)) >> 32);
+}
+
+/*
+ * FC weight storage (docs/blob-format.md): the rows form blocks of
+ * ML_LIB_FC_BLOCK_MAX, then one block of the even part of the rest, then
+ * one of a single row; in a block of R rows that starts at row c0,
+ * w[c][i] is stored at c0 * n_in + i * R + (c - c0). Rows in the block
+ * that starts at row @c0 of an FC with @n_out rows:
+ */
+#define ML_LIB_FC_BLOCK_MAX	12
+
+static inline u32 ml_lib_fc_block_rows(u32 n_out, u32 c0)
+{
+	u32 rest = n_out - c0;
+
+	if (rest >= ML_LIB_FC_BLOCK_MAX)
+		return ML_LIB_FC_BLOCK_MAX;
+	return rest >= 2 ? rest & ~1U : 1;
 }
 
 static inline s32 ml_lib_qmin(u8 dtype)

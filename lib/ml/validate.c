@@ -147,27 +147,34 @@ static int ml_lib_check_tensor(const struct ml_lib_graph *g, const struct ml_lib
 
 /*
  * FC and CONV1D weights: symmetric s8 in [-127, 127], and for every row c
- * |bias[c]| + sum_i |w[c][i]| * 2^(bits(x) - 1) <= 2^31 - 1.
+ * |bias[c]| + sum_i |w[c][i]| * 2^(bits(x) - 1) <= 2^31 - 1. FC weights
+ * are stored in row blocks (@fc_blocks, ml_lib_fc_block_rows()), CONV1D
+ * weights row after row (blocks of one row).
  */
 static int ml_lib_check_weights(const s8 *w, const s32 *bias, u32 rows, u32 row_len,
-				const struct ml_lib_tensor *x)
+				bool fc_blocks, const struct ml_lib_tensor *x)
 {
 	u64 xmax = x->dtype == ML_LIB_S8 ? 128 : 32768;
-	u32 c, i;
+	u32 c0, r, i, n_rows;
 
-	for (c = 0; c < rows; c++)
+	for (c0 = 0; c0 < rows; c0++)
 		for (i = 0; i < row_len; i++)
-			if (w[(u64)c * row_len + i] == -128)
+			if (w[(u64)c0 * row_len + i] == -128)
 				return -EDOM;
-	for (c = 0; c < rows; c++) {
-		const s8 *wr = w + (u64)c * row_len;
-		u64 sum = 0;
+	for (c0 = 0; c0 < rows; c0 += n_rows) {
+		n_rows = fc_blocks ? ml_lib_fc_block_rows(rows, c0) : 1;
+		for (r = 0; r < n_rows; r++) {
+			const s8 *wr = w + (u64)c0 * row_len + r;
+			s32 b = bias[c0 + r];
+			u64 sum = 0;
 
-		/* row_len < 2^32, so sum < 2^39: no u64 overflow. */
-		for (i = 0; i < row_len; i++)
-			sum += wr[i] < 0 ? -wr[i] : wr[i];
-		if (sum * xmax + (bias[c] < 0 ? -(s64)bias[c] : bias[c]) > ML_LIB_ACC_MAX)
-			return -EOVERFLOW;
+			/* row_len < 2^32, so sum < 2^39: no u64 overflow. */
+			for (i = 0; i < row_len; i++)
+				sum += wr[(u64)i * n_rows] < 0 ? -wr[(u64)i * n_rows] :
+								 wr[(u64)i * n_rows];
+			if (sum * xmax + (b < 0 ? -(s64)b : b) > ML_LIB_ACC_MAX)
+				return -EOVERFLOW;
+		}
 	}
 	return 0;
 }
@@ -195,7 +202,7 @@ static int ml_lib_check_input(const struct ml_lib_vctx *v, const struct ml_lib_o
 /* The shared tail of FC and CONV1D once the dimensions are known. */
 static int ml_lib_check_mac(const struct ml_lib_vctx *v, u64 n_x, u64 n_y, s32 lo, s32 hi,
 			    const s8 *w, const s32 *bias, const s32 *mult, const u8 *shift,
-			    u32 rows, u32 row_len)
+			    u32 rows, u32 row_len, bool fc_blocks)
 {
 	int ret;
 
@@ -206,7 +213,7 @@ static int ml_lib_check_mac(const struct ml_lib_vctx *v, u64 n_x, u64 n_y, s32 l
 	ret = ml_lib_check_lo_hi(v->y, lo, hi);
 	if (ret)
 		return ret;
-	ret = ml_lib_check_weights(w, bias, rows, row_len, v->x);
+	ret = ml_lib_check_weights(w, bias, rows, row_len, fc_blocks, v->x);
 	if (ret == -EDOM)
 		return ret;
 	/* the toolchain reports multipliers before the accumulator bound */
@@ -220,7 +227,7 @@ static int ml_lib_check_fc(const struct ml_lib_vctx *v, const struct ml_lib_op *
 	if (ml_lib_check_dim(p->n_in, 1) || ml_lib_check_dim(p->n_out, 1))
 		return -EINVAL;
 	return ml_lib_check_mac(v, p->n_in, p->n_out, p->lo, p->hi, p->w, p->bias,
-				p->mult, p->shift, p->n_out, p->n_in);
+				p->mult, p->shift, p->n_out, p->n_in, true);
 }
 
 static int ml_lib_check_conv1d(const struct ml_lib_vctx *v, const struct ml_lib_op *op)
@@ -241,7 +248,7 @@ static int ml_lib_check_conv1d(const struct ml_lib_vctx *v, const struct ml_lib_
 		return -EINVAL;
 	return ml_lib_check_mac(v, (u64)p->c_in * p->l_in, (u64)p->c_out * p->l_out,
 				p->lo, p->hi, p->w, p->bias, p->mult, p->shift,
-				p->c_out, p->c_in * p->k);
+				p->c_out, p->c_in * p->k, false);
 }
 
 static int ml_lib_check_pool1d(const struct ml_lib_vctx *v, const struct ml_lib_op *op)

@@ -16,7 +16,7 @@ from .ir import (DTYPE_CODES, DTYPE_SIZE, MAX_ARENA, MAX_IO, MAX_OPS, MAX_TENSOR
 from .validate import GraphError
 
 MAGIC = b"MLLB"
-VERSION_MAJOR = 1
+VERSION_MAJOR = 2
 VERSION_MINOR = 0
 HEADER_LEN = 80
 TENSOR_REC_LEN = 16
@@ -57,8 +57,40 @@ def planned(graph: Graph) -> Graph:
     return g
 
 
+#: FC weights are stored in row blocks of at most this many rows (lib/ml/ops.h).
+FC_BLOCK_MAX = 12
+
+
+def fc_row_blocks(n_out: int) -> list[tuple[int, int]]:
+    """(first row, rows) of each FC weight block: blocks of ``FC_BLOCK_MAX``,
+    then the even part of the rest, then a single row (ml_lib_fc_block_rows())."""
+    blocks, c0 = [], 0
+    while c0 < n_out:
+        rest = n_out - c0
+        rows = FC_BLOCK_MAX if rest >= FC_BLOCK_MAX else (rest & ~1 if rest >= 2 else 1)
+        blocks.append((c0, rows))
+        c0 += rows
+    return blocks
+
+
+def fc_weights_stored(w: np.ndarray, n_out: int, n_in: int) -> np.ndarray:
+    """FC weights w[n_out][n_in] in storage order (docs/blob-format.md): within
+    a block of R rows from row c0, w[c][i] sits at c0*n_in + i*R + (c - c0),
+    so the C engine walks one block with one pointer."""
+    w = np.asarray(w).reshape(n_out, n_in)
+    return np.concatenate([w[c0:c0 + r].T.reshape(-1) for c0, r in fc_row_blocks(n_out)])
+
+
+def fc_weights_unstored(flat: np.ndarray, n_out: int, n_in: int) -> np.ndarray:
+    """Inverse of :func:`fc_weights_stored`: storage order back to w[n_out][n_in], flat."""
+    flat = np.asarray(flat).reshape(-1)
+    return np.concatenate([flat[c0 * n_in:(c0 + r) * n_in].reshape(n_in, r).T.reshape(-1)
+                           for c0, r in fc_row_blocks(n_out)])
+
+
 def op_arrays(op: Op, graph: Graph) -> list[np.ndarray]:
-    """The op's constant arrays in ``OP_SPECS`` order, as exact-width numpy arrays.
+    """The op's constant arrays in ``OP_SPECS`` order, as exact-width numpy arrays
+    in storage order (FC weights in row blocks: :func:`fc_weights_stored`).
 
     Raises GraphError when an array is missing, has the wrong length or holds
     a value its element type cannot represent (nothing is silently wrapped).
@@ -76,7 +108,10 @@ def op_arrays(op: Op, graph: Graph) -> list[np.ndarray]:
         flat = src.reshape(-1)
         if flat.size and (flat.min() < info.min or flat.max() > info.max):
             raise GraphError("EDOM", f"{op.kind} array '{a.name}' has values outside {a.dtype}")
-        out.append(flat.astype(a.dtype))
+        flat = flat.astype(a.dtype)
+        if op.kind == "fc" and a.name == "w":
+            flat = fc_weights_stored(flat, op.params["n_out"], op.params["n_in"])
+        out.append(flat)
     extra = set(op.arrays) - {a.name for a in op.spec.arrays}
     if extra:
         raise GraphError("EINVAL", f"{op.kind} op has unknown arrays {sorted(extra)}")
@@ -145,7 +180,7 @@ def read_blob(data: bytes) -> Graph:
     if magic != MAGIC:
         raise GraphError("ENOEXEC", f"bad magic {magic!r} (want {MAGIC!r})")
     if major != VERSION_MAJOR:
-        raise GraphError("EPROTONOSUPPORT", f"blob format version {major} (this reader knows 1)")
+        raise GraphError("EPROTONOSUPPORT", f"blob format version {major} (this reader knows {VERSION_MAJOR})")
     if header_len != HEADER_LEN:
         raise GraphError("EINVAL", f"header_len {header_len} (want {HEADER_LEN})")
     if total != len(data) or data_off + data_len != total:
@@ -205,7 +240,11 @@ def read_blob(data: bytes) -> Graph:
             if d == NO_ARRAY or d % item or d + length * item > data_len:
                 raise GraphError("ERANGE", f"op {i} ({spec.name}): array '{a.name}' at {d:#x} "
                                            f"({length} x {item} bytes) is outside the data section or misaligned")
-            op.arrays[a.name] = np.frombuffer(section, dtype=np.dtype(a.dtype).newbyteorder("<"),
-                                              count=length, offset=d).astype(a.dtype)
+            arr = np.frombuffer(section, dtype=np.dtype(a.dtype).newbyteorder("<"),
+                                count=length, offset=d).astype(a.dtype)
+            if spec.name == "fc" and a.name == "w" and op.params["n_out"] > 0 and op.params["n_in"] > 0:
+                # (bad dimensions are the validator's to report)
+                arr = fc_weights_unstored(arr, op.params["n_out"], op.params["n_in"])
+            op.arrays[a.name] = arr
         g.ops.append(op)
     return g

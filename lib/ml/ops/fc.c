@@ -3,11 +3,13 @@
  * ML_OP_FC: fully connected (docs/arithmetic.md, FC).
  *
  * This op dominates inference time, so it is the one place written for
- * speed: twelve output rows share each load of x[i], two rows share each
- * multiply (ml_lib_pack2() in ops.h), the accumulators live in registers,
- * and the inner loops have no calls or branches. Partial sums stay in s32
- * because the validator enforced the accumulator bound
- * |bias| + sum |w| * 2^(bits - 1) <= 2^31 - 1.
+ * speed: up to twelve output rows share each load of x[i], two rows share
+ * each multiply (ml_lib_pack2() in ops.h), the accumulators live in
+ * registers, and the inner loops have no calls or branches. The weights
+ * are stored in row blocks (ml_lib_fc_block_rows(), docs/blob-format.md):
+ * the weights of a block that x[i] meets are adjacent, so one pointer
+ * walks the whole block. Partial sums stay in s32 because the validator
+ * enforced the accumulator bound |bias| + sum |w| * 2^(bits - 1) <= 2^31 - 1.
  */
 #include "../ops.h"
 
@@ -25,6 +27,15 @@ static __always_inline void ml_lib_fc_emit(const s32 *mult, const u8 *shift,
 	ml_lib_store(y, dtype, c, (s32)ml_lib_clamp(v, lo, hi));
 }
 
+/* Outputs @c and @c + 1 from the two lanes of @acc. */
+static __always_inline void ml_lib_fc_emit2(const s32 *mult, const u8 *shift,
+					    s32 zy, s32 lo, s32 hi, u8 dtype,
+					    void *y, u32 c, u64 acc)
+{
+	ml_lib_fc_emit(mult, shift, zy, lo, hi, dtype, y, c, ml_lib_lane_a(acc));
+	ml_lib_fc_emit(mult, shift, zy, lo, hi, dtype, y, c + 1, ml_lib_lane_b(acc));
+}
+
 /* x[i] of an s8 (@x16 false) or s16 (@x16 true) input; @x16 is a constant. */
 static __always_inline s32 ml_lib_fc_x(const void *__restrict x, u32 i,
 				       const bool x16)
@@ -32,7 +43,61 @@ static __always_inline s32 ml_lib_fc_x(const void *__restrict x, u32 i,
 	return x16 ? ((const s16 *)x)[i] : ((const s8 *)x)[i];
 }
 
-/* Always inlined with a constant @x16, so each input dtype gets its own loop. */
+/*
+ * One row block of @R rows (even, at most 12, a constant once inlined)
+ * starting at row @c: @wb points at its weights, w[c + r][i] at
+ * wb[i * R + r]. Lane pair k holds rows c + 2k and c + 2k + 1; the
+ * "if (R > ...)" tests fold away at compile time.
+ */
+static __always_inline void ml_lib_fc_block(const s8 *__restrict wb, const s32 *bias,
+					    const s32 *mult, const u8 *shift, s32 zy,
+					    s32 lo, s32 hi, u8 dt,
+					    const void *__restrict x, void *__restrict y,
+					    u32 n, u32 c, const u32 R, const bool x16)
+{
+	const s32 *b = bias + c;
+	u64 a0 = ml_lib_pack2(b[0], b[1]), a1 = 0, a2 = 0, a3 = 0, a4 = 0, a5 = 0;
+	u32 i;
+
+	if (R > 2)
+		a1 = ml_lib_pack2(b[2], b[3]);
+	if (R > 4)
+		a2 = ml_lib_pack2(b[4], b[5]);
+	if (R > 6)
+		a3 = ml_lib_pack2(b[6], b[7]);
+	if (R > 8)
+		a4 = ml_lib_pack2(b[8], b[9]);
+	if (R > 10)
+		a5 = ml_lib_pack2(b[10], b[11]);
+	for (i = 0; i < n; i++, wb += R) {
+		u64 xi = (u64)(s64)ml_lib_fc_x(x, i, x16);
+
+		a0 += ml_lib_pack2(wb[0], wb[1]) * xi;
+		if (R > 2)
+			a1 += ml_lib_pack2(wb[2], wb[3]) * xi;
+		if (R > 4)
+			a2 += ml_lib_pack2(wb[4], wb[5]) * xi;
+		if (R > 6)
+			a3 += ml_lib_pack2(wb[6], wb[7]) * xi;
+		if (R > 8)
+			a4 += ml_lib_pack2(wb[8], wb[9]) * xi;
+		if (R > 10)
+			a5 += ml_lib_pack2(wb[10], wb[11]) * xi;
+	}
+	ml_lib_fc_emit2(mult, shift, zy, lo, hi, dt, y, c, a0);
+	if (R > 2)
+		ml_lib_fc_emit2(mult, shift, zy, lo, hi, dt, y, c + 2, a1);
+	if (R > 4)
+		ml_lib_fc_emit2(mult, shift, zy, lo, hi, dt, y, c + 4, a2);
+	if (R > 6)
+		ml_lib_fc_emit2(mult, shift, zy, lo, hi, dt, y, c + 6, a3);
+	if (R > 8)
+		ml_lib_fc_emit2(mult, shift, zy, lo, hi, dt, y, c + 8, a4);
+	if (R > 10)
+		ml_lib_fc_emit2(mult, shift, zy, lo, hi, dt, y, c + 10, a5);
+}
+
+/* Always inlined with a constant @x16, so each input dtype gets its own loops. */
 static __always_inline void ml_lib_fc_rows(const struct ml_lib_fc_params *p,
 					   const struct ml_lib_tensor *ty,
 					   const void *__restrict x,
@@ -46,76 +111,32 @@ static __always_inline void ml_lib_fc_rows(const struct ml_lib_fc_params *p,
 	const s8 *w = p->w;
 	u32 c, i;
 
-	/*
-	 * Twelve rows per pass over x: one load of x[i] feeds six multiplies
-	 * of two rows each. The rows are addressed from one pointer, which
-	 * leaves registers for the six accumulators. (Measured: 12 rows beat
-	 * 8 by 4-9 %, 8 beat 4 by 7 %; the frame stays within the stack budget.)
-	 */
-	for (c = 0; c + 12 <= n_out; c += 12) {
-		const s8 *__restrict wr = w + (size_t)c * n;
-		u64 a01 = ml_lib_pack2(bias[c], bias[c + 1]);
-		u64 a23 = ml_lib_pack2(bias[c + 2], bias[c + 3]);
-		u64 a45 = ml_lib_pack2(bias[c + 4], bias[c + 5]);
-		u64 a67 = ml_lib_pack2(bias[c + 6], bias[c + 7]);
-		u64 a89 = ml_lib_pack2(bias[c + 8], bias[c + 9]);
-		u64 aab = ml_lib_pack2(bias[c + 10], bias[c + 11]);
-
-		for (i = 0; i < n; i++) {
-			u64 xi = (u64)(s64)ml_lib_fc_x(x, i, x16);
-			const s8 *wi = wr + i;
-
-			a01 += ml_lib_pack2(wi[0], wi[n]) * xi;
-			a23 += ml_lib_pack2(wi[2 * n], wi[3 * n]) * xi;
-			a45 += ml_lib_pack2(wi[4 * n], wi[5 * n]) * xi;
-			a67 += ml_lib_pack2(wi[6 * n], wi[7 * n]) * xi;
-			a89 += ml_lib_pack2(wi[8 * n], wi[9 * n]) * xi;
-			aab += ml_lib_pack2(wi[10 * n], wi[11 * n]) * xi;
-		}
-		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c, ml_lib_lane_a(a01));
-		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 1, ml_lib_lane_b(a01));
-		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 2, ml_lib_lane_a(a23));
-		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 3, ml_lib_lane_b(a23));
-		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 4, ml_lib_lane_a(a45));
-		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 5, ml_lib_lane_b(a45));
-		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 6, ml_lib_lane_a(a67));
-		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 7, ml_lib_lane_b(a67));
-		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 8, ml_lib_lane_a(a89));
-		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 9, ml_lib_lane_b(a89));
-		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 10, ml_lib_lane_a(aab));
-		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 11, ml_lib_lane_b(aab));
+	/* Block sizes as ml_lib_fc_block_rows(): 12, ..., 12, then the even rest, then 1. */
+#define ML_LIB_FC_BLOCK(R)							\
+	ml_lib_fc_block(w + (size_t)c * n, bias, mult, shift, zy, lo, hi, dt,	\
+			x, y, n, c, R, x16)
+	for (c = 0; c + ML_LIB_FC_BLOCK_MAX <= n_out; c += ML_LIB_FC_BLOCK_MAX)
+		ML_LIB_FC_BLOCK(ML_LIB_FC_BLOCK_MAX);
+	switch ((n_out - c) & ~1U) {
+	case 10:
+		ML_LIB_FC_BLOCK(10);
+		break;
+	case 8:
+		ML_LIB_FC_BLOCK(8);
+		break;
+	case 6:
+		ML_LIB_FC_BLOCK(6);
+		break;
+	case 4:
+		ML_LIB_FC_BLOCK(4);
+		break;
+	case 2:
+		ML_LIB_FC_BLOCK(2);
+		break;
 	}
-	for (; c + 4 <= n_out; c += 4) {
-		const s8 *__restrict w0 = w + (size_t)c * n;
-		const s8 *__restrict w1 = w0 + n;
-		const s8 *__restrict w2 = w1 + n;
-		const s8 *__restrict w3 = w2 + n;
-		u64 a01 = ml_lib_pack2(bias[c], bias[c + 1]);
-		u64 a23 = ml_lib_pack2(bias[c + 2], bias[c + 3]);
-
-		for (i = 0; i < n; i++) {
-			u64 xi = (u64)(s64)ml_lib_fc_x(x, i, x16);
-
-			a01 += ml_lib_pack2(w0[i], w1[i]) * xi;
-			a23 += ml_lib_pack2(w2[i], w3[i]) * xi;
-		}
-		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c, ml_lib_lane_a(a01));
-		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 1, ml_lib_lane_b(a01));
-		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 2, ml_lib_lane_a(a23));
-		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 3, ml_lib_lane_b(a23));
-	}
-	if (c + 2 <= n_out) {	/* e.g. the two logits of a classifier */
-		const s8 *__restrict w0 = w + (size_t)c * n;
-		const s8 *__restrict w1 = w0 + n;
-		u64 a01 = ml_lib_pack2(bias[c], bias[c + 1]);
-
-		for (i = 0; i < n; i++)
-			a01 += ml_lib_pack2(w0[i], w1[i]) * (u64)(s64)ml_lib_fc_x(x, i, x16);
-		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c, ml_lib_lane_a(a01));
-		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c + 1, ml_lib_lane_b(a01));
-		c += 2;
-	}
-	for (; c < n_out; c++) {
+#undef ML_LIB_FC_BLOCK
+	c += (n_out - c) & ~1U;
+	if (c < n_out) {	/* an odd last row, e.g. a single regression output */
 		const s8 *__restrict w0 = w + (size_t)c * n;
 		s32 a0 = bias[c];
 
