@@ -25,6 +25,10 @@
 #include <linux/smp.h>
 #include <linux/string.h>
 #include <asm/unaligned.h>
+#ifdef CONFIG_X86_LOCAL_APIC
+#include <asm/apic.h>
+#include <asm/nmi.h>
+#endif
 
 #include "ml_lib_kunit_vectors.h"
 
@@ -400,7 +404,7 @@ static void build_blob(u8 *b)
 
 	memset(b, 0, BLOB_LEN);
 	memcpy(b, "MLLB", 4);
-	put16(b, 4, 1);
+	put16(b, 4, 2);			/* format version 2 */
 	put32(b, 8, 80);
 	put32(b, 12, BLOB_LEN);
 	put32(b, 16, BLOB_T);
@@ -452,7 +456,8 @@ static const struct ml_blob_case blob_cases[] = {
 	{ "total_len disagrees", 12, BLOB_LEN + 8, 4, -EMSGSIZE },
 	{ "data_len disagrees", 40, BLOB_DATA_LEN + 8, 4, -EMSGSIZE },
 	{ "bad magic", 0, 'X', 1, -ENOEXEC },
-	{ "major version 2", 4, 2, 2, -EPROTONOSUPPORT },
+	{ "major version 1 (row-major FC weights)", 4, 1, 2, -EPROTONOSUPPORT },
+	{ "major version 3", 4, 3, 2, -EPROTONOSUPPORT },
 	{ "arena above the limit", 32, ML_LIB_MAX_ARENA + 8, 4, -E2BIG },
 	{ "tensor outside the arena", BLOB_TREC + 16, 16, 4, -ERANGE },
 	{ "bias array outside the data section", OP_D(1, 1), BLOB_DATA_LEN, 4, -ERANGE },
@@ -652,8 +657,9 @@ static void ml_lib_test_api_register_errors(struct kunit *test)
  * vector model in task context while this thread keeps sending IPIs that
  * run it in hard IRQ context on the other CPUs, interrupting the kthreads
  * mid-inference; each IPI also schedules a tasklet that runs it in softirq
- * context. Per-CPU, per-context arenas must keep every answer equal to the
- * Python reference's.
+ * context, and on x86 an NMI sent to each other CPU runs it in NMI
+ * context, on top of whatever that CPU was doing. Per-CPU, per-context
+ * arenas must keep every answer equal to the Python reference's.
  */
 struct ml_mt;
 
@@ -666,7 +672,10 @@ struct ml_mt {
 	struct ml_lib_model *m;
 	const struct ml_lib_kunit_vector *v;
 	struct ml_mt_tasklet *tl;	/* one per CPU id */
+	atomic_t *nmi_pending;		/* NMIs sent and not yet handled, per CPU id */
+	bool *in_task_infer;		/* a kthread is mid-inference, per CPU id */
 	atomic_t task_runs, irq_runs, hardirq_runs, softirq_runs, mismatches;
+	atomic_t nmi_sent, nmi_runs, nmi_nested;
 };
 
 static bool ml_mt_one(struct ml_mt *mt, u32 r)
@@ -690,8 +699,12 @@ static int ml_mt_thread(void *data)
 	u32 r;
 
 	for (r = 0; r < ML_MT_TASK_RUNS; r++) {
-		if (!ml_mt_one(mt, r + raw_smp_processor_id()))
+		unsigned int cpu = raw_smp_processor_id();	/* bound to it */
+
+		WRITE_ONCE(mt->in_task_infer[cpu], true);
+		if (!ml_mt_one(mt, r + cpu))
 			atomic_inc(&mt->mismatches);
+		WRITE_ONCE(mt->in_task_infer[cpu], false);
 		atomic_inc(&mt->task_runs);
 		cond_resched();
 	}
@@ -721,6 +734,45 @@ static void ml_mt_ipi(void *data)
 	tasklet_schedule(&mt->tl[smp_processor_id()].t);
 }
 
+#ifdef CONFIG_X86_LOCAL_APIC
+static struct ml_mt *ml_mt_nmi_test;	/* the running test, for its NMI handler */
+
+/* Claims only the NMIs this test sent (counted in @nmi_pending). */
+static int ml_mt_nmi(unsigned int type, struct pt_regs *regs)
+{
+	struct ml_mt *mt = READ_ONCE(ml_mt_nmi_test);
+	unsigned int cpu = smp_processor_id();
+
+	if (!mt || !atomic_add_unless(&mt->nmi_pending[cpu], -1, 0))
+		return NMI_DONE;
+	if (READ_ONCE(mt->in_task_infer[cpu]))
+		atomic_inc(&mt->nmi_nested);
+	if (!in_nmi() || !ml_mt_one(mt, atomic_inc_return(&mt->nmi_runs)))
+		atomic_inc(&mt->mismatches);
+	return NMI_HANDLED;
+}
+
+/* One NMI to every other online CPU, then wait (bounded) for the handlers. */
+static void ml_mt_send_nmis(struct ml_mt *mt)
+{
+	unsigned int cpu, self, waited;
+
+	self = get_cpu();
+	for_each_online_cpu(cpu) {
+		if (cpu == self)
+			continue;
+		atomic_inc(&mt->nmi_pending[cpu]);
+		atomic_inc(&mt->nmi_sent);
+		apic->send_IPI(cpu, NMI_VECTOR);
+	}
+	put_cpu();
+	/* Waiting keeps two NMIs from merging into one; 1 s is far beyond any delivery. */
+	for_each_online_cpu(cpu)
+		for (waited = 0; atomic_read(&mt->nmi_pending[cpu]) && waited < 1000; waited++)
+			usleep_range(1000, 2000);
+}
+#endif
+
 static void ml_lib_test_multi_cpu(struct kunit *test)
 {
 	struct ml_mt mt = { .v = &ml_lib_kunit_vectors[0] };
@@ -740,6 +792,15 @@ static void ml_lib_test_multi_cpu(struct kunit *test)
 		tasklet_setup(&mt.tl[i].t, ml_mt_softirq);
 		mt.tl[i].mt = &mt;
 	}
+	mt.nmi_pending = kunit_kcalloc(test, nr_cpu_ids, sizeof(*mt.nmi_pending), GFP_KERNEL);
+	mt.in_task_infer = kunit_kcalloc(test, nr_cpu_ids, sizeof(*mt.in_task_infer),
+					 GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, mt.nmi_pending);
+	KUNIT_ASSERT_NOT_NULL(test, mt.in_task_infer);
+#ifdef CONFIG_X86_LOCAL_APIC
+	KUNIT_ASSERT_EQ(test, register_nmi_handler(NMI_LOCAL, ml_mt_nmi, 0, "ml_lib_kunit"), 0);
+	WRITE_ONCE(ml_mt_nmi_test, &mt);
+#endif
 
 	cpus_read_lock();
 	for_each_online_cpu(cpu) {
@@ -758,6 +819,9 @@ static void ml_lib_test_multi_cpu(struct kunit *test)
 	for (i = 0; i < ML_MT_IPIS; i++) {
 		/* wait: the IPI handler uses our stack's @mt */
 		on_each_cpu(ml_mt_ipi, &mt, 1);
+#ifdef CONFIG_X86_LOCAL_APIC
+		ml_mt_send_nmis(&mt);
+#endif
 		cond_resched();
 	}
 	/* Not a timing assertion: just let every thread finish its runs. */
@@ -770,6 +834,19 @@ static void ml_lib_test_multi_cpu(struct kunit *test)
 	/* Waits until each scheduled tasklet has run. */
 	for (i = 0; i < nr_cpu_ids; i++)
 		tasklet_kill(&mt.tl[i].t);
+#ifdef CONFIG_X86_LOCAL_APIC
+	/* waits for handlers still running on other CPUs */
+	unregister_nmi_handler(NMI_LOCAL, "ml_lib_kunit");
+	WRITE_ONCE(ml_mt_nmi_test, NULL);
+	KUNIT_EXPECT_EQ(test, atomic_read(&mt.nmi_runs), atomic_read(&mt.nmi_sent));
+	KUNIT_EXPECT_GE(test, atomic_read(&mt.nmi_sent),
+			ML_MT_IPIS * ((int)num_online_cpus() - 1));
+	/* how often an NMI landed inside a task-context inference: timing, so reported */
+	kunit_info(test, "NMI inferences: %d, %d of them on top of a task-context inference\n",
+		   atomic_read(&mt.nmi_runs), atomic_read(&mt.nmi_nested));
+#else
+	kunit_info(test, "NMI context not exercised: the test sends NMIs through the x86 APIC\n");
+#endif
 
 	KUNIT_EXPECT_EQ(test, atomic_read(&mt.mismatches), 0);
 	KUNIT_EXPECT_EQ(test, atomic_read(&mt.irq_runs), ML_MT_IPIS * (int)num_online_cpus());
