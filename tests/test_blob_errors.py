@@ -260,6 +260,21 @@ def test_accumulator_bound_boundary(lib, bits):
         expect(lib, write_blob(tiny_graph(w=w, bias=[bias], x_dtype=x_dtype)), want)
 
 
+@pytest.mark.parametrize("n_out", [2, 3, 13, 25])
+def test_accumulator_bound_per_row_in_row_blocks(lib, n_out):
+    """FC weights are stored in row blocks (docs/blob-format.md): the bound
+    must be summed over each row's own weights wherever the row sits in
+    its block. One heavy row at a time, every other row light."""
+    limit = 2**31 - 1 - (127 + 127 + 1) * 128
+    for c in range(n_out):
+        w = np.ones((n_out, 3), np.int8)
+        w[c] = [127, -127, 1]
+        for bias_c, want in ((limit, None), (limit + 1, "EOVERFLOW")):
+            bias = np.zeros(n_out, np.int32)
+            bias[c] = bias_c
+            expect(lib, write_blob(tiny_graph(w=w, bias=bias)), want)
+
+
 def test_shift_boundary(lib, blob):
     for shift, want in ((62, None), (1, None), (63, "EDOM"), (0, "EDOM")):
         set_p(blob, 2, 4, shift)
