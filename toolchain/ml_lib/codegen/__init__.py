@@ -205,7 +205,9 @@ def generate(graph: Graph, check: bool = True) -> dict[str, str]:
             ident = f"{name}_op{i}_{spec.name}"
             arrays.append({
                 "op": i, "kind": op.kind, "source": _comment(op.source) if op.source else "",
-                "field": spec.name, "ctype": _CTYPE[spec.dtype], "ident": ident, "len": int(arr.size),
+                "field": spec.name + (" in row blocks (docs/blob-format.md)"
+                                      if op.kind == "fc" and spec.name == "w" else ""),
+                "ctype": _CTYPE[spec.dtype], "ident": ident, "len": int(arr.size),
                 "lines": _wrap_items([_c_int(v) for v in arr.tolist()]),
             })
             fields.append((spec.name, ident))
