@@ -33,7 +33,7 @@ static const u8 anomaly_op0_shift[8] = {
 	38, 40, 37, 29, 29, 37, 33, 30,
 };
 
-/* op 1 (fc, enc1 (Linear, linear)): w in row blocks (docs/blob-format.md) */
+/* op 1 (fc, enc1 (Linear, linear)): w, row blocks */
 static const s8 anomaly_op1_w[128] = {
 	-117, 110, 46, -41, -71, -11, -51, 102, 66, -18, 63, 75, -85, 82, 47, -44, -127, -4, -127,
 	89, 127, 61, 77, 127, -30, 29, -2, 2, -112, -54, -111, 27, 98, 127, -9, 102, 121, -115, 127,
@@ -62,7 +62,7 @@ static const u8 anomaly_op1_shift[16] = {
 	38, 38, 38, 38, 39, 37, 38, 38, 38, 38, 38, 38, 38, 37, 38, 38,
 };
 
-/* op 2 (fc, enc2 (Linear, linear_1)): w in row blocks (docs/blob-format.md) */
+/* op 2 (fc, enc2 (Linear, linear_1)): w, row blocks */
 static const s8 anomaly_op2_w[48] = {
 	19, -23, -15, 16, -7, 89, 6, -97, -1, 1, -90, 124, -76, -54, 56, 38, 53, -6, 43, 32, 13,
 	127, 0, -1, 13, 29, 87, -122, -127, -114, 81, 20, 127, -98, 21, -23, 90, 15, 11, -9, 10,
@@ -84,7 +84,7 @@ static const u8 anomaly_op2_shift[3] = {
 	39, 39, 39,
 };
 
-/* op 3 (fc, dec1 (Linear, linear_2)): w in row blocks (docs/blob-format.md) */
+/* op 3 (fc, dec1 (Linear, linear_2)): w, row blocks */
 static const s8 anomaly_op3_w[48] = {
 	-127, 127, 1, -127, 54, 127, -8, 84, 127, 127, -37, -127, -110, 43, 112, -69, -86, 103,
 	-127, -127, 110, -60, -100, -56, -87, -52, -127, 54, -127, 54, 55, 117, 87, -120, 127, 52,
@@ -109,7 +109,7 @@ static const u8 anomaly_op3_shift[16] = {
 	37, 38, 38, 38, 38, 38, 37, 38, 38, 38, 39, 38, 38, 37, 38, 37,
 };
 
-/* op 6 (fc, residual (Linear, linear_3)): w in row blocks (docs/blob-format.md) */
+/* op 6 (fc, residual (Linear, linear_3)): w, row blocks */
 static const s8 anomaly_op6_w[384] = {
 	127, 0, 0, 0, 0, 0, 0, 0, -127, 0, 0, 0, 0, 127, 0, 0, 0, 0, 0, 0, 0, -127, 0, 0, 0, 0, 127,
 	0, 0, 0, 0, 0, 0, 0, -127, 0, 0, 0, 0, 127, 0, 0, 0, 0, 0, 0, 0, -127, 0, 0, 0, 0, 127, 0,
@@ -148,7 +148,7 @@ static const u8 anomaly_op6_shift[16] = {
 	36, 36, 36, 36, 36, 36, 36, 36, 36, 36, 36, 36, 36, 36, 36, 36,
 };
 
-/* op 7 (fc, total (Linear, linear_4)): w in row blocks (docs/blob-format.md) */
+/* op 7 (fc, total (Linear, linear_4)): w, row blocks */
 static const s8 anomaly_op7_w[16] = {
 	127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127,
 };

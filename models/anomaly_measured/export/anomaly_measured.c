@@ -33,7 +33,7 @@ static const u8 anomaly_measured_op0_shift[9] = {
 	34, 34, 27, 34, 32, 25, 29, 30, 28,
 };
 
-/* op 1 (fc, enc1 (Linear, linear)): w in row blocks (docs/blob-format.md) */
+/* op 1 (fc, enc1 (Linear, linear)): w, row blocks */
 static const s8 anomaly_measured_op1_w[144] = {
 	30, -55, 108, 106, 124, 93, 78, -86, -73, -85, -92, -26, 29, -90, 107, 54, 93, 79, 60, -107,
 	-45, -55, -121, 73, 79, -86, 27, 80, 4, -32, 24, 57, 48, -48, -30, -58, 60, -75, 55, 104,
@@ -63,7 +63,7 @@ static const u8 anomaly_measured_op1_shift[16] = {
 	38, 38, 37, 38, 38, 38, 37, 38, 37, 38, 38, 37, 37, 37, 36, 38,
 };
 
-/* op 2 (fc, enc2 (Linear, linear_1)): w in row blocks (docs/blob-format.md) */
+/* op 2 (fc, enc2 (Linear, linear_1)): w, row blocks */
 static const s8 anomaly_measured_op2_w[48] = {
 	-73, 53, 24, 39, 39, 18, 127, 50, -4, 123, 114, 127, -112, -90, -66, -51, -29, 17, -30, -53,
 	107, 6, 23, 14, 100, -84, -41, -122, -81, 110, 67, -77, -124, 74, -43, 19, -78, 88, -73, 7,
@@ -85,7 +85,7 @@ static const u8 anomaly_measured_op2_shift[3] = {
 	39, 39, 39,
 };
 
-/* op 3 (fc, dec1 (Linear, linear_2)): w in row blocks (docs/blob-format.md) */
+/* op 3 (fc, dec1 (Linear, linear_2)): w, row blocks */
 static const s8 anomaly_measured_op3_w[48] = {
 	127, -127, -127, 26, -39, -10, -45, 32, 127, -127, 127, -18, -60, 46, 84, -46, -127, 49, 66,
 	-70, 70, -63, 77, 127, 14, -19, 14, 127, -17, -127, 127, -127, 7, 10, 123, -56, -127, 127,
@@ -110,7 +110,7 @@ static const u8 anomaly_measured_op3_shift[16] = {
 	37, 37, 37, 37, 38, 38, 39, 37, 37, 38, 37, 38, 38, 37, 37, 38,
 };
 
-/* op 7 (fc, residual (Linear, linear_3)): w in row blocks (docs/blob-format.md) */
+/* op 7 (fc, residual (Linear, linear_3)): w, row blocks */
 static const s8 anomaly_measured_op7_w[450] = {
 	127, 0, 0, 0, 0, 0, 0, 0, 0, -127, 0, 0, 0, 127, 0, 0, 0, 0, 0, 0, 0, 0, -127, 0, 0, 0, 127,
 	0, 0, 0, 0, 0, 0, 0, 0, -127, 0, 0, 0, 127, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 127, 0, 0,
@@ -151,7 +151,7 @@ static const u8 anomaly_measured_op7_shift[18] = {
 	34, 34, 34, 34, 34, 34, 34, 33, 34, 34, 34, 34, 34, 34, 34, 34, 33, 34,
 };
 
-/* op 8 (fc, total (Linear, linear_4)): w in row blocks (docs/blob-format.md) */
+/* op 8 (fc, total (Linear, linear_4)): w, row blocks */
 static const s8 anomaly_measured_op8_w[18] = {
 	127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127,
 };

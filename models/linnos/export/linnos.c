@@ -38,7 +38,7 @@ static const u8 linnos_op0_shift[31] = {
 	30, 30, 30, 30, 30, 30, 30, 30,
 };
 
-/* op 1 (fc, 1 (Linear, linear)): w in row blocks (docs/blob-format.md) */
+/* op 1 (fc, 1 (Linear, linear)): w, row blocks */
 static const s8 linnos_op1_w[7936] = {
 	-127, -20, -127, -127, -127, 38, -113, -127, 8, -1, -127, -54, -21, 21, -86, -48, 20, 47, 2,
 	-9, 10, -94, -11, -92, 32, -11, -2, -80, 47, 11, 40, 28, 65, -57, 29, -71, -4, 26, 17, 22,
@@ -518,7 +518,7 @@ static const u8 linnos_op1_shift[256] = {
 	39, 39, 39,
 };
 
-/* op 2 (fc, 3 (Linear, linear_1)): w in row blocks (docs/blob-format.md) */
+/* op 2 (fc, 3 (Linear, linear_1)): w, row blocks */
 static const s8 linnos_op2_w[512] = {
 	42, -9, -1, 3, 32, -52, 45, -11, 10, -8, -9, -9, 23, -30, 50, -49, 5, -6, 4, 10, 34, -39,
 	42, -37, -94, 88, 3, -5, 69, -91, -12, 8, 61, -59, 33, -39, -3, -5, 56, -72, 27, -12, -11,

@@ -32,7 +32,7 @@ static const u8 readahead_op0_shift[5] = {
 	27, 40, 40, 33, 34,
 };
 
-/* op 1 (fc, 1 (Linear, linear)): w in row blocks (docs/blob-format.md) */
+/* op 1 (fc, 1 (Linear, linear)): w, row blocks */
 static const s8 readahead_op1_w[75] = {
 	-109, -36, -27, -92, -5, -92, 127, 36, 106, -25, -127, 127, -58, 127, -127, -55, 92, 3,
 	-118, 94, -127, -115, -118, 116, 127, -84, 112, -13, 127, -83, -71, -20, -60, -127, 42, -81,
@@ -59,7 +59,7 @@ static const u8 readahead_op1_shift[15] = {
 	38, 39, 38, 38, 38, 38, 38, 40, 39, 38, 38, 39, 38, 38, 39,
 };
 
-/* op 2 (fc, 3 (Linear, linear_1)): w in row blocks (docs/blob-format.md) */
+/* op 2 (fc, 3 (Linear, linear_1)): w, row blocks */
 static const s8 readahead_op2_w[75] = {
 	93, -71, -5, -13, 13, 66, -20, 63, 125, -127, 6, 9, -35, 58, -1, 72, 36, -9, -127, -97,
 	-109, -57, 6, 50, 73, -11, 18, -35, 14, 20, -4, -16, -82, -85, 4, 127, 44, -33, 42, -106,
@@ -82,7 +82,7 @@ static const u8 readahead_op2_shift[5] = {
 	37, 37, 35, 37, 37,
 };
 
-/* op 3 (fc, 5 (Linear, linear_2)): w in row blocks (docs/blob-format.md) */
+/* op 3 (fc, 5 (Linear, linear_2)): w, row blocks */
 static const s8 readahead_op3_w[20] = {
 	87, 11, -48, -127, -27, 82, -127, -87, 127, -127, 7, -36, -114, -1, -11, 84, -88, 99, -24,
 	-96,

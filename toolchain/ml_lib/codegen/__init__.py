@@ -205,8 +205,8 @@ def generate(graph: Graph, check: bool = True) -> dict[str, str]:
             ident = f"{name}_op{i}_{spec.name}"
             arrays.append({
                 "op": i, "kind": op.kind, "source": _comment(op.source) if op.source else "",
-                "field": spec.name + (" in row blocks (docs/blob-format.md)"
-                                      if op.kind == "fc" and spec.name == "w" else ""),
+                # FC weights: storage order of docs/blob-format.md
+                "field": spec.name + (", row blocks" if op.kind == "fc" and spec.name == "w" else ""),
                 "ctype": _CTYPE[spec.dtype], "ident": ident, "len": int(arr.size),
                 "lines": _wrap_items([_c_int(v) for v in arr.tolist()]),
             })
