@@ -206,7 +206,7 @@ def generate(graph: Graph, check: bool = True) -> dict[str, str]:
             arrays.append({
                 "op": i, "kind": op.kind, "source": _comment(op.source) if op.source else "",
                 # FC weights: storage order of docs/blob-format.md
-                "field": spec.name + (", row blocks" if op.kind == "fc" and spec.name == "w" else ""),
+                "field": spec.name + (", row blocks" if (op.kind, spec.name) == ("fc", "w") else ""),
                 "ctype": _CTYPE[spec.dtype], "ident": ident, "len": int(arr.size),
                 "lines": _wrap_items([_c_int(v) for v in arr.tolist()]),
             })
