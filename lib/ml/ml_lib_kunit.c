@@ -676,6 +676,7 @@ struct ml_mt {
 	bool *in_task_infer;		/* a kthread is mid-inference, per CPU id */
 	atomic_t task_runs, irq_runs, hardirq_runs, softirq_runs, mismatches;
 	atomic_t nmi_sent, nmi_runs, nmi_nested;
+	bool rounds_done;		/* the IPI and NMI rounds are over */
 };
 
 static bool ml_mt_one(struct ml_mt *mt, u32 r)
@@ -698,7 +699,13 @@ static int ml_mt_thread(void *data)
 	struct ml_mt *mt = data;
 	u32 r;
 
-	for (r = 0; r < ML_MT_TASK_RUNS; r++) {
+	/*
+	 * At least ML_MT_TASK_RUNS, and on until the IPI and NMI rounds are
+	 * over: an idle CPU that polls would run the IPI's function from its
+	 * idle loop in task context, not in hard IRQ, and nothing would be
+	 * there for the NMIs to interrupt.
+	 */
+	for (r = 0; r < ML_MT_TASK_RUNS || !READ_ONCE(mt->rounds_done); r++) {
 		unsigned int cpu = raw_smp_processor_id();	/* bound to it */
 
 		WRITE_ONCE(mt->in_task_infer[cpu], true);
@@ -825,6 +832,7 @@ static void ml_lib_test_multi_cpu(struct kunit *test)
 		cond_resched();
 	}
 	/* Not a timing assertion: just let every thread finish its runs. */
+	WRITE_ONCE(mt.rounds_done, true);
 	while (atomic_read(&mt.task_runs) < (int)n * ML_MT_TASK_RUNS)
 		msleep(20);
 	for (i = 0; i < n; i++) {
