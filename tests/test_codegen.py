@@ -80,7 +80,7 @@ def test_tables_content():
     files = generate(named_graph())
     c = files["sched_hint.c"]
     # rows 0-1 as one block (w[c][i] at i * 2 + c), then row 2 alone (docs/blob-format.md)
-    assert "static const s8 sched_hint_op1_w[15] = {\n\t1, 127, -2, -127, 3, 0, -4, 1, 5, 1, 0, 0, 0, 0, 9,\n};" in c
+    assert "static const s8 sched_hint_op1_w[15] __aligned(8) = {\n\t1, 127, -2, -127, 3, 0, -4, 1, 5, 1, 0, 0, 0, 0, 9,\n};" in c
     assert ".u.fc = {" in c and ".u.softmax = {" in c  # argmax keeps outer/n in the softmax params
     assert "const struct ml_lib_graph sched_hint_graph = {" in c
     assert "*/ /*" not in c  # op sources cannot end the comment they are quoted in

@@ -63,6 +63,9 @@ void *memcpy(void *dst, const void *src, size_t n);
 #define unlikely(x)	__builtin_expect(!!(x), 0)
 #define U64_MAX		UINT64_MAX
 #define ARRAY_SIZE(a)	(sizeof(a) / sizeof((a)[0]))
+/* what include/linux/compiler_attributes.h gives the kernel build */
+#define ML_LIB_ATTRIBUTE(a)	__attribute__((a))
+#define __aligned(x)		ML_LIB_ATTRIBUTE(__aligned__(x))
 #define check_add_overflow(a, b, d)	__builtin_add_overflow(a, b, d)
 #define check_mul_overflow(a, b, d)	__builtin_mul_overflow(a, b, d)
 
