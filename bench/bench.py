@@ -32,6 +32,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 import models  # noqa: E402  (bench/models.py)
 
 from ml_lib.blob import write_blob  # noqa: E402
+from ml_lib.cengine import TOP, write_generated  # noqa: E402
 from ml_lib.codegen import generate  # noqa: E402
 
 C_ENGINES = ("ml_lib-scalar", "int64-baseline", "int8-dot")
@@ -166,15 +167,11 @@ def compiled_table_bytes(g, work: Path) -> int:
     """Constant bytes of the generated ``<name>.c`` once compiled: the sum of its
     .rodata sections (arrays, op and tensor records, the graph, the name,
     alignment padding), measured with ``size -A``, not estimated."""
-    top = Path(__file__).resolve().parents[1]
     d = work / f"tables-{g.name}"
-    d.mkdir(parents=True, exist_ok=True)
-    files = generate(g)
-    for fname, text in files.items():
-        (d / fname).write_text(text)
+    (src,) = write_generated(generate(g), d)
     obj = d / f"{g.name}.o"
-    subprocess.run(["gcc", *TABLE_CFLAGS, f"-I{top / 'include'}", f"-I{top / 'lib' / 'ml'}",
-                    f"-I{d}", "-c", "-o", str(obj), str(d / f"{g.name}.c")], check=True)
+    subprocess.run(["gcc", *TABLE_CFLAGS, f"-I{TOP / 'include'}", f"-I{TOP / 'lib' / 'ml'}",
+                    f"-I{d}", "-c", "-o", str(obj), str(src)], check=True)
     out = subprocess.run(["size", "-A", str(obj)], capture_output=True, text=True,
                          check=True).stdout
     total = 0

@@ -155,23 +155,26 @@ static int ml_lib_check_weights(const s8 *w, const s32 *bias, u32 rows, u32 row_
 				bool fc_blocks, const struct ml_lib_tensor *x)
 {
 	u64 xmax = x->dtype == ML_LIB_S8 ? 128 : 32768;
-	u32 c0, r, i, n_rows;
+	u64 i, n = (u64)rows * row_len;
+	u32 c0, r, n_rows;
 
-	for (c0 = 0; c0 < rows; c0++)
-		for (i = 0; i < row_len; i++)
-			if (w[(u64)c0 * row_len + i] == -128)
-				return -EDOM;
+	for (i = 0; i < n; i++)
+		if (w[i] == -128)
+			return -EDOM;
 	for (c0 = 0; c0 < rows; c0 += n_rows) {
 		n_rows = fc_blocks ? ml_lib_fc_block_rows(rows, c0) : 1;
 		for (r = 0; r < n_rows; r++) {
+			/* row c0 + r: every n_rows-th weight from here */
 			const s8 *wr = w + (u64)c0 * row_len + r;
 			s32 b = bias[c0 + r];
 			u64 sum = 0;
 
 			/* row_len < 2^32, so sum < 2^39: no u64 overflow. */
-			for (i = 0; i < row_len; i++)
-				sum += wr[(u64)i * n_rows] < 0 ? -wr[(u64)i * n_rows] :
-								 wr[(u64)i * n_rows];
+			for (i = 0; i < row_len; i++) {
+				s32 wv = wr[i * n_rows];
+
+				sum += wv < 0 ? -wv : wv;
+			}
 			if (sum * xmax + (b < 0 ? -(s64)b : b) > ML_LIB_ACC_MAX)
 				return -EOVERFLOW;
 		}

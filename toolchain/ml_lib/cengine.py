@@ -167,6 +167,19 @@ GEN_CFLAGS = ["-std=gnu11", "-O1", "-fPIC", "-shared", "-fno-strict-aliasing", "
               "-Werror", "-Wvla", "-Wshadow"]
 
 
+def write_generated(files: dict[str, str], workdir) -> list[Path]:
+    """Write generated files into ``workdir``; returns the table sources
+    (``<name>.c``), leaving out the kernel-only ``*_mod.c``."""
+    work = Path(workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    tables = []
+    for fname, text in sorted(files.items()):
+        (work / fname).write_text(text)
+        if fname.endswith(".c") and not fname.endswith("_mod.c"):
+            tables.append(work / fname)
+    return tables
+
+
 def compile_generated(files: dict[str, str], workdir, out_name: str = "generated") -> Path:
     """Write the generated files and compile the ``.c`` tables with the engine into a .so.
 
@@ -175,12 +188,7 @@ def compile_generated(files: dict[str, str], workdir, out_name: str = "generated
     files (``*_mod.c``, ``Kbuild``) are written but not compiled.
     """
     work = Path(workdir)
-    work.mkdir(parents=True, exist_ok=True)
-    tables = []
-    for fname, text in sorted(files.items()):
-        (work / fname).write_text(text)
-        if fname.endswith(".c") and not fname.endswith("_mod.c"):
-            tables.append(str(work / fname))
+    tables = [str(p) for p in write_generated(files, work)]
     so = work / f"lib{out_name}.so"
     cmd = ["gcc", *GEN_CFLAGS, f"-I{TOP / 'include'}", f"-I{TOP / 'lib' / 'ml'}", f"-I{work}",
            "-o", str(so), *tables, *core_sources()]
