@@ -248,6 +248,42 @@ def test_limits(lib, blob, field, value):
     expect(lib, blob, "E2BIG")
 
 
+def conv_graph() -> Graph:
+    """INPUT(2 x 6) -> CONV1D(c_in 2, k 3, c_out 2, pad 0, stride 1) -> OUTPUT."""
+    tensors = [Tensor("x", "s8", (2, 6), zero_point=0), Tensor("y", "s8", (2, 4), zero_point=0)]
+    ops = [
+        Op("input", [], 0, {"in_off": 0, "n": 12},
+           {"off": np.zeros(12, np.int64), "pre": np.zeros(12, np.uint8),
+            "mult": np.full(12, 1 << 30, np.int32), "shift": np.full(12, 31, np.uint8)}),
+        Op("conv1d", [0], 1, {"c_in": 2, "l_in": 6, "c_out": 2, "l_out": 4, "k": 3, "stride": 1,
+                              "pad": 0, "dil": 1, "lo": -128, "hi": 127},
+           {"w": np.arange(-6, 6, dtype=np.int8), "bias": np.array([5, -5], np.int32),
+            "mult": np.full(2, 1 << 30, np.int32), "shift": np.full(2, 33, np.uint8)}),
+        Op("output", [1], None, {"out_off": 0, "n": 8, "mode": 1, "mult": 0, "shift": 0}),
+    ]
+    g = Graph("conv", tensors, ops, [IOSpec("x", 0, (12,))], [IOSpec("y", 0, (8,))])
+    plan_arena(g)
+    return g
+
+
+# CONV1D parameter slots, in blob order
+CONV_P = {"c_in": 0, "l_in": 1, "c_out": 2, "l_out": 3, "k": 4, "stride": 5, "pad": 6, "dil": 7}
+
+
+@pytest.mark.parametrize("field,delta", [("l_in", 65536), ("l_out", 65536), ("stride", 65536),
+                                         ("pad", 65536), ("dil", 65536), ("pad", -65536),
+                                         ("pad", -1), ("stride", -65535)])
+def test_conv_dimension_beyond_u16(lib, field, delta):
+    """The C op keeps CONV1D dimensions in u16. A blob dimension 2^16 away
+    from the valid one (which a plain cast would wrap back to it) or negative
+    is rejected with -EINVAL, never run as the wrapped value."""
+    b = bytearray(write_blob(conv_graph()))
+    expect(lib, b, None)
+    set_p(b, 1, CONV_P[field], struct.unpack_from("<i", b, op_at(b, 1) + 8 + 4 * CONV_P[field])[0]
+          + delta)
+    expect(lib, b, "EINVAL")
+
+
 # --- boundaries: accepted at the limit, rejected one past it ----------------
 
 @pytest.mark.parametrize("bits", [8, 16])

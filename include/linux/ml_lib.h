@@ -93,9 +93,13 @@ struct ml_lib_fc_params {
 	const u8 *shift;	/* [n_out] */
 };
 
+/*
+ * CONV1D dimensions are u16 (every dimension is at most ML_LIB_MAX_DIM), so
+ * that this, the largest member, keeps struct ml_lib_op at 64 bytes.
+ */
 struct ml_lib_conv1d_params {
-	u32 c_in, l_in, c_out, l_out;
-	u32 k, stride, pad, dil;
+	u16 c_in, l_in, c_out, l_out;
+	u16 k, stride, pad, dil;
 	s32 lo, hi;
 	const s8 *w;		/* [c_out][c_in][k] */
 	const s32 *bias;

@@ -229,6 +229,16 @@ static int ml_lib_blob_resolve(const struct ml_lib_blob_op *o, const struct ml_l
 	return 0;
 }
 
+/*
+ * A CONV1D dimension narrowed to its u16 field: values outside
+ * [0, ML_LIB_MAX_DIM] become 0, which the validator rejects with the same
+ * -EINVAL as the value itself (every dimension but pad must be >= 1).
+ */
+static u16 ml_lib_blob_dim(s32 v)
+{
+	return v < 0 || v > ML_LIB_MAX_DIM ? 0 : (u16)v;
+}
+
 /* Fill the native op from a decoded record whose arrays are resolved. */
 static void ml_lib_blob_fill_op(struct ml_lib_op *op, const struct ml_lib_blob_op *o,
 				const void *const ptr[ML_LIB_BLOB_N_D])
@@ -254,11 +264,20 @@ static void ml_lib_blob_fill_op(struct ml_lib_op *op, const struct ml_lib_blob_o
 		break;
 	case ML_OP_CONV1D:
 		op->u.conv = (struct ml_lib_conv1d_params){
-			.c_in = p[0], .l_in = p[1], .c_out = p[2], .l_out = p[3],
-			.k = p[4], .stride = p[5], .pad = p[6], .dil = p[7],
+			.c_in = ml_lib_blob_dim(p[0]), .l_in = ml_lib_blob_dim(p[1]),
+			.c_out = ml_lib_blob_dim(p[2]), .l_out = ml_lib_blob_dim(p[3]),
+			.k = ml_lib_blob_dim(p[4]), .stride = ml_lib_blob_dim(p[5]),
+			.pad = ml_lib_blob_dim(p[6]), .dil = ml_lib_blob_dim(p[7]),
 			.lo = p[8], .hi = p[9],
 			.w = ptr[0], .bias = ptr[1], .mult = ptr[2], .shift = ptr[3],
 		};
+		/*
+		 * Every pad in u16 is a valid pad, so an out-of-range pad is
+		 * marked through stride instead; the validator rejects both
+		 * with -EINVAL in the same dimension check.
+		 */
+		if (!ml_lib_blob_dim(p[6]) && p[6])
+			op->u.conv.stride = 0;
 		break;
 	case ML_OP_MAXPOOL1D:
 	case ML_OP_AVGPOOL1D:

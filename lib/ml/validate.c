@@ -240,18 +240,17 @@ static int ml_lib_check_conv1d(const struct ml_lib_vctx *v, const struct ml_lib_
 	s64 span;
 	u32 i;
 
+	/* pad is a u16, so any value is a valid pad (blob.c narrows with care) */
 	for (i = 0; i < ARRAY_SIZE(dims); i++)
 		if (ml_lib_check_dim(dims[i], 1))
 			return -EINVAL;
-	if (ml_lib_check_dim(p->pad, 0))
-		return -EINVAL;
 	/* l_out = floor((l_in + 2 pad - dil (k - 1) - 1) / stride) + 1 >= 1 */
 	span = (s64)p->l_in + 2 * (s64)p->pad - (s64)p->dil * (p->k - 1) - 1;
 	if (span < 0 || (u64)span / p->stride + 1 != p->l_out)
 		return -EINVAL;
 	return ml_lib_check_mac(v, (u64)p->c_in * p->l_in, (u64)p->c_out * p->l_out,
 				p->lo, p->hi, p->w, p->bias, p->mult, p->shift,
-				p->c_out, p->c_in * p->k, false);
+				p->c_out, (u32)p->c_in * p->k, false);
 }
 
 static int ml_lib_check_pool1d(const struct ml_lib_vctx *v, const struct ml_lib_op *op)

@@ -192,13 +192,13 @@ class Graph:
 
     def table_bytes(self) -> int:
         """Bytes of the generated C tables on a 64-bit kernel, laid out as
-        ``<name>.c`` has them: every array 8-aligned, 80 B per ``struct
+        ``<name>.c`` has them: every array 8-aligned, 64 B per ``struct
         ml_lib_op``, 16 B per tensor, 48 B for the graph, and the name. gcc
         may pad the op and tensor tables by a few dozen bytes more; ``make
         bench`` measures the compiled size."""
         data = sum((op.array_length(a, self) * np.dtype(a.dtype).itemsize + 7) & ~7
                    for op in self.ops for a in op.spec.arrays)
-        return data + 80 * len(self.ops) + 16 * len(self.tensors) + 48 + len(self.name) + 1
+        return data + 64 * len(self.ops) + 16 * len(self.tensors) + 48 + len(self.name) + 1
 
 
 def plan_arena(graph: Graph) -> int:

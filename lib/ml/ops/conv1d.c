@@ -8,7 +8,9 @@
  * inside the input are found once (no bounds check per tap), each load of
  * x serves four output channels, and the input dtype is a compile-time
  * constant of each inlined copy. Partial sums stay in s32 (accumulator
- * bound, validated).
+ * bound, validated). The op keeps its dimensions in u16; each loop copies
+ * the ones it needs into u32 locals first, so the arithmetic is u32 (no
+ * int promotion) and nothing is reloaded after the stores to y.
  */
 #include "../ops.h"
 
@@ -40,6 +42,12 @@ static __always_inline s32 ml_lib_conv_x(const void *x, u32 i, const bool x16)
 	return x16 ? ((const s16 *)x)[i] : ((const s8 *)x)[i];
 }
 
+/* &x[i] of an s8 or s16 input */
+static __always_inline const void *ml_lib_conv_xptr(const void *x, u32 i, const bool x16)
+{
+	return x16 ? (const void *)((const s16 *)x + i) : (const void *)((const s8 *)x + i);
+}
+
 /* One tap of four channels whose weight rows are @ck apart. */
 static __always_inline void ml_lib_conv_tap4(s32 *a, const s8 *w, u32 ck, s32 xv)
 {
@@ -59,19 +67,19 @@ static __always_inline void ml_lib_conv_sum4(const struct ml_lib_conv1d_params *
 					     const s8 *w, const void *x, s32 zx,
 					     s32 *a, const bool x16)
 {
-	const u32 ck = p->c_in * p->k, dil = p->dil;
+	const u32 c_in = p->c_in, l_in = p->l_in, k = p->k, ck = c_in * k, dil = p->dil;
 	u32 ci, j;
 
-	for (ci = 0; ci < p->c_in; ci++) {
-		const s8 *wc = w + ci * p->k;
+	for (ci = 0; ci < c_in; ci++) {
+		const s8 *wc = w + ci * k;
 		/* index of tap j_lo; in range because j_lo < j_hi there */
-		u32 idx = (u32)((s64)ci * p->l_in + pos->start + (s64)pos->j_lo * dil);
+		u32 idx = (u32)((s64)ci * l_in + pos->start + (s64)pos->j_lo * dil);
 
 		for (j = 0; j < pos->j_lo; j++)
 			ml_lib_conv_tap4(a, wc + j, ck, zx);
 		for (; j < pos->j_hi; j++, idx += dil)
 			ml_lib_conv_tap4(a, wc + j, ck, ml_lib_conv_x(x, idx, x16));
-		for (; j < p->k; j++)
+		for (; j < k; j++)
 			ml_lib_conv_tap4(a, wc + j, ck, zx);
 	}
 }
@@ -81,29 +89,31 @@ static __always_inline s32 ml_lib_conv_sum1(const struct ml_lib_conv1d_params *p
 					    const s8 *w, const void *x, s32 zx,
 					    s32 acc, const bool x16)
 {
+	const u32 c_in = p->c_in, l_in = p->l_in, k = p->k, dil = p->dil;
 	u32 ci, j;
 
-	for (ci = 0; ci < p->c_in; ci++) {
-		const s8 *wc = w + ci * p->k;
-		u32 idx = (u32)((s64)ci * p->l_in + pos->start + (s64)pos->j_lo * p->dil);
+	for (ci = 0; ci < c_in; ci++) {
+		const s8 *wc = w + ci * k;
+		u32 idx = (u32)((s64)ci * l_in + pos->start + (s64)pos->j_lo * dil);
 
 		for (j = 0; j < pos->j_lo; j++)
 			acc += wc[j] * zx;
-		for (; j < pos->j_hi; j++, idx += p->dil)
+		for (; j < pos->j_hi; j++, idx += dil)
 			acc += wc[j] * ml_lib_conv_x(x, idx, x16);
-		for (; j < p->k; j++)
+		for (; j < k; j++)
 			acc += wc[j] * zx;
 	}
 	return acc;
 }
 
+/* Output channel @c, element @i of y. */
 static __always_inline void ml_lib_conv_emit(const struct ml_lib_conv1d_params *p,
 					     const struct ml_lib_tensor *ty, void *y,
-					     u32 c, u32 l, s32 acc)
+					     u32 c, u32 i, s32 acc)
 {
 	s64 v = ty->zero_point + ml_lib_rq(acc, p->mult[c], p->shift[c]);
 
-	ml_lib_store(y, ty->dtype, c * p->l_out + l, (s32)ml_lib_clamp(v, p->lo, p->hi));
+	ml_lib_store(y, ty->dtype, i, (s32)ml_lib_clamp(v, p->lo, p->hi));
 }
 
 /*
@@ -116,17 +126,19 @@ static __always_inline void ml_lib_conv_pair4(const struct ml_lib_conv1d_params 
 					      s64 start, const s8 *w, const void *x,
 					      u64 *a, const bool x16)
 {
-	const u32 ck = p->c_in * p->k, dil = p->dil, stride = p->stride;
+	const u32 c_in = p->c_in, l_in = p->l_in, k = p->k, ck = c_in * k;
+	const u32 dil = p->dil, stride = p->stride;
 	u64 a0 = a[0], a1 = a[1], a2 = a[2], a3 = a[3];
 	u32 ci, j;
 
-	for (ci = 0; ci < p->c_in; ci++) {
-		const s8 *w0 = w + ci * p->k, *w1 = w0 + ck, *w2 = w1 + ck, *w3 = w2 + ck;
-		u32 idx = (u32)((s64)ci * p->l_in + start);
+	for (ci = 0; ci < c_in; ci++) {
+		const s8 *w0 = w + ci * k, *w1 = w0 + ck, *w2 = w1 + ck, *w3 = w2 + ck;
+		/* x at tap j of position l; position l + 1 reads @stride further */
+		const void *xj = ml_lib_conv_xptr(x, (u32)((s64)ci * l_in + start), x16);
 
-		for (j = 0; j < p->k; j++, idx += dil) {
-			u64 xv = ml_lib_pack2(ml_lib_conv_x(x, idx, x16),
-					      ml_lib_conv_x(x, idx + stride, x16));
+		for (j = 0; j < k; j++, xj = ml_lib_conv_xptr(xj, dil, x16)) {
+			u64 xv = ml_lib_pack2(ml_lib_conv_x(xj, 0, x16),
+					      ml_lib_conv_x(xj, stride, x16));
 
 			a0 += (u64)(s64)w0[j] * xv;
 			a1 += (u64)(s64)w1[j] * xv;
@@ -147,28 +159,30 @@ static __always_inline void ml_lib_conv_two(const struct ml_lib_conv1d_params *p
 					    u32 l, const struct ml_lib_conv_pos *pos,
 					    const struct ml_lib_conv_pos *next, const bool x16)
 {
-	const u32 ck = p->c_in * p->k;
+	const u32 ck = (u32)p->c_in * p->k, c_out = p->c_out, l_out = p->l_out;
 	const s32 zx = tx->zero_point;
 	u32 c, k;
 
-	for (c = 0; c + 4 <= p->c_out; c += 4) {
+	for (c = 0; c + 4 <= c_out; c += 4) {
 		u64 acc[4];
 
 		for (k = 0; k < 4; k++)
 			acc[k] = ml_lib_pack2(p->bias[c + k], p->bias[c + k]);
 		ml_lib_conv_pair4(p, pos->start, p->w + (size_t)c * ck, x, acc, x16);
 		for (k = 0; k < 4; k++) {
-			ml_lib_conv_emit(p, ty, y, c + k, l, ml_lib_lane_a(acc[k]));
-			ml_lib_conv_emit(p, ty, y, c + k, l + 1, ml_lib_lane_b(acc[k]));
+			u32 i = (c + k) * l_out + l;
+
+			ml_lib_conv_emit(p, ty, y, c + k, i, ml_lib_lane_a(acc[k]));
+			ml_lib_conv_emit(p, ty, y, c + k, i + 1, ml_lib_lane_b(acc[k]));
 		}
 	}
-	for (; c < p->c_out; c++) {
+	for (; c < c_out; c++) {
 		const s8 *wc = p->w + (size_t)c * ck;
 		s32 a = ml_lib_conv_sum1(p, pos, wc, x, zx, p->bias[c], x16);
 		s32 b = ml_lib_conv_sum1(p, next, wc, x, zx, p->bias[c], x16);
 
-		ml_lib_conv_emit(p, ty, y, c, l, a);
-		ml_lib_conv_emit(p, ty, y, c, l + 1, b);
+		ml_lib_conv_emit(p, ty, y, c, c * l_out + l, a);
+		ml_lib_conv_emit(p, ty, y, c, c * l_out + l + 1, b);
 	}
 }
 
@@ -179,19 +193,19 @@ static __always_inline void ml_lib_conv_one(const struct ml_lib_conv1d_params *p
 					    u32 l, const struct ml_lib_conv_pos *pos,
 					    const bool x16)
 {
-	const u32 ck = p->c_in * p->k;
+	const u32 ck = (u32)p->c_in * p->k, c_out = p->c_out, l_out = p->l_out;
 	const s32 zx = tx->zero_point;
 	u32 c, k;
 
-	for (c = 0; c + 4 <= p->c_out; c += 4) {
+	for (c = 0; c + 4 <= c_out; c += 4) {
 		s32 acc[4] = { p->bias[c], p->bias[c + 1], p->bias[c + 2], p->bias[c + 3] };
 
 		ml_lib_conv_sum4(p, pos, p->w + (size_t)c * ck, x, zx, acc, x16);
 		for (k = 0; k < 4; k++)
-			ml_lib_conv_emit(p, ty, y, c + k, l, acc[k]);
+			ml_lib_conv_emit(p, ty, y, c + k, (c + k) * l_out + l, acc[k]);
 	}
-	for (; c < p->c_out; c++)
-		ml_lib_conv_emit(p, ty, y, c, l,
+	for (; c < c_out; c++)
+		ml_lib_conv_emit(p, ty, y, c, c * l_out + l,
 				 ml_lib_conv_sum1(p, pos, p->w + (size_t)c * ck, x, zx,
 						  p->bias[c], x16));
 }
