@@ -241,7 +241,7 @@ def main() -> int:
     print("|---|---:|---:|---:|---:|")
     for t in tables:
         print(f"| {t['model']} | {t['param_bytes']:,} | {t['table_bytes']:,} | "
-              f"{t['table_bytes'] / t['param_bytes']:.3f} | {t['blob_bytes']:,} |")
+              f"{t['table_bytes'] / t['param_bytes']:.4f} | {t['blob_bytes']:,} |")
     print(f"\nwrote {a.out} and {a.out.parent / 'bench_tables.json'}")
     return 0
 
