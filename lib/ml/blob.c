@@ -230,13 +230,20 @@ static int ml_lib_blob_resolve(const struct ml_lib_blob_op *o, const struct ml_l
 }
 
 /*
- * A CONV1D dimension narrowed to its u16 field: values outside
- * [0, ML_LIB_MAX_DIM] become 0, which the validator rejects with the same
- * -EINVAL as the value itself (every dimension but pad must be >= 1).
+ * CONV1D dimensions are u16 in struct ml_lib_conv1d_params. A blob value
+ * outside [0, ML_LIB_MAX_DIM] must not wrap onto a valid one: such an op
+ * gets stride 0, which the validator's dimension check rejects with the
+ * same -EINVAL, at the same point, as the value itself.
  */
-static u16 ml_lib_blob_dim(s32 v)
+static bool ml_lib_blob_conv_dims_fit(const s32 *p)
 {
-	return v < 0 || v > ML_LIB_MAX_DIM ? 0 : (u16)v;
+	u32 k;
+
+	/* p[0..7]: c_in, l_in, c_out, l_out, k, stride, pad, dil */
+	for (k = 0; k < 8; k++)
+		if ((u32)p[k] > ML_LIB_MAX_DIM)
+			return false;
+	return true;
 }
 
 /* Fill the native op from a decoded record whose arrays are resolved. */
@@ -264,20 +271,13 @@ static void ml_lib_blob_fill_op(struct ml_lib_op *op, const struct ml_lib_blob_o
 		break;
 	case ML_OP_CONV1D:
 		op->u.conv = (struct ml_lib_conv1d_params){
-			.c_in = ml_lib_blob_dim(p[0]), .l_in = ml_lib_blob_dim(p[1]),
-			.c_out = ml_lib_blob_dim(p[2]), .l_out = ml_lib_blob_dim(p[3]),
-			.k = ml_lib_blob_dim(p[4]), .stride = ml_lib_blob_dim(p[5]),
-			.pad = ml_lib_blob_dim(p[6]), .dil = ml_lib_blob_dim(p[7]),
+			.c_in = (u16)p[0], .l_in = (u16)p[1],
+			.c_out = (u16)p[2], .l_out = (u16)p[3],
+			.k = (u16)p[4], .pad = (u16)p[6], .dil = (u16)p[7],
+			.stride = ml_lib_blob_conv_dims_fit(p) ? (u16)p[5] : 0,
 			.lo = p[8], .hi = p[9],
 			.w = ptr[0], .bias = ptr[1], .mult = ptr[2], .shift = ptr[3],
 		};
-		/*
-		 * Every pad in u16 is a valid pad, so an out-of-range pad is
-		 * marked through stride instead; the validator rejects both
-		 * with -EINVAL in the same dimension check.
-		 */
-		if (!ml_lib_blob_dim(p[6]) && p[6])
-			op->u.conv.stride = 0;
 		break;
 	case ML_OP_MAXPOOL1D:
 	case ML_OP_AVGPOOL1D:

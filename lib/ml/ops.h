@@ -106,6 +106,22 @@ static __always_inline s32 ml_lib_load(const void *base, u8 dtype, u32 i)
 	return ((const s32 *)base)[i];
 }
 
+/*
+ * Element @i of an s8 (@x16 false) or s16 (@x16 true) activation, and its
+ * address. Unlike ml_lib_load(), @x16 is a compile-time constant of each
+ * inlined copy of an op's loops (FC, CONV1D, MAXPOOL1D), so the dtype test
+ * folds away.
+ */
+static __always_inline s32 ml_lib_load_act(const void *x, u32 i, const bool x16)
+{
+	return x16 ? ((const s16 *)x)[i] : ((const s8 *)x)[i];
+}
+
+static __always_inline const void *ml_lib_act_ptr(const void *x, u32 i, const bool x16)
+{
+	return x16 ? (const void *)((const s16 *)x + i) : (const void *)((const s8 *)x + i);
+}
+
 /* Store @v, already clamped to the dtype's range, as element @i. */
 static __always_inline void ml_lib_store(void *base, u8 dtype, u32 i, s32 v)
 {

@@ -37,17 +37,6 @@ static void ml_lib_conv_taps(const struct ml_lib_conv1d_params *p, u32 l,
 	pos->j_hi = (u32)hi;
 }
 
-static __always_inline s32 ml_lib_conv_x(const void *x, u32 i, const bool x16)
-{
-	return x16 ? ((const s16 *)x)[i] : ((const s8 *)x)[i];
-}
-
-/* &x[i] of an s8 or s16 input */
-static __always_inline const void *ml_lib_conv_xptr(const void *x, u32 i, const bool x16)
-{
-	return x16 ? (const void *)((const s16 *)x + i) : (const void *)((const s8 *)x + i);
-}
-
 /* One tap of four channels whose weight rows are @ck apart. */
 static __always_inline void ml_lib_conv_tap4(s32 *a, const s8 *w, u32 ck, s32 xv)
 {
@@ -78,7 +67,7 @@ static __always_inline void ml_lib_conv_sum4(const struct ml_lib_conv1d_params *
 		for (j = 0; j < pos->j_lo; j++)
 			ml_lib_conv_tap4(a, wc + j, ck, zx);
 		for (; j < pos->j_hi; j++, idx += dil)
-			ml_lib_conv_tap4(a, wc + j, ck, ml_lib_conv_x(x, idx, x16));
+			ml_lib_conv_tap4(a, wc + j, ck, ml_lib_load_act(x, idx, x16));
 		for (; j < k; j++)
 			ml_lib_conv_tap4(a, wc + j, ck, zx);
 	}
@@ -99,7 +88,7 @@ static __always_inline s32 ml_lib_conv_sum1(const struct ml_lib_conv1d_params *p
 		for (j = 0; j < pos->j_lo; j++)
 			acc += wc[j] * zx;
 		for (; j < pos->j_hi; j++, idx += dil)
-			acc += wc[j] * ml_lib_conv_x(x, idx, x16);
+			acc += wc[j] * ml_lib_load_act(x, idx, x16);
 		for (; j < k; j++)
 			acc += wc[j] * zx;
 	}
@@ -134,11 +123,11 @@ static __always_inline void ml_lib_conv_pair4(const struct ml_lib_conv1d_params 
 	for (ci = 0; ci < c_in; ci++) {
 		const s8 *w0 = w + ci * k, *w1 = w0 + ck, *w2 = w1 + ck, *w3 = w2 + ck;
 		/* x at tap j of position l; position l + 1 reads @stride further */
-		const void *xj = ml_lib_conv_xptr(x, (u32)((s64)ci * l_in + start), x16);
+		const void *xj = ml_lib_act_ptr(x, (u32)((s64)ci * l_in + start), x16);
 
-		for (j = 0; j < k; j++, xj = ml_lib_conv_xptr(xj, dil, x16)) {
-			u64 xv = ml_lib_pack2(ml_lib_conv_x(xj, 0, x16),
-					      ml_lib_conv_x(xj, stride, x16));
+		for (j = 0; j < k; j++, xj = ml_lib_act_ptr(xj, dil, x16)) {
+			u64 xv = ml_lib_pack2(ml_lib_load_act(xj, 0, x16),
+					      ml_lib_load_act(xj, stride, x16));
 
 			a0 += (u64)(s64)w0[j] * xv;
 			a1 += (u64)(s64)w1[j] * xv;

@@ -36,13 +36,6 @@ static __always_inline void ml_lib_fc_emit2(const s32 *mult, const u8 *shift,
 	ml_lib_fc_emit(mult, shift, zy, lo, hi, dtype, y, c + 1, ml_lib_lane_b(acc));
 }
 
-/* x[i] of an s8 (@x16 false) or s16 (@x16 true) input; @x16 is a constant. */
-static __always_inline s32 ml_lib_fc_x(const void *__restrict x, u32 i,
-				       const bool x16)
-{
-	return x16 ? ((const s16 *)x)[i] : ((const s8 *)x)[i];
-}
-
 /*
  * One row block of @R rows (even, at most 12, a constant once inlined)
  * starting at row @c: @wb points at its weights, w[c + r][i] at
@@ -70,7 +63,7 @@ static __always_inline void ml_lib_fc_block(const s8 *__restrict wb, const s32 *
 	if (R > 10)
 		a5 = ml_lib_pack2(b[10], b[11]);
 	for (i = 0; i < n; i++, wb += R) {
-		u64 xi = (u64)(s64)ml_lib_fc_x(x, i, x16);
+		u64 xi = (u64)(s64)ml_lib_load_act(x, i, x16);
 
 		a0 += ml_lib_pack2(wb[0], wb[1]) * xi;
 		if (R > 2)
@@ -146,7 +139,7 @@ static __always_inline void ml_lib_fc_rows(const struct ml_lib_fc_params *p,
 		s32 a0 = bias[c];
 
 		for (i = 0; i < n; i++)
-			a0 += w0[i] * ml_lib_fc_x(x, i, x16);
+			a0 += w0[i] * ml_lib_load_act(x, i, x16);
 		ml_lib_fc_emit(mult, shift, zy, lo, hi, dt, y, c, a0);
 	}
 }

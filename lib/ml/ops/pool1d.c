@@ -15,11 +15,11 @@ static __always_inline void ml_lib_maxpool(const struct ml_lib_pool1d_params *p,
 	for (c = 0; c < p->c; c++) {
 		for (l = 0; l < l_out; l++) {
 			u32 base = c * l_in + l * stride;
-			s32 m = x16 ? ((const s16 *)x)[base] : ((const s8 *)x)[base];
+			s32 m = ml_lib_load_act(x, base, x16);
 
 			for (j = 1; j < k; j++) {
 				u32 i = base + j;
-				s32 v = x16 ? ((const s16 *)x)[i] : ((const s8 *)x)[i];
+				s32 v = ml_lib_load_act(x, i, x16);
 
 				if (v > m)
 					m = v;
