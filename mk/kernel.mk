@@ -71,18 +71,27 @@ kernel-sparse: kernel-env
 	@echo "kernel-sparse: no sparse warnings"
 
 # The kernel's flags (-mno-sse -mno-80387 ...) must reject floating point;
-# prove it with a module that uses a double.
+# prove it with a module that uses a double. A twin with an int instead must
+# build, so the failure is the floating point and not a broken environment.
+KFLOAT := $(BUILD)/kmod-float
 kernel-float-probe: kernel-env
-	@rm -rf $(BUILD)/kmod-float && mkdir -p $(BUILD)/kmod-float
-	@printf '%s\n' '// SPDX-License-Identifier: GPL-2.0' '#include <linux/module.h>' \
-	  'static volatile int fp_in = 3;' 'int fp_out;' \
-	  'static int __init fp_init(void) { double d = fp_in; fp_out = (int)(d * 0.5); return 0; }' \
-	  'module_init(fp_init);' 'MODULE_LICENSE("GPL");' >$(BUILD)/kmod-float/fp.c
-	@echo 'obj-m += fp.o' >$(BUILD)/kmod-float/Kbuild
-	@if $(MAKE) -C $(KDIR) M=$(BUILD)/kmod-float modules >$(BUILD)/kmod-float/build.log 2>&1; then \
+	@rm -rf $(KFLOAT) && mkdir -p $(KFLOAT)/int $(KFLOAT)/float
+	@for t in int double; do \
+	  d=$(KFLOAT)/$$( [ $$t = int ] && echo int || echo float ); \
+	  printf '%s\n' '// SPDX-License-Identifier: GPL-2.0' '#include <linux/module.h>' \
+	    'static volatile int fp_in = 3;' 'int fp_out;' \
+	    "static int __init fp_init(void) { $$t d = fp_in; fp_out = (int)(d * 2); return 0; }" \
+	    'module_init(fp_init);' 'MODULE_LICENSE("GPL");' >$$d/fp.c; \
+	  echo 'obj-m += fp.o' >$$d/Kbuild; \
+	done
+	@$(MAKE) -C $(KDIR) M=$(KFLOAT)/int modules >$(KFLOAT)/int/build.log 2>&1 || \
+	  { cat $(KFLOAT)/int/build.log; echo "kernel-float-probe: the integer twin does not build"; exit 1; }
+	@if $(MAKE) -C $(KDIR) M=$(KFLOAT)/float modules >$(KFLOAT)/float/build.log 2>&1; then \
 	  echo "kernel-float-probe: a module using double built: floating point is NOT rejected"; exit 1; \
-	else echo "kernel-float-probe: floating point fails the build, as it must:"; \
-	  grep -m1 -E 'error' $(BUILD)/kmod-float/build.log; fi
+	fi
+	@grep -m1 -E 'error: .*SSE' $(KFLOAT)/float/build.log || \
+	  { cat $(KFLOAT)/float/build.log; echo "kernel-float-probe: failed, but not on floating point"; exit 1; }
+	@echo "kernel-float-probe: the integer twin builds; floating point fails the build, as it must"
 
 check-kernel-style: kernel-src
 	$(CHECKPATCH) --strict --no-tree --show-types --terse -f $(KERNEL_STYLE_FILES) \
@@ -102,6 +111,7 @@ kunit: kernel-src
 	  test $${PIPESTATUS[0]} = 0
 	@grep -E 'Testing complete\. Ran [0-9]+ tests: passed: [0-9]+$$' $(BUILD)/kunit.log
 	@# kunit.py parses only KTAP; sanitizer reports live in the raw console log
+	@test -s $(KUNIT_BUILD)/test.log || { echo "kunit: no guest log $(KUNIT_BUILD)/test.log"; exit 1; }
 	@if grep -E '\bBUG\b|KASAN:|UBSAN:|\bWARNING\b|\bOops\b|Call Trace' $(KUNIT_BUILD)/test.log; then \
 	  echo "kunit: the guest kernel log above has sanitizer reports or warnings"; exit 1; fi
 	@grep -q '^CONFIG_KASAN=y' $(KUNIT_BUILD)/.config && grep -q '^CONFIG_UBSAN=y' $(KUNIT_BUILD)/.config \

@@ -24,23 +24,32 @@ $(PROXY_KO): $(PROXY_SRCS) tests/kmod/ml_lib_proxy_test.c mk/proxy.mk
 	@rsync -a --delete --exclude='*.o' --exclude='*.ko' --exclude='.*.cmd' \
 		lib/ml/ $(PROXY_BUILD)/lib/ml/
 	$(MAKE) -s -C $(PROXY_KDIR) M=$(PROXY_BUILD)/lib/ml W=1 \
-		CONFIG_ML_LIB=m CONFIG_ML_LIB_PROXY=y modules 2>&1 | tee $(PROXY_BUILD)/build.log
+		CONFIG_ML_LIB=m CONFIG_ML_LIB_PROXY=y modules 2>&1 | tee $(PROXY_BUILD)/build.log; \
+		test $${PIPESTATUS[0]} = 0
 	@cp tests/kmod/ml_lib_proxy_test.c $(PROXY_BUILD)/kmod/
 	@printf 'obj-m := ml_lib_proxy_test.o\nccflags-y += -I$(TOP)/include\n' \
 		> $(PROXY_BUILD)/kmod/Kbuild
 	$(MAKE) -s -C $(PROXY_KDIR) M=$(PROXY_BUILD)/kmod W=1 \
 		KBUILD_EXTRA_SYMBOLS=$(PROXY_BUILD)/lib/ml/Module.symvers modules \
-		2>&1 | tee -a $(PROXY_BUILD)/build.log
+		2>&1 | tee -a $(PROXY_BUILD)/build.log; test $${PIPESTATUS[0]} = 0
+	@test -f $(word 1,$(PROXY_KO)) && test -f $(word 2,$(PROXY_KO))
 	@! grep -E 'proxy[a-z_]*\.[ch]:[0-9]+:[0-9]+: (warning|error)|^ERROR' $(PROXY_BUILD)/build.log
 
 # W=1 and sparse (C=2) on the proxy's C, checkpatch --strict on its files.
+# Both builds must succeed and sparse must really have checked proxy.c
+# (C=2 rechecks every file; kbuild prints "CHECK" for each one it checks).
 check-proxy-style: $(PROXY_KO)
-	{ $(MAKE) -s -C $(PROXY_KDIR) M=$(PROXY_BUILD)/lib/ml W=1 C=2 \
-		CONFIG_ML_LIB=m CONFIG_ML_LIB_PROXY=y modules; \
-	  $(MAKE) -s -C $(PROXY_KDIR) M=$(PROXY_BUILD)/kmod W=1 C=2 \
-		KBUILD_EXTRA_SYMBOLS=$(PROXY_BUILD)/lib/ml/Module.symvers modules; } 2>&1 \
-		| grep -E 'proxy[a-z_]*\.[ch]:' | tee $(PROXY_BUILD)/sparse.log
-	@test ! -s $(PROXY_BUILD)/sparse.log
+	$(MAKE) -C $(PROXY_KDIR) M=$(PROXY_BUILD)/lib/ml W=1 C=2 \
+		CONFIG_ML_LIB=m CONFIG_ML_LIB_PROXY=y modules >$(PROXY_BUILD)/sparse-full.log 2>&1 \
+		|| { cat $(PROXY_BUILD)/sparse-full.log; exit 1; }
+	$(MAKE) -C $(PROXY_KDIR) M=$(PROXY_BUILD)/kmod W=1 C=2 \
+		KBUILD_EXTRA_SYMBOLS=$(PROXY_BUILD)/lib/ml/Module.symvers modules \
+		>>$(PROXY_BUILD)/sparse-full.log 2>&1 || { cat $(PROXY_BUILD)/sparse-full.log; exit 1; }
+	@grep -qE 'CHECK .*/proxy\.c$$' $(PROXY_BUILD)/sparse-full.log && \
+	  grep -qE 'CHECK .*/ml_lib_proxy_test\.c$$' $(PROXY_BUILD)/sparse-full.log || \
+	  { echo "check-proxy-style: sparse did not check the proxy sources"; exit 1; }
+	@grep -E 'proxy[a-z_]*\.[ch]:' $(PROXY_BUILD)/sparse-full.log >$(PROXY_BUILD)/sparse.log; \
+	  if [ -s $(PROXY_BUILD)/sparse.log ]; then cat $(PROXY_BUILD)/sparse.log; exit 1; fi
 	@if [ ! -x $(CHECKPATCH) ]; then \
 	  mkdir -p $(BUILD)/checkpatch && tar -C $(BUILD)/checkpatch --strip-components=1 \
 	    -xf /usr/src/linux-source-6.1.tar.xz linux-source-6.1/scripts && \
@@ -51,10 +60,10 @@ check-proxy-style: $(PROXY_KO)
 	$$cp --strict --no-tree -q -f lib/ml/proxy.c lib/ml/proxy.h \
 		include/uapi/linux/ml_lib.h tests/kmod/ml_lib_proxy_test.c
 
-check-proxy-host:
+check-proxy-host: venv
 	$(PY) -m pytest -q tests/test_proxy.py
 
-check-proxy-boot: $(PROXY_KO)
+check-proxy-boot: venv $(PROXY_KO)
 	$(PY) -m pytest -q -m kernel tests/test_proxy_boot.py
 
 check-proxy: check-proxy-host check-proxy-style check-proxy-boot

@@ -122,6 +122,24 @@ def test_stack_checker_can_fail(tmp_path):
     _ci(tmp_path, {"ml_lib_run": 64, "a": 300, "b": 100}, [("ml_lib_run", "a"), ("ml_lib_run", "b")])
     r = _stack_check(tmp_path)
     assert r.returncode == 0 and "364 bytes" in r.stdout
+    # an external call of unknown stack use (a printk) on the required chain
+    _ci(tmp_path, {"ml_lib_run": 64, "a": 16}, [("ml_lib_run", "a"), ("a", "_printk")])
+    r = _stack_check(tmp_path)
+    assert r.returncode != 0 and "_printk" in r.stderr
+    _ci(tmp_path, {"ml_lib_run": 64, "a": 16}, [("ml_lib_run", "a"), ("a", "memcpy")])
+    r = _stack_check(tmp_path)
+    assert r.returncode == 0 and "80 bytes" in r.stdout
+    _ci(tmp_path, {"ml_lib_run": 64}, [("ml_lib_run", "__indirect_call")])
+    r = _stack_check(tmp_path)
+    assert r.returncode != 0 and "indirect call" in r.stderr
+    _ci(tmp_path, {"other": 64}, [])
+    r = _stack_check(tmp_path)
+    assert r.returncode != 0 and "ml_lib_run: not found" in r.stderr
+    lines = ['graph: { title: "t.c"',
+             'node: { title: "ml_lib_run" label: "ml_lib_run\\nt.c:1:1\\n64 bytes (dynamic)" }', "}"]
+    (tmp_path / "t.ci").write_text("\n".join(lines))
+    r = _stack_check(tmp_path)
+    assert r.returncode != 0 and "VLA or alloca" in r.stderr
 
 
 SAN_DRIVER = r"""

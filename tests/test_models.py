@@ -70,6 +70,9 @@ def test_training_reproduces_the_committed_model(task, tmp_path):
     r = subprocess.run([sys.executable, str(MODELS / task / "train.py"), str(tmp_path)],
                        capture_output=True, text=True)
     assert r.returncode == 0, r.stderr
+    made = {f.name for f in tmp_path.iterdir()}
+    # train.py must have written into tmp_path (not over the committed files)
+    assert {"model.pt2", "calib.npy", "heldout.npy"} <= made, made
     for f in sorted(tmp_path.iterdir()):
         assert filecmp.cmp(f, MODELS / task / f.name, shallow=False), f"{task}/{f.name} differs"
 
