@@ -90,3 +90,93 @@ def test_percentile_clips_outliers():
     both = np.concatenate([x[:, 0], x[:, 1]])
     assert pc.lo["x"] == np.percentile(both, 1.0) and pc.hi["x"] == np.percentile(both, 99.0)
     assert -1.0 < pc.lo["x"] < 0 and 0 < pc.hi["x"] < 1.0
+
+
+# --- values outside int64: an error or a saturated parameter, never a wrap ----
+
+def test_round_half_away_refuses_what_int64_cannot_hold():
+    import pytest
+
+    from ml_lib.arith import round_half_away
+
+    assert round_half_away([2.5, -2.5, 2.0**63 - 1024]).tolist() == [3, -3, 2**63 - 1024]
+    for bad in (2.0**63, -(2.0**63), 1e30, np.inf, -np.inf, np.nan):
+        with pytest.raises(ValueError, match="int64"):
+            round_half_away(bad)
+        with pytest.raises(ValueError, match="int64"):
+            round_half_away([0.0, bad])
+
+
+def _linear_graph(w, b, act=None):
+    nodes = [FNode("fc", "linear", ["x"], {"w": np.asarray(w, float), "b": np.asarray(b, float)}, "fc")]
+    out = "fc"
+    if act is not None:
+        nodes.append(FNode("act", "clamp", ["fc"], {"lo": act[0], "hi": act[1]}, "act"))
+        out = "act"
+    g = FloatGraph("x", (2,), nodes, [out], ["y"])
+    infer_shapes(g, np.zeros((2, 2)))
+    return g
+
+
+def test_bias_beyond_int64_is_an_accumulator_error():
+    """The reviewer's case: one output channel with weights 1e-20 and bias 1.0.
+    The scaled bias (~1e22 accumulator units) used to wrap to -2^63, pass the
+    bound check as np.abs(-2^63) < 0 and export bias 0 (output 0.0, not 1.0).
+    It is now the accumulator error the CLI reports with exit status 2."""
+    import pytest
+
+    from ml_lib.errors import UserError
+
+    g = _linear_graph([[1e-20, 1e-20]], [1.0])
+    cal = Calibration(lo={"x": -1.0, "fc": 0.0}, hi={"x": 1.0, "fc": 1.0})
+    with pytest.raises(UserError, match="accumulator could overflow") as e:
+        build(g, cal, np.array([2.0**-14, 2.0**-14]), bits=8)
+    assert UserError.exit_code == 2 and "channel 0" in str(e.value)
+    # just inside the bound the bias is exact: no error, bias = round(bias_s) - zx * sum(w)
+    s_x, s_w = 2.0 / 255, 1.0 / 127
+    g = _linear_graph([[1.0, 0.0]], [(2**31 - 1 - 2 * 127 * 128) * s_x * s_w])
+    q = build(g, Calibration(lo={"x": -1.0, "fc": 0.0}, hi={"x": 1.0, "fc": 1.0}),
+              np.array([1.0, 1.0]), bits=8)
+    assert abs(int(q.graph.ops[1].arrays["bias"][0])) < 2**31
+
+
+def test_huge_clamp_bound_passes_values_through():
+    """ONNX export writes +-3.0e38 for an open clamp side; clamp(lo=-10, hi=3e38)
+    used to round hi to -2^63 and give lo = hi = -128 (every output -128)."""
+    from ml_lib.ir import DTYPE_RANGE
+    from ml_lib.reference import run
+
+    for bits in (8, 16):
+        # fused into the FC: y = clamp(x0, -10, 3e38) = x0
+        g = _linear_graph([[1.0, 0.0]], [0.0], act=(-10.0, 3.0e38))
+        cal = Calibration(lo={"x": -1.0, "fc": -1.0, "act": -1.0},
+                          hi={"x": 1.0, "fc": 1.0, "act": 1.0})
+        q = build(g, cal, np.array([2.0**-14, 2.0**-14]), bits=bits)
+        fc = q.graph.ops[1]
+        assert fc.kind == "fc"
+        assert (fc.params["lo"], fc.params["hi"]) == DTYPE_RANGE["s8" if bits == 8 else "s16"]
+        # a standalone clamp with the other side open the same way
+        g = FloatGraph("x", (2,), [FNode("c", "clamp", ["x"], {"lo": -3.0e38, "hi": 10.0}, "c")],
+                       ["c"], ["y"])
+        infer_shapes(g, np.zeros((2, 2)))
+        q = build(g, Calibration(lo={"x": -1.0, "c": -1.0}, hi={"x": 1.0, "c": 1.0}),
+                  np.array([2.0**-14, 2.0**-14]), bits=bits)
+        cl = [o for o in q.graph.ops if o.kind == "clamp"][0]
+        assert (cl.params["lo"], cl.params["hi"]) == DTYPE_RANGE["s8" if bits == 8 else "s16"]
+        x = np.array([[-0.75, 0.5], [0.25, -1.0], [0.9, 0.0]])
+        y = run(q.graph, to_raw(x, np.array([2.0**-14, 2.0**-14]))) / 2.0**q.graph.outputs[0].frac_bits
+        assert np.allclose(y, x, atol=2.0 / 255)
+
+
+def test_huge_input_offset_saturates_with_its_sign():
+    """An input normalisation whose offset is beyond 2^63 raw units saturates at
+    +-(2^62 - 1024) (<= OFF_MAX) with the right sign instead of wrapping."""
+    for bias, sign in ((-1e30, 1), (1e30, -1)):
+        g = FloatGraph("x", (2,), [FNode("fc", "linear", ["x"], {"w": np.array([[1.0, 1.0]]),
+                                                                  "b": np.array([0.0])}, "fc")],
+                       ["fc"], ["y"], in_scale=np.array([1.0, 1.0]), in_bias=np.array([bias, 0.0]))
+        infer_shapes(g, np.zeros((2, 2)))
+        cal = Calibration(lo={"x": -1.0, "fc": -2.0}, hi={"x": 1.0, "fc": 2.0})
+        q = build(g, cal, np.array([1.0, 1.0]), bits=8)
+        off = q.graph.ops[0].arrays["off"]
+        assert off.tolist() == [sign * (2**62 - 1024), 0]

@@ -17,8 +17,17 @@ T_MIN, T_MAX = 1, 62
 
 
 def round_half_away(x):
-    """Round to nearest, ties away from zero (export time only)."""
+    """Round to nearest, ties away from zero (export time only).
+
+    Raises ValueError for NaN, infinities and |x| >= 2^63, which have no
+    int64 value (a plain ``astype(np.int64)`` would wrap them to -2^63):
+    callers clip to the range they need, in float, before rounding.
+    """
     x = np.asarray(x, dtype=np.float64)
+    bad = ~np.isfinite(x) | (np.abs(x) >= 2.0**63)
+    if np.any(bad):
+        v = x[bad].flat[0] if x.ndim else x
+        raise ValueError(f"cannot round {float(v)!r} to an int64 (not finite or |x| >= 2^63)")
     return (np.sign(x) * np.floor(np.abs(x) + 0.5)).astype(np.int64)
 
 

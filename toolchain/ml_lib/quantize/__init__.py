@@ -113,6 +113,27 @@ def _name(s: str) -> str:
     return s[:NAME_LEN - 1]
 
 
+def _round_clipped(x, lo: int, hi: int):
+    """round_half_away(x) clipped to [lo - 1, hi + 1], for any float x but NaN.
+
+    Values inside [lo, hi] round exactly as round_half_away does; the rest are
+    clipped in float first, so they never reach int64 rounding out of range.
+    """
+    return round_half_away(np.clip(np.asarray(x, np.float64), lo - 1.0, hi + 1.0))
+
+
+#: largest |input offset| the quantizer writes: float64-exact and <= OFF_MAX = 2^62 - 1
+_OFF_LIM = 2.0**62 - 1024
+
+
+def _round_offset(x):
+    """Round input offsets (raw units), saturating at +-_OFF_LIM instead of wrapping."""
+    x = np.asarray(x, np.float64)
+    if np.any(np.isnan(x)):
+        raise UserError("the input normalisation gives a NaN offset")
+    return round_half_away(np.clip(x, -_OFF_LIM, _OFF_LIM))
+
+
 def _mult(r: float, where: str) -> tuple[int, int]:
     try:
         return quantize_multiplier(r)
@@ -144,11 +165,18 @@ class _Builder:
 
     def clamp_bounds(self, q: QParams, lo_f: float | None, hi_f: float | None) -> tuple[int, int]:
         qmin, qmax = DTYPE_RANGE[q.dtype]
-        lo = qmin if lo_f is None or lo_f == -np.inf else \
-            int(np.clip(q.zero_point + round_half_away(lo_f / q.scale), qmin, qmax))
-        hi = qmax if hi_f is None or hi_f == np.inf else \
-            int(np.clip(q.zero_point + round_half_away(hi_f / q.scale), qmin, qmax))
-        return lo, hi
+
+        def bound(v: float | None, default: int) -> int:
+            if v is None:
+                return default
+            if math.isnan(v):
+                raise UserError("a clamp bound is NaN")
+            # Clip in float before rounding: a huge finite bound (ONNX export
+            # writes +-3.0e38 for an open side) must saturate, not wrap.
+            return int(np.clip(q.zero_point + _round_clipped(v / q.scale, qmin - q.zero_point,
+                                                              qmax - q.zero_point), qmin, qmax))
+
+        return bound(lo_f, qmin), bound(hi_f, qmax)
 
 
 def _act_bounds(n: FNode | None) -> tuple[float | None, float | None]:
@@ -186,7 +214,7 @@ def build(g: FloatGraph, cal: Calibration, raw_scale: np.ndarray, bits: int = 8,
         if unit == 0:  # the model ignores this feature
             off, pre, m, t = 0, 0, 0, 1
         else:
-            off = int(np.clip(round_half_away(-c[i] / unit), -OFF_MAX, OFF_MAX))
+            off = int(np.clip(_round_offset(-c[i] / unit), -OFF_MAX, OFF_MAX))
             # raw units from one end of y's range to the other: d must stay below 2^31
             span = (qmax - qmin + 1) * qin.scale / unit
             pre = min(63, max(0, math.ceil(math.log2(span / 2**30)))) if span > 2**30 else 0
@@ -231,7 +259,21 @@ def build(g: FloatGraph, cal: Calibration, raw_scale: np.ndarray, bits: int = 8,
             s_w = np.where(wmax > 0, wmax / 127.0, 1.0)
             wq = round_half_away(w / s_w.reshape((-1,) + (1,) * (w.ndim - 1)))
             wsum = wq.reshape(w.shape[0], -1).sum(axis=1)
-            bias = round_half_away(bias_f / (qx.scale * s_w)) - qx.zero_point * wsum
+            with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+                bias_s = bias_f / (qx.scale * s_w)
+            # |round(bias_s)| <= |bias| + |zx| * sum|w| <= the accumulator bound
+            # (|zx| <= 128 = 2^(8-1); s16 has zx = 0), so a scaled bias that
+            # rounds beyond 2^31 - 1 overflows: say so before int64 rounding
+            # could wrap it (tiny weights make s_w tiny and bias_s huge).
+            big = ~np.isfinite(bias_s) | (np.abs(bias_s) >= S32_MAX + 0.5)
+            if np.any(big):
+                ch = int(np.flatnonzero(big)[0])
+                raise UserError(f"layer {src}: the int32 accumulator could overflow (output channel "
+                                f"{ch}: bias {float(bias_f[ch])!r} is {float(bias_s[ch]):.6g} in "
+                                "accumulator units > 2^31-1, the weights are tiny next to the "
+                                "bias); use --bits 8, smaller weights/bias or fewer inputs per "
+                                "output")
+            bias = round_half_away(bias_s) - qx.zero_point * wsum
             bound = acc_bound(wq, bias, 16 if qx.dtype == "s16" else 8)
             if np.any(bound > S32_MAX):
                 ch = int(np.argmax(bound))
@@ -288,8 +330,9 @@ def build(g: FloatGraph, cal: Calibration, raw_scale: np.ndarray, bits: int = 8,
             else:
                 xs = np.arange(513, dtype=np.float64) * 128 - 32768
             lo_t, hi_t = DTYPE_RANGE[qy.dtype]
-            table = np.clip(qy.zero_point + round_half_away(f(qx.scale * (xs - qx.zero_point))
-                                                            / qy.scale), lo_t, hi_t)
+            table = np.clip(qy.zero_point + _round_clipped(f(qx.scale * (xs - qx.zero_point))
+                                                           / qy.scale, lo_t - qy.zero_point,
+                                                           hi_t - qy.zero_point), lo_t, hi_t)
             ty = b.tensor(n.kind, tx.shape, qy)
             b.op("lut", ins, ty, {"n": tx.len}, {"table": table.astype(np.int16)}, src)
         elif n.kind == "softmax":
@@ -435,6 +478,6 @@ def quantize(g: FloatGraph, calib: np.ndarray, bits: int = 8, percentile: float 
     # calibrate on exactly what the kernel will see: the raw fixed-point inputs
     xq = (to_raw(calib, rs) * rs).reshape(calib.shape)
     normalize_input(g, xq)
-    snap_input_offset(g, rs, round_half_away)
+    snap_input_offset(g, rs, _round_offset)
     cal = calibrate(g, xq, percentile, progress=progress)
     return build(g, cal, rs, bits, frac_bits, argmax, name, feature_names)
