@@ -218,9 +218,14 @@ def test_bad_name(lib, blob, name):
     expect(lib, blob, "EINVAL")
 
 
-@pytest.mark.parametrize("patch", ["shift", "mult", "lo_hi", "zero_point", "mode", "weight"])
+@pytest.mark.parametrize("patch", ["shift", "mult", "lo_hi", "zero_point", "mode", "weight",
+                                   "input_off_min", "input_off_max"])
 def test_param_out_of_range(lib, blob, patch):
-    if patch == "shift":
+    if patch.startswith("input_off"):
+        # INPUT off[0] = -2^63 (np.abs(-2^63) wrapped and let it through) or 2^62
+        v = -(2**63) if patch == "input_off_min" else 2**62
+        struct.pack_into("<q", blob, data_off(blob) + d_of(blob, 0, 0), v)
+    elif patch == "shift":
         set_p(blob, 2, 4, 63)
     elif patch == "mult":
         set_p(blob, 2, 3, -1)
@@ -282,6 +287,59 @@ def test_conv_dimension_beyond_u16(lib, field, delta):
     set_p(b, 1, CONV_P[field], struct.unpack_from("<i", b, op_at(b, 1) + 8 + 4 * CONV_P[field])[0]
           + delta)
     expect(lib, b, "EINVAL")
+
+
+def pool_graph(n: int, k: int, stride: int) -> Graph:
+    """INPUT(n) -> MAXPOOL1D(c 1, l_in n, k, stride) -> OUTPUT (copy): work
+    16 n + l_out (k + 8) + 8 l_out units (docs/arithmetic.md §5, "Limits")."""
+    l_out = (n - k) // stride + 1
+    tensors = [Tensor("x", "s8", (n,), zero_point=0), Tensor("y", "s8", (l_out,), zero_point=0)]
+    ops = [
+        Op("input", [], 0, {"in_off": 0, "n": n},
+           {"off": np.zeros(n, np.int64), "pre": np.zeros(n, np.uint8),
+            "mult": np.full(n, 1 << 30, np.int32), "shift": np.full(n, 31, np.uint8)}),
+        Op("maxpool1d", [0], 1, {"c": 1, "l_in": n, "l_out": l_out, "k": k, "stride": stride}),
+        Op("output", [1], None, {"out_off": 0, "n": l_out, "mode": 1, "mult": 0, "shift": 0}),
+    ]
+    g = Graph("pool", tensors, ops, [IOSpec("x", 0, (n,))], [IOSpec("y", 0, (l_out,))])
+    plan_arena(g)
+    return g
+
+
+def test_work_budget(lib):
+    """A graph whose work is just over the budget (2^24 units) is -E2BIG in
+    both validators, one exactly at it is accepted: the two count the same."""
+    from ml_lib.validate import WORK_BUDGET, graph_work
+
+    at, over = pool_graph(52350, 600, 2), pool_graph(55265, 273, 1)
+    assert graph_work(at) == WORK_BUDGET == 2**24 and graph_work(over) == WORK_BUDGET + 1
+    expect(lib, write_blob(at), None)
+    expect(lib, write_blob(over), "E2BIG")
+
+
+def test_work_budget_stops_a_huge_conv_before_its_weights(lib):
+    """The review's case: one CONV1D with c_in = c_out = 1, l_in = l_out = k
+    = 65535 and pad 32767 (4.3e9 MACs, ~2.8 s per inference) validated. Now
+    -E2BIG, decided before the weights are scanned."""
+    n, k = 65535, 65535
+    tensors = [Tensor("x", "s8", (n,), zero_point=0), Tensor("y", "s8", (n,), zero_point=0)]
+    ops = [
+        Op("input", [], 0, {"in_off": 0, "n": n},
+           {"off": np.zeros(n, np.int64), "pre": np.zeros(n, np.uint8),
+            "mult": np.full(n, 1 << 30, np.int32), "shift": np.full(n, 31, np.uint8)}),
+        Op("conv1d", [0], 1, {"c_in": 1, "l_in": n, "c_out": 1, "l_out": n, "k": k, "stride": 1,
+                              "pad": 32767, "dil": 1, "lo": -128, "hi": 127},
+           {"w": np.zeros(k, np.int8), "bias": np.zeros(1, np.int32),
+            "mult": np.full(1, 1 << 30, np.int32), "shift": np.full(1, 31, np.uint8)}),
+        Op("output", [1], None, {"out_off": 0, "n": n, "mode": 1, "mult": 0, "shift": 0}),
+    ]
+    g = Graph("bigconv", tensors, ops, [IOSpec("x", 0, (n,))], [IOSpec("y", 0, (n,))])
+    plan_arena(g)
+    b = bytearray(write_blob(g))
+    expect(lib, b, "E2BIG")
+    # a weight of -128 (EDOM if scanned) does not change that: the budget comes first
+    b[data_off(b) + d_of(b, 1, 0)] = 0x80
+    expect(lib, b, "E2BIG")
 
 
 # --- boundaries: accepted at the limit, rejected one past it ----------------

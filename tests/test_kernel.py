@@ -133,3 +133,5 @@ def test_committed_kunit_vectors_match_the_reference():
         assert g.name == n
         assert np.array_equal(reference.run(g, raw), want), \
             f"{n}: stale KUnit vectors, run `make kernel-vectors`"
+    # and the file is exactly what the generator writes today (blobs included)
+    assert text == gen_vectors.render(), "stale KUnit vectors, run `make kernel-vectors`"

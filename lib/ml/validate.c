@@ -11,7 +11,8 @@
  *   -EDOM        a parameter, weight, zero point or table value out of range
  *   -EOVERFLOW   an FC/CONV1D accumulator that could leave s32
  *   -EOPNOTSUPP  an unknown op code
- *   -E2BIG       counts or arena outside 1..limit
+ *   -E2BIG       counts or arena outside 1..limit; more work than
+ *                ML_LIB_WORK_BUDGET
  *
  * The graph may come from anywhere (a fuzzer included), so every size is
  * computed in u64 from values that are first bounded, and nothing is
@@ -31,10 +32,25 @@
 #define ML_LIB_SOFTMAX_ONE	32768	/* 2^15 */
 #define ML_LIB_SOFTMAX_TABLE_MAX	1024
 
+/*
+ * The work one inference may do (docs/arithmetic.md §5, "Limits"), in
+ * units of about one FC multiply-accumulate: 2^24 units are about 5 to
+ * 11 ms of one core (0.28 to 0.65 ns a unit, measured), and ml_lib_run()
+ * is not preemptible. Per op (ml_lib_op_work()): FC n_out (n_in + 8);
+ * CONV1D c_out l_out (c_in k + 8); MAXPOOL1D/AVGPOOL1D c l_out (k + 8);
+ * INPUT and SOFTMAX 16 per element; ARGMAX outer (n + 8); CONCAT
+ * 8 outer (a_inner + b_inner); OUTPUT and the element-wise ops 8 n.
+ * toolchain/ml_lib/validate.py (op_work(), WORK_BUDGET) is the twin.
+ */
+#define ML_LIB_WORK_BUDGET	0x1000000ULL	/* 2^24 */
+#define ML_LIB_WORK_OUT		8	/* per element written */
+#define ML_LIB_WORK_HEAVY	16	/* per INPUT or SOFTMAX element */
+
 /* The tensors one op touches, resolved after the index checks. */
 struct ml_lib_vctx {
 	const struct ml_lib_graph *g;
 	const struct ml_lib_tensor *x, *b, *y;
+	u64 *work;	/* the work of the ops so far, <= ML_LIB_WORK_BUDGET */
 };
 
 static bool ml_lib_bad_dtype(u8 dtype)
@@ -78,6 +94,55 @@ static int ml_lib_check_lo_hi(const struct ml_lib_tensor *y, s32 lo, s32 hi)
 static int ml_lib_check_dim(u32 v, u32 lo)
 {
 	return v < lo || v > ML_LIB_MAX_DIM ? -EINVAL : 0;
+}
+
+/*
+ * The work units of @op (see ML_LIB_WORK_BUDGET). Called only once the
+ * op's dimensions are known to be at most ML_LIB_MAX_DIM = 2^16 - 1, so
+ * the largest product, CONV1D's (2^16 - 1)^2 ((2^16 - 1)^2 + 8), is below
+ * 2^64.
+ */
+static u64 ml_lib_op_work(const struct ml_lib_op *op)
+{
+	const u64 e = ML_LIB_WORK_OUT;
+
+	switch (op->code) {
+	case ML_OP_INPUT:
+		return ML_LIB_WORK_HEAVY * (u64)op->u.input.n;
+	case ML_OP_FC:
+		return (u64)op->u.fc.n_out * (op->u.fc.n_in + e);
+	case ML_OP_CONV1D:
+		return (u64)op->u.conv.c_out * op->u.conv.l_out *
+		       ((u64)op->u.conv.c_in * op->u.conv.k + e);
+	case ML_OP_MAXPOOL1D:
+	case ML_OP_AVGPOOL1D:
+		return (u64)op->u.pool.c * op->u.pool.l_out * (op->u.pool.k + e);
+	case ML_OP_SOFTMAX:
+		return ML_LIB_WORK_HEAVY * (u64)op->u.softmax.outer * op->u.softmax.n;
+	case ML_OP_ARGMAX:
+		return (u64)op->u.softmax.outer * (op->u.softmax.n + e);
+	case ML_OP_CONCAT:
+		return e * op->u.concat.outer * ((u64)op->u.concat.a_inner + op->u.concat.b_inner);
+	case ML_OP_OUTPUT:
+		return e * op->u.output.n;
+	default:	/* CLAMP, LEAKY_RELU, LUT, ADD, RESCALE, RESHAPE */
+		return e * op->u.elt.n;
+	}
+}
+
+/*
+ * Add @op's work to the graph's, right after the op's dimensions are
+ * checked and before any of its arrays is scanned, so validation time is
+ * bounded by the budget too: -E2BIG once the sum would pass it.
+ */
+static int ml_lib_charge(const struct ml_lib_vctx *v, const struct ml_lib_op *op)
+{
+	u64 cost = ml_lib_op_work(op);
+
+	if (cost > ML_LIB_WORK_BUDGET - *v->work)
+		return -E2BIG;
+	*v->work += cost;
+	return 0;
 }
 
 static u64 ml_lib_tensor_end(const struct ml_lib_tensor *t)
@@ -190,6 +255,8 @@ static int ml_lib_check_input(const struct ml_lib_vctx *v, const struct ml_lib_o
 
 	if (ml_lib_check_dim(p->n, 1))
 		return -EINVAL;
+	if (ml_lib_charge(v, op))
+		return -E2BIG;
 	if ((u64)p->in_off + p->n > v->g->n_in)
 		return -ERANGE;
 	if (!ml_lib_is_act(v->y) || v->y->len != p->n)
@@ -229,6 +296,8 @@ static int ml_lib_check_fc(const struct ml_lib_vctx *v, const struct ml_lib_op *
 
 	if (ml_lib_check_dim(p->n_in, 1) || ml_lib_check_dim(p->n_out, 1))
 		return -EINVAL;
+	if (ml_lib_charge(v, op))
+		return -E2BIG;
 	return ml_lib_check_mac(v, p->n_in, p->n_out, p->lo, p->hi, p->w, p->bias,
 				p->mult, p->shift, p->n_out, p->n_in, true);
 }
@@ -248,6 +317,8 @@ static int ml_lib_check_conv1d(const struct ml_lib_vctx *v, const struct ml_lib_
 	span = (s64)p->l_in + 2 * (s64)p->pad - (s64)p->dil * (p->k - 1) - 1;
 	if (span < 0 || (u64)span / p->stride + 1 != p->l_out)
 		return -EINVAL;
+	if (ml_lib_charge(v, op))
+		return -E2BIG;
 	return ml_lib_check_mac(v, (u64)p->c_in * p->l_in, (u64)p->c_out * p->l_out,
 				p->lo, p->hi, p->w, p->bias, p->mult, p->shift,
 				p->c_out, (u32)p->c_in * p->k, false);
@@ -264,6 +335,8 @@ static int ml_lib_check_pool1d(const struct ml_lib_vctx *v, const struct ml_lib_
 			return -EINVAL;
 	if (p->k > p->l_in || (p->l_in - p->k) / p->stride + 1 != p->l_out)
 		return -EINVAL;
+	if (ml_lib_charge(v, op))
+		return -E2BIG;
 	if (!ml_lib_is_act(v->x) || v->x->len != (u64)p->c * p->l_in ||
 	    v->y->len != (u64)p->c * p->l_out)
 		return -EINVAL;
@@ -284,6 +357,8 @@ static int ml_lib_check_eltwise(const struct ml_lib_vctx *v, const struct ml_lib
 
 	if (ml_lib_check_dim(p->n, 1))
 		return -EINVAL;
+	if (ml_lib_charge(v, op))
+		return -E2BIG;
 	if (op->code == ML_OP_RESHAPE || op->code == ML_OP_CLAMP) {
 		if (!ml_lib_same_q(v->x, v->y) || v->x->len != p->n || v->y->len != p->n)
 			return -EINVAL;
@@ -328,6 +403,8 @@ static int ml_lib_check_concat(const struct ml_lib_vctx *v, const struct ml_lib_
 	if (ml_lib_check_dim(p->outer, 1) || ml_lib_check_dim(p->a_inner, 1) ||
 	    ml_lib_check_dim(p->b_inner, 1))
 		return -EINVAL;
+	if (ml_lib_charge(v, op))
+		return -E2BIG;
 	if (!ml_lib_same_q(v->x, v->y) || !ml_lib_same_q(v->b, v->y))
 		return -EINVAL;
 	if (v->x->len != (u64)p->outer * p->a_inner || v->b->len != (u64)p->outer * p->b_inner ||
@@ -344,6 +421,8 @@ static int ml_lib_check_softmax(const struct ml_lib_vctx *v, const struct ml_lib
 
 	if (ml_lib_check_dim(p->outer, 1) || ml_lib_check_dim(p->n, 1))
 		return -EINVAL;
+	if (ml_lib_charge(v, op))
+		return -E2BIG;
 	if (!ml_lib_is_act(v->x) || v->x->len != (u64)p->outer * p->n)
 		return -EINVAL;
 	if (op->code == ML_OP_ARGMAX)
@@ -370,6 +449,8 @@ static int ml_lib_check_output(const struct ml_lib_vctx *v, const struct ml_lib_
 
 	if (ml_lib_check_dim(p->n, 1))
 		return -EINVAL;
+	if (ml_lib_charge(v, op))
+		return -E2BIG;
 	if ((u64)p->out_off + p->n > v->g->n_out)
 		return -ERANGE;
 	if (v->x->len != p->n)
@@ -510,19 +591,22 @@ static bool ml_lib_covers(const struct ml_lib_graph *g, u16 code, u32 total)
  * dtypes, parameter ranges, accumulator bounds, that every tensor an op
  * reads was written by an earlier op (and not clobbered since), that no
  * op overwrites its own input except the element-wise ops allowed to run
- * in place, and that INPUT and OUTPUT ops cover the caller's vectors.
+ * in place, that INPUT and OUTPUT ops cover the caller's vectors, and
+ * that the graph's work stays within ML_LIB_WORK_BUDGET (about 10 ms).
  * ml_lib_run() relies on all of it.
  *
  * Context: Any context; does not sleep or allocate. Uses about 450 bytes
  * of stack and time linear in the size of the graph's tables (quadratic
- * only in the number of ops and tensors, both at most 1024).
+ * only in the number of ops and tensors, both at most 1024); the arrays
+ * it scans are bounded by the work budget, which is checked first.
  * Return: 0 if @g may be run, otherwise a negative errno: -EINVAL,
  * -ERANGE, -EDOM, -EOVERFLOW, -EOPNOTSUPP or -E2BIG (docs/blob-format.md).
  */
 int ml_lib_graph_validate(const struct ml_lib_graph *g)
 {
 	u64 written[ML_LIB_MAX_TENSORS / 64] = { 0 };
-	struct ml_lib_vctx v = { .g = g };
+	u64 work = 0;
+	struct ml_lib_vctx v = { .g = g, .work = &work };
 	u32 i;
 	int ret;
 

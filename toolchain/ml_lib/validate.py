@@ -18,6 +18,14 @@ from .ir import (DTYPE_RANGE, DTYPE_SIZE, IN_PLACE_OPS, MAX_ARENA, MAX_DIM, MAX_
 S32_MAX = 2**31 - 1
 OFF_MAX = 2**62 - 1
 
+#: Work budget of one inference (docs/arithmetic.md §5, "Limits"), in units
+#: of about one FC multiply-accumulate; ML_LIB_WORK_BUDGET in lib/ml/validate.c.
+WORK_BUDGET = 1 << 24
+#: work units per element an op writes (requantize, clamp, store), on top of its MACs or taps
+WORK_PER_OUT = 8
+#: work units per element of INPUT (raw saturation, pre-shift, requantize) and SOFTMAX (three passes, a division)
+WORK_PER_HEAVY = 16
+
 
 class GraphError(ValueError):
     """A graph or blob the engine must not run.
@@ -43,10 +51,46 @@ def acc_bound(w: np.ndarray, bias: np.ndarray, x_bits: int) -> np.ndarray:
     """Per output channel: |bias| + sum |w| * 2^(bits-1), the FC/CONV1D accumulator bound.
 
     ``w`` is shaped [n_out, ...]; the result is exact (Python ints via int64,
-    which cannot overflow for n_in <= 65535 * 65535 weights of |w| <= 127).
+    which cannot overflow for n_in <= 65535 * 65535 weights of |w| <= 127)
+    for |bias| <= 2^62.
     """
     w = np.asarray(w, dtype=np.int64).reshape(len(bias), -1)
-    return np.abs(np.asarray(bias, dtype=np.int64)) + np.abs(w).sum(axis=1) * (1 << (x_bits - 1))
+    # np.abs(-2^63) wraps: |bias| beyond 2^62 counts as 2^62, still far above the bound
+    bias = np.clip(np.asarray(bias, dtype=np.int64), -(2**62), 2**62)
+    return np.abs(bias) + np.abs(w).sum(axis=1) * (1 << (x_bits - 1))
+
+
+def op_work(kind: str, p: dict) -> int:
+    """The work units of one op (docs/arithmetic.md §5, "Limits"), from its
+    dimensions; the C twin is ml_lib_op_work() in lib/ml/validate.c.
+
+    FC n_out·(n_in + 8); CONV1D c_out·l_out·(c_in·k + 8); MAXPOOL1D and
+    AVGPOOL1D c·l_out·(k + 8); INPUT and SOFTMAX 16 per element; ARGMAX
+    outer·(n + 8); CONCAT 8·outer·(a_inner + b_inner); OUTPUT and the
+    element-wise ops (CLAMP, LEAKY_RELU, LUT, ADD, RESCALE, RESHAPE) 8·n.
+    """
+    E = WORK_PER_OUT
+    p = {k: int(v) for k, v in p.items()}
+    if kind == "fc":
+        return p["n_out"] * (p["n_in"] + E)
+    if kind == "conv1d":
+        return p["c_out"] * p["l_out"] * (p["c_in"] * p["k"] + E)
+    if kind in ("maxpool1d", "avgpool1d"):
+        return p["c"] * p["l_out"] * (p["k"] + E)
+    if kind == "input":
+        return WORK_PER_HEAVY * p["n"]
+    if kind == "softmax":
+        return WORK_PER_HEAVY * p["outer"] * p["n"]
+    if kind == "argmax":
+        return p["outer"] * (p["n"] + E)
+    if kind == "concat":
+        return E * p["outer"] * (p["a_inner"] + p["b_inner"])
+    return E * p["n"]
+
+
+def graph_work(graph: Graph) -> int:
+    """The sum of :func:`op_work` over the graph (what the budget bounds)."""
+    return sum(op_work(op.kind, op.params) for op in graph.ops)
 
 
 def validate(graph: Graph) -> None:
@@ -89,6 +133,7 @@ def validate(graph: Graph) -> None:
         return spans[a][0] < spans[b][1] and spans[b][0] < spans[a][1]
 
     valid: set[int] = set()  # tensors whose arena bytes currently hold their value
+    work = 0  # op_work() of the ops so far
     in_cover = np.zeros(n_in, dtype=bool)
     out_cover = np.zeros(n_out, dtype=bool)
     for oi, op in enumerate(g.ops):
@@ -118,7 +163,7 @@ def validate(graph: Graph) -> None:
             if np.asarray(op.arrays[a.name]).size != want:
                 _fail("EINVAL", oi, op, f"array '{a.name}' has {np.asarray(op.arrays[a.name]).size} "
                                         f"elements, want {want}")
-        _check_op(g, oi, op, in_cover, out_cover)
+        work = _check_op(g, oi, op, in_cover, out_cover, work)
         if op.output is not None:
             valid = {t for t in valid if not overlap(t, op.output)}
             valid.add(op.output)
@@ -130,7 +175,8 @@ def validate(graph: Graph) -> None:
                                    "no OUTPUT op")
 
 
-def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover) -> None:
+def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover, work: int) -> int:
+    """Check one op; returns ``work`` plus the op's work units."""
     p = op.params
     T = g.tensors
     x = T[op.inputs[0]] if op.inputs else None
@@ -148,6 +194,15 @@ def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover) -> None:
         for k in names:
             if not lo <= p[k] <= MAX_DIM:
                 fail("EINVAL", f"{k}={p[k]} outside {lo}..{MAX_DIM}")
+
+    def charge():
+        """Add the op's work once its dimensions are known good, before any
+        array is scanned (the C validator's order): -E2BIG above the budget."""
+        nonlocal work
+        work += op_work(op.kind, p)
+        if work > WORK_BUDGET:
+            fail("E2BIG", f"the graph's work reaches {work} units here, above the budget of "
+                          f"{WORK_BUDGET} (docs/arithmetic.md §5)")
 
     def dtypes(t, allowed, what):
         if t.dtype not in allowed:
@@ -179,6 +234,7 @@ def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover) -> None:
     def elementwise_n():
         """x -> y over n elements, s8 or s16 each (the C validator's order)."""
         dims("n")
+        charge()
         dtypes(x, k8_16, "input")
         dtypes(y, k8_16, "output")
         length(x, p["n"], "input")
@@ -188,11 +244,13 @@ def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover) -> None:
     kind = op.kind
     if kind == "input":
         dims("n")
+        charge()
         if not 0 <= p["in_off"] or p["in_off"] + p["n"] > g.n_in:
             fail("ERANGE", f"features [{p['in_off']}, {p['in_off'] + p['n']}) outside the {g.n_in} inputs")
         dtypes(y, k8_16, "output")
         length(y, p["n"], "output")
-        if np.abs(A["off"].astype(np.int64)).max() > OFF_MAX:
+        off = A["off"].astype(np.int64)  # min/max: np.abs(-2^63) wraps to -2^63
+        if off.min() < -OFF_MAX or off.max() > OFF_MAX:
             fail("EDOM", "|off| above 2^62 - 1")
         if A["pre"].min() < 0 or A["pre"].max() > 63:
             fail("EDOM", "pre-shift outside 0..63")
@@ -201,6 +259,7 @@ def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover) -> None:
     elif kind in ("fc", "conv1d"):
         if kind == "fc":
             dims("n_in", "n_out")
+            charge()
             n_x, n_y = p["n_in"], p["n_out"]
         else:
             dims("c_in", "l_in", "c_out", "l_out", "k", "stride", "dil")
@@ -209,6 +268,7 @@ def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover) -> None:
             l_out = (p["l_in"] + 2 * p["pad"] - span) // p["stride"] + 1
             if p["l_in"] + 2 * p["pad"] < span or l_out != p["l_out"]:
                 fail("EINVAL", f"l_out={p['l_out']} but the geometry gives {l_out}")
+            charge()
             n_x, n_y = p["c_in"] * p["l_in"], p["c_out"] * p["l_out"]
         dtypes(x, k8_16, "input")
         dtypes(y, k8_16, "output")
@@ -231,6 +291,7 @@ def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover) -> None:
         if p["l_in"] < p["k"] or (p["l_in"] - p["k"]) // p["stride"] + 1 != p["l_out"]:
             fail("EINVAL", f"l_out={p['l_out']} does not match l_in={p['l_in']}, k={p['k']}, "
                            f"stride={p['stride']}")
+        charge()
         dtypes(x, k8_16, "input")
         length(x, p["c"] * p["l_in"], "input")
         length(y, p["c"] * p["l_out"], "output")
@@ -242,6 +303,7 @@ def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover) -> None:
             bounds(p["lo"], p["hi"], y)
     elif kind == "clamp":
         dims("n")
+        charge()
         dtypes(x, k8_16, "input")
         same_q(x, y, "input and output")
         length(x, p["n"], "input")
@@ -259,6 +321,7 @@ def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover) -> None:
             fail("EDOM", f"table values outside the output's {y.dtype} range")
     elif kind == "add":
         dims("n")
+        charge()
         dtypes(x, k8_16, "input a")
         dtypes(b, k8_16, "input b")
         dtypes(y, k8_16, "output")
@@ -272,6 +335,7 @@ def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover) -> None:
         bounds(p["lo"], p["hi"], y)
     elif kind == "concat":
         dims("outer", "a_inner", "b_inner")
+        charge()
         same_q(x, y, "inputs and output")
         same_q(b, y, "inputs and output")
         length(x, p["outer"] * p["a_inner"], "input a")
@@ -279,11 +343,13 @@ def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover) -> None:
         length(y, p["outer"] * (p["a_inner"] + p["b_inner"]), "output")
     elif kind == "reshape":
         dims("n")
+        charge()
         same_q(x, y, "input and output")
         length(x, p["n"], "input")
         length(y, p["n"], "output")
     elif kind == "softmax":
         dims("outer", "n")
+        charge()
         dtypes(x, k8_16, "input")
         dtypes(y, k8_16, "output")
         length(x, p["outer"] * p["n"], "input")
@@ -299,12 +365,14 @@ def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover) -> None:
             fail("EDOM", "softmax table entries outside [0, 2^15] or table[0] < 1")
     elif kind == "argmax":
         dims("outer", "n")
+        charge()
         dtypes(x, k8_16, "input")
         dtypes(y, ("s32",), "output")
         length(x, p["outer"] * p["n"], "input")
         length(y, p["outer"], "output")
     elif kind == "output":
         dims("n")
+        charge()
         if not 0 <= p["out_off"] or p["out_off"] + p["n"] > g.n_out:
             fail("ERANGE", f"outputs [{p['out_off']}, {p['out_off'] + p['n']}) outside the "
                            f"{g.n_out} outputs")
@@ -314,3 +382,4 @@ def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover) -> None:
         elif p["mode"] != OUTPUT_COPY:
             fail("EDOM", f"mode {p['mode']} (0 dequantize, 1 copy)")
         out_cover[p["out_off"]:p["out_off"] + p["n"]] = True
+    return work
