@@ -186,6 +186,7 @@ int ml_lib_blob_parse(const void *blob, size_t len, struct ml_lib_graph **out);
 void ml_lib_graph_free(struct ml_lib_graph *g);
 
 #ifdef __KERNEL__
+struct dentry;
 struct ml_lib_proxy;
 
 /* Where an answer from ml_lib_infer() came from (see ml_lib_result). */
@@ -205,6 +206,7 @@ enum ml_lib_source {
  * @ref: private, lookup references
  * @scratch: private, per-CPU arenas, one per context level
  * @blob_graph: private, set when the graph was parsed from a blob
+ * @debugfs: private, the model's debugfs directory
  *
  * A module that owns a model fills @name and @graph (usually from the
  * code mlexport generated) and calls ml_lib_model_register().
@@ -217,6 +219,7 @@ struct ml_lib_model {
 	struct kref ref;
 	void __percpu *scratch;
 	struct ml_lib_graph *blob_graph;
+	struct dentry *debugfs;
 };
 
 int ml_lib_model_register(struct ml_lib_model *m);
@@ -228,7 +231,8 @@ int ml_lib_model_unload(const char *name);
 /*
  * ml_lib_infer() returns the &enum ml_lib_source of the answer (>= 0) or a
  * negative errno. For an in-kernel model it never sleeps and is safe in any
- * context; for a proxy model it may sleep (bounded by the model's timeout).
+ * context, NMI included; for a proxy model it may sleep (bounded by the
+ * model's timeout), so it needs process context.
  */
 int ml_lib_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
 		 s32 *out, u32 n_out);
@@ -250,12 +254,15 @@ enum ml_lib_mode {
  * @timeout_us: longest wait for the daemon, in microseconds (> 0)
  * @mode: an &enum ml_lib_mode
  * @collab_percent: share of requests sent to the daemon in COLLABORATION
- * @fallback: an in-kernel model (graph run by the engine) with the same
- *            @n_in and @n_out that answers when the daemon cannot; or NULL
+ * @fallback: a registered in-kernel model (graph run by the engine) with
+ *            the same @n_in and @n_out that answers when the daemon cannot;
+ *            or NULL. The proxy holds a reference to it until detached
  * @fallback_out: the caller's default answer (@n_out values) used when
  *                @fallback is NULL; with both NULL, failures return an errno
  * @dataset_records: capacity of the dataset ring (0: no dataset)
- * @dataset_features: features per dataset record
+ * @dataset_features: features per dataset record; the ring
+ *                    (@dataset_records * @dataset_features * 8 bytes) is at
+ *                    most 64 MiB
  */
 struct ml_lib_proxy_config {
 	u32 n_in, n_out;

@@ -522,6 +522,9 @@ static void ml_lib_test_blob(struct kunit *test)
 	KUNIT_ASSERT_FALSE(test, IS_ERR(m));
 	KUNIT_EXPECT_EQ(test, ml_lib_infer(m, raw, 2, &out, 1), ML_LIB_SRC_ENGINE);
 	KUNIT_EXPECT_EQ(test, out, 7);
+	/* unload refuses while the load's reference is held */
+	KUNIT_EXPECT_EQ(test, ml_lib_model_unload("kunit_blob"), -EBUSY);
+	ml_lib_model_put(m);
 	KUNIT_EXPECT_EQ(test, ml_lib_model_unload("kunit_blob"), 0);
 }
 
@@ -551,6 +554,7 @@ static void ml_lib_test_vectors(struct kunit *test)
 			KUNIT_EXPECT_EQ_MSG(test, out[i], v->expect[r * v->n_out + i],
 					    "row %u out[%u]", r, i);
 	}
+	ml_lib_model_put(m);
 	KUNIT_EXPECT_EQ(test, ml_lib_model_unload(v->name), 0);
 }
 
@@ -653,6 +657,81 @@ static void ml_lib_test_api_register_errors(struct kunit *test)
 }
 
 /*
+ * The work budget (docs/arithmetic.md §5, "Limits": 2^24 units). INPUT (1
+ * feature) -> CONV1D (c_in = c_out = 1, l_in = 1, k taps, padding pad on
+ * each side, so l_out = 2 pad + 2 - k) -> OUTPUT (copy l_out) is
+ * 16 + l_out (k + 8) + 8 l_out units. k = 248, pad = 31898: l_out =
+ * 63550, exactly 2^24 = 16 + 63550 * 264: accepted and run. One more pad
+ * (l_out 63552) is 528 units over: -E2BIG. So is the review's CONV1D
+ * (k = 65535, pad = 65534, l_out = 65535: 4.3e9 MACs, seconds per
+ * inference), before its weights are read.
+ */
+#define WB_K_MAX	65535
+static const s8 wb_w[WB_K_MAX];
+static const s32 wb_bias[1], wb_mult[1] = { 1 << 30 };
+static const u8 wb_shift[1] = { 30 };
+
+static int wb_validate(struct ml_lib_graph *g, struct ml_lib_tensor *t, struct ml_lib_op *ops,
+		       u16 k, u16 pad, const s8 *w)
+{
+	u32 l_out = 2 * (u32)pad + 2 - k;
+
+	t[0] = (struct ml_lib_tensor)TENSOR(0, 1, 0, S8);
+	t[1] = (struct ml_lib_tensor)TENSOR(8, l_out, 0, S8);
+	ops[0] = (struct ml_lib_op)IDENT_INPUT(0, 1, 0);
+	ops[1] = (struct ml_lib_op){
+		.code = ML_OP_CONV1D, .in = { 0, NT }, .out = 1,
+		.u.conv = { .c_in = 1, .l_in = 1, .c_out = 1, .l_out = l_out, .k = k,
+			    .stride = 1, .pad = pad, .dil = 1, .lo = -128, .hi = 127,
+			    .w = w, .bias = wb_bias, .mult = wb_mult, .shift = wb_shift },
+	};
+	ops[2] = (struct ml_lib_op)COPY_OUTPUT(0, l_out, 1);
+	*g = (struct ml_lib_graph){
+		.name = "kunit_work", .n_tensors = 2, .n_ops = 3, .n_in = 1, .n_out = l_out,
+		.arena_bytes = 8 + ALIGN(l_out, 8), .tensors = t, .ops = ops,
+	};
+	return ml_lib_graph_validate(g);
+}
+
+static void ml_lib_test_work_budget(struct kunit *test)
+{
+	struct ml_lib_tensor t[2];
+	struct ml_lib_op ops[3];
+	struct ml_lib_graph g;
+	struct ml_lib_model m = { .name = "kunit_work", .graph = &g };
+	static const s64 raw[1] = { 5 };
+	s8 *bad_w;
+	s32 *out;
+	void *arena;
+	u32 i;
+
+	/* exactly at the budget: valid, and it runs (zero weights: all 0) */
+	KUNIT_ASSERT_EQ(test, wb_validate(&g, t, ops, 248, 31898, wb_w), 0);
+	arena = kunit_kzalloc(test, g.arena_bytes, GFP_KERNEL);
+	out = kunit_kcalloc(test, g.n_out, sizeof(*out), GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, arena);
+	KUNIT_ASSERT_NOT_NULL(test, out);
+	memset(out, 0x5a, g.n_out * sizeof(*out));
+	KUNIT_ASSERT_EQ(test, ml_lib_run(&g, arena, raw, 1, out, g.n_out), 0);
+	for (i = 0; i < g.n_out; i++)
+		if (out[i])
+			break;
+	KUNIT_EXPECT_EQ(test, i, g.n_out);
+
+	/* just over it, directly and through the registry */
+	KUNIT_EXPECT_EQ(test, wb_validate(&g, t, ops, 248, 31899, wb_w), -E2BIG);
+	KUNIT_EXPECT_EQ(test, ml_lib_model_register(&m), -E2BIG);
+	KUNIT_EXPECT_NULL(test, ml_lib_model_get("kunit_work"));
+
+	/* far over it; a -128 weight (-EDOM when read) shows the weights are not read */
+	bad_w = kunit_kzalloc(test, WB_K_MAX, GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, bad_w);
+	bad_w[0] = -128;
+	KUNIT_EXPECT_EQ(test, wb_validate(&g, t, ops, 65535, 65534, bad_w), -E2BIG);
+	KUNIT_EXPECT_EQ(test, wb_validate(&g, t, ops, 248, 31898, bad_w), -EDOM);
+}
+
+/*
  * Several CPUs at once: one kthread per online CPU runs the first toolchain
  * vector model in task context while this thread keeps sending IPIs that
  * run it in hard IRQ context on the other CPUs, interrupting the kthreads
@@ -675,6 +754,7 @@ struct ml_mt {
 	atomic_t *nmi_pending;		/* NMIs sent and not yet handled, per CPU id */
 	bool *in_task_infer;		/* a kthread is mid-inference, per CPU id */
 	atomic_t task_runs, irq_runs, hardirq_runs, softirq_runs, mismatches;
+	atomic_t hardirq_nested;	/* hardirq inferences on top of a task-context one */
 	atomic_t nmi_sent, nmi_runs, nmi_nested;
 	bool rounds_done;		/* the IPI and NMI rounds are over */
 };
@@ -693,6 +773,8 @@ static bool ml_mt_one(struct ml_mt *mt, u32 r)
 
 #define ML_MT_TASK_RUNS	400
 #define ML_MT_IPIS	100
+/* More rounds, up to this many, until an interrupt lands mid-inference. */
+#define ML_MT_IPIS_MAX	2000
 
 static int ml_mt_thread(void *data)
 {
@@ -734,8 +816,11 @@ static void ml_mt_ipi(void *data)
 	struct ml_mt *mt = data;
 
 	/* The local CPU runs this with interrupts off, the others in hardirq. */
-	if (in_hardirq())
+	if (in_hardirq()) {
 		atomic_inc(&mt->hardirq_runs);
+		if (READ_ONCE(mt->in_task_infer[smp_processor_id()]))
+			atomic_inc(&mt->hardirq_nested);
+	}
 	if (!ml_mt_one(mt, atomic_inc_return(&mt->irq_runs)))
 		atomic_inc(&mt->mismatches);
 	tasklet_schedule(&mt->tl[smp_processor_id()].t);
@@ -784,7 +869,8 @@ static void ml_lib_test_multi_cpu(struct kunit *test)
 {
 	struct ml_mt mt = { .v = &ml_lib_kunit_vectors[0] };
 	struct task_struct **threads;
-	unsigned int cpu, n = 0, i;
+	unsigned int cpu, n = 0, i, rounds;
+	int nested;
 
 	KUNIT_ASSERT_GE_MSG(test, num_online_cpus(), 2U,
 			    "needs at least 2 CPUs (kunit.py --qemu_args='-smp 2')");
@@ -823,7 +909,14 @@ static void ml_lib_test_multi_cpu(struct kunit *test)
 	cpus_read_unlock();
 	KUNIT_EXPECT_EQ(test, n, num_online_cpus());
 
-	for (i = 0; i < ML_MT_IPIS; i++) {
+	/*
+	 * ML_MT_IPIS rounds, and more (at most ML_MT_IPIS_MAX in all) until at
+	 * least one IPI or NMI has interrupted a task-context inference:
+	 * otherwise nothing would have tested the per-context arenas.
+	 */
+	for (rounds = 0; rounds < ML_MT_IPIS ||
+	     (rounds < ML_MT_IPIS_MAX && !atomic_read(&mt.hardirq_nested) &&
+	      !atomic_read(&mt.nmi_nested)); rounds++) {
 		/* wait: the IPI handler uses our stack's @mt */
 		on_each_cpu(ml_mt_ipi, &mt, 1);
 #ifdef CONFIG_X86_LOCAL_APIC
@@ -848,18 +941,23 @@ static void ml_lib_test_multi_cpu(struct kunit *test)
 	WRITE_ONCE(ml_mt_nmi_test, NULL);
 	KUNIT_EXPECT_EQ(test, atomic_read(&mt.nmi_runs), atomic_read(&mt.nmi_sent));
 	KUNIT_EXPECT_GE(test, atomic_read(&mt.nmi_sent),
-			ML_MT_IPIS * ((int)num_online_cpus() - 1));
-	/* how often an NMI landed inside a task-context inference: timing, so reported */
+			(int)rounds * ((int)num_online_cpus() - 1));
 	kunit_info(test, "NMI inferences: %d, %d of them on top of a task-context inference\n",
 		   atomic_read(&mt.nmi_runs), atomic_read(&mt.nmi_nested));
 #else
 	kunit_info(test, "NMI context not exercised: the test sends NMIs through the x86 APIC\n");
 #endif
+	kunit_info(test, "%u rounds; hardirq inferences: %d, %d of them on top of a task-context inference\n",
+		   rounds, atomic_read(&mt.hardirq_runs), atomic_read(&mt.hardirq_nested));
+	/* at least one interrupt landed mid-inference, or the test tested nothing */
+	nested = atomic_read(&mt.hardirq_nested) + atomic_read(&mt.nmi_nested);
+	KUNIT_EXPECT_GT(test, nested, 0);
 
 	KUNIT_EXPECT_EQ(test, atomic_read(&mt.mismatches), 0);
-	KUNIT_EXPECT_EQ(test, atomic_read(&mt.irq_runs), ML_MT_IPIS * (int)num_online_cpus());
-	KUNIT_EXPECT_GE(test, atomic_read(&mt.hardirq_runs), ML_MT_IPIS);
+	KUNIT_EXPECT_EQ(test, atomic_read(&mt.irq_runs), (int)rounds * (int)num_online_cpus());
+	KUNIT_EXPECT_GE(test, atomic_read(&mt.hardirq_runs), (int)rounds);
 	KUNIT_EXPECT_GE(test, atomic_read(&mt.softirq_runs), (int)num_online_cpus());
+	ml_lib_model_put(mt.m);
 	KUNIT_EXPECT_EQ(test, ml_lib_model_unload(mt.v->name), 0);
 }
 
@@ -870,6 +968,7 @@ static struct kunit_case ml_lib_test_cases[] = {
 	KUNIT_CASE(ml_lib_test_api_infer_args),
 	KUNIT_CASE(ml_lib_test_api_registry),
 	KUNIT_CASE(ml_lib_test_api_register_errors),
+	KUNIT_CASE(ml_lib_test_work_budget),
 	KUNIT_CASE(ml_lib_test_multi_cpu),
 	{}
 };

@@ -20,17 +20,21 @@
  * With CONFIG_DEBUG_FS, /sys/kernel/debug/ml_lib/ is the test interface
  * user space drives the library through:
  *
- *   load          write a whole blob: parse, validate, register
- *   unload        write a blob-loaded model's name: unregister, free
- *   <name>/infer  write k * n_in little-endian s64; the next read returns
- *                 k * n_out little-endian s32
- *   <name>/stats  inference counts per context level, errors, sizes
+ *   load                 write a whole blob: parse, validate, register
+ *   unload               write a blob-loaded model's name: unregister, free
+ *   models/<name>/infer  write k * n_in little-endian s64; the next read
+ *                        returns k * n_out little-endian s32
+ *   models/<name>/stats  inference counts per context level, errors, sizes
+ *
+ * Model directories live under models/ so that no model name can clash
+ * with load or unload.
  */
 
 #include <linux/debugfs.h>
 #include <linux/err.h>
 #include <linux/fs.h>
 #include <linux/hardirq.h>
+#include <linux/irq_work.h>
 #include <linux/kref.h>
 #include <linux/list.h>
 #include <linux/ml_lib.h>
@@ -83,7 +87,9 @@ struct ml_lib_scratch {
 static LIST_HEAD(ml_lib_models);
 static DEFINE_MUTEX(ml_lib_lock);	/* protects ml_lib_models */
 static DECLARE_WAIT_QUEUE_HEAD(ml_lib_release_wq);
+/* Both may hold an ERR_PTR(): debugfs ignores an error parent. */
 static struct dentry *ml_lib_debugfs;
+static struct dentry *ml_lib_debugfs_models;
 
 static inline struct ml_lib_scratch __percpu *
 ml_lib_scratch_of(const struct ml_lib_model *m)
@@ -155,6 +161,37 @@ static bool ml_lib_name_ok(const char *name)
 
 static void ml_lib_debugfs_add(struct ml_lib_model *m);
 
+/* Registers @m; with @get, also takes a reference for the caller. */
+static int ml_lib_register(struct ml_lib_model *m, bool get)
+{
+	int ret;
+
+	if (!m || !ml_lib_name_ok(m->name) || (!m->graph && !m->proxy))
+		return -EINVAL;
+	if (m->graph) {
+		ret = ml_lib_graph_validate(m->graph);
+		if (ret)
+			return ret;
+		ret = ml_lib_alloc_scratch(m);
+		if (ret)
+			return ret;
+	}
+	kref_init(&m->ref);
+	if (get)
+		kref_get(&m->ref);
+
+	mutex_lock(&ml_lib_lock);
+	if (ml_lib_find_locked(m->name)) {
+		mutex_unlock(&ml_lib_lock);
+		ml_lib_free_scratch(m);
+		return -EEXIST;
+	}
+	list_add_tail(&m->list, &ml_lib_models);
+	ml_lib_debugfs_add(m);
+	mutex_unlock(&ml_lib_lock);
+	return 0;
+}
+
 /**
  * ml_lib_model_register() - make a model available by name
  * @m: the model; @m->name and @m->graph (or @m->proxy) filled in, the
@@ -173,36 +210,24 @@ static void ml_lib_debugfs_add(struct ml_lib_model *m);
  */
 int ml_lib_model_register(struct ml_lib_model *m)
 {
-	int ret;
-
-	if (!m || !ml_lib_name_ok(m->name) || (!m->graph && !m->proxy))
-		return -EINVAL;
-	if (m->graph) {
-		ret = ml_lib_graph_validate(m->graph);
-		if (ret)
-			return ret;
-		ret = ml_lib_alloc_scratch(m);
-		if (ret)
-			return ret;
-	}
-	kref_init(&m->ref);
-
-	mutex_lock(&ml_lib_lock);
-	if (ml_lib_find_locked(m->name)) {
-		mutex_unlock(&ml_lib_lock);
-		ml_lib_free_scratch(m);
-		return -EEXIST;
-	}
-	list_add_tail(&m->list, &ml_lib_models);
-	ml_lib_debugfs_add(m);
-	mutex_unlock(&ml_lib_lock);
-	return 0;
+	return ml_lib_register(m, false);
 }
 EXPORT_SYMBOL_GPL(ml_lib_model_register);
 
-static void ml_lib_model_release(struct kref *ref)
+static void ml_lib_release_wake(struct irq_work *work)
 {
 	wake_up_all(&ml_lib_release_wq);
+}
+
+/* A final ml_lib_model_put() in NMI must not take the wait queue's lock. */
+static DEFINE_IRQ_WORK(ml_lib_release_work, ml_lib_release_wake);
+
+static void ml_lib_model_release(struct kref *ref)
+{
+	if (in_nmi())
+		irq_work_queue(&ml_lib_release_work);
+	else
+		wake_up_all(&ml_lib_release_wq);
 }
 
 /**
@@ -222,14 +247,20 @@ static void ml_lib_model_release(struct kref *ref)
  */
 void ml_lib_model_unregister(struct ml_lib_model *m)
 {
+	struct dentry *dir;
+
 	if (!m)
 		return;
 	mutex_lock(&ml_lib_lock);
 	list_del_init(&m->list);
-	/* Waits for running debugfs handlers, which use @m without a ref. */
-	if (ml_lib_debugfs)
-		debugfs_lookup_and_remove(m->name, ml_lib_debugfs);
+	dir = m->debugfs;
+	m->debugfs = NULL;
 	mutex_unlock(&ml_lib_lock);
+	/*
+	 * Waits for running debugfs handlers, which use @m without a ref; not
+	 * under ml_lib_lock, which a handler may be waiting for.
+	 */
+	debugfs_remove(dir);
 
 	kref_put(&m->ref, ml_lib_model_release);
 	wait_event(ml_lib_release_wq, !kref_read(&m->ref));
@@ -264,7 +295,8 @@ EXPORT_SYMBOL_GPL(ml_lib_model_get);
  * ml_lib_model_put() - drop a reference taken by ml_lib_model_get()
  * @m: the model, or NULL
  *
- * Context: any context.
+ * Context: any context, NMI included (a final put there defers the
+ * wake-up of ml_lib_model_unregister() to an irq_work).
  */
 void ml_lib_model_put(struct ml_lib_model *m)
 {
@@ -337,12 +369,14 @@ EXPORT_SYMBOL_GPL(ml_lib_infer);
  *
  * The blob is parsed with ml_lib_blob_parse(), which copies what it needs,
  * so @blob may be freed afterwards. The model belongs to ml_lib: remove it
- * with ml_lib_model_unload().
+ * with ml_lib_model_unload(), which refuses while references are held, so
+ * drop the returned one with ml_lib_model_put() first.
  *
  * Context: process context; sleeps.
- * Return: the registered model, or an ERR_PTR(): the parser's or the
- * validator's errno for a rejected blob, -EEXIST if a model of that name
- * exists, -ENOMEM.
+ * Return: the registered model with a reference the caller drops with
+ * ml_lib_model_put(), or an ERR_PTR(): the parser's or the validator's
+ * errno for a rejected blob, -EEXIST if a model of that name exists,
+ * -ENOMEM.
  */
 struct ml_lib_model *ml_lib_model_load_blob(const void *blob, size_t len)
 {
@@ -363,7 +397,7 @@ struct ml_lib_model *ml_lib_model_load_blob(const void *blob, size_t len)
 	m->name = g->name;
 	m->graph = g;
 	m->blob_graph = g;
-	ret = ml_lib_model_register(m);
+	ret = ml_lib_register(m, true);
 	if (ret) {
 		kfree(m);
 		ml_lib_graph_free(g);
@@ -377,10 +411,15 @@ EXPORT_SYMBOL_GPL(ml_lib_model_load_blob);
  * ml_lib_model_unload() - unregister and free a model loaded from a blob
  * @name: the model's name
  *
- * Context: process context; sleeps until the model's users are gone (see
- * ml_lib_model_unregister()).
+ * Only a model nobody holds a reference to is unloaded: one that is the
+ * fallback of a proxy model, or that a caller got with ml_lib_model_get(),
+ * stays registered.
+ *
+ * Context: process context; sleeps until running debugfs handlers of the
+ * model are gone (see ml_lib_model_unregister()).
  * Return: 0; -ENOENT if no model of that name is registered; -EPERM if it
- * was registered by a module (which must unregister it itself).
+ * was registered by a module (which must unregister it itself); -EBUSY if
+ * references to it are held.
  */
 int ml_lib_model_unload(const char *name)
 {
@@ -399,6 +438,15 @@ int ml_lib_model_unload(const char *name)
 		mutex_unlock(&ml_lib_lock);
 		ml_lib_model_put(m);
 		return -ENOENT;
+	}
+	/*
+	 * Ours and the registration's only. References are taken under
+	 * ml_lib_lock, so once @m is unlinked no new one appears.
+	 */
+	if (kref_read(&m->ref) > 2) {
+		mutex_unlock(&ml_lib_lock);
+		ml_lib_model_put(m);
+		return -EBUSY;
 	}
 	list_del_init(&m->list);
 	mutex_unlock(&ml_lib_lock);
@@ -557,17 +605,22 @@ static int ml_lib_stats_show(struct seq_file *sf, void *unused)
 }
 DEFINE_SHOW_ATTRIBUTE(ml_lib_stats);
 
-/* Called with ml_lib_lock held, so directory names stay unique. */
+/*
+ * Called with ml_lib_lock held. The directory is removed by its dentry,
+ * never by name: if it could not be created (a directory of that name is
+ * still being removed), @m->debugfs holds an ERR_PTR and @m has none.
+ */
 static void ml_lib_debugfs_add(struct ml_lib_model *m)
 {
 	struct dentry *dir;
 
 	/* Proxy models have their own interface: /dev/ml_lib. */
-	if (!ml_lib_debugfs || !m->graph)
+	if (!m->graph)
 		return;
-	dir = debugfs_create_dir(m->name, ml_lib_debugfs);
+	dir = debugfs_create_dir(m->name, ml_lib_debugfs_models);
 	debugfs_create_file("infer", 0600, dir, m, &ml_lib_infer_fops);
 	debugfs_create_file("stats", 0400, dir, m, &ml_lib_stats_fops);
+	m->debugfs = dir;
 }
 
 /* Length the blob's header announces, or 0 when it cannot be trusted. */
@@ -625,7 +678,12 @@ static ssize_t ml_lib_load_write(struct file *file, const char __user *ubuf,
 	}
 	m = ml_lib_model_load_blob(f->buf, f->len);
 	f->len = 0;
-	ret = IS_ERR(m) ? PTR_ERR(m) : count;
+	if (IS_ERR(m)) {
+		ret = PTR_ERR(m);
+		goto out;
+	}
+	ml_lib_model_put(m);
+	ret = count;
 out:
 	mutex_unlock(&f->lock);
 	return ret;
@@ -666,9 +724,9 @@ static int __init ml_lib_init(void)
 {
 	int ret;
 
+	/* Without debugfs these are ERR_PTRs and the API still works. */
 	ml_lib_debugfs = debugfs_create_dir("ml_lib", NULL);
-	if (IS_ERR(ml_lib_debugfs))
-		ml_lib_debugfs = NULL;	/* no debugfs: the API still works */
+	ml_lib_debugfs_models = debugfs_create_dir("models", ml_lib_debugfs);
 	debugfs_create_file("load", 0200, ml_lib_debugfs, NULL,
 			    &ml_lib_load_fops);
 	debugfs_create_file("unload", 0200, ml_lib_debugfs, NULL,
@@ -696,6 +754,7 @@ static void __exit ml_lib_exit(void)
 		if (WARN_ON(ml_lib_model_unload(m->name)))
 			break;
 	}
+	irq_work_sync(&ml_lib_release_work);
 	debugfs_remove_recursive(ml_lib_debugfs);
 }
 

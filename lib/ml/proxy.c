@@ -36,6 +36,8 @@
 #include <linux/spinlock.h>
 #include <linux/string.h>
 #include <linux/log2.h>
+#include <linux/sizes.h>
+#include <linux/hardirq.h>
 #include <uapi/linux/ml_lib.h>
 
 #include "proxy.h"
@@ -45,7 +47,9 @@
 #define ML_LIB_RBUF_BYTES	65536
 #define ML_LIB_MAX_TIMEOUT_US	(60U * USEC_PER_SEC)
 #define ML_LIB_MAX_DS_RECORDS	65536
-#define ML_LIB_DS_CHUNK		64
+/* Bytes of a dataset ring, and of records one DATASET_READ returns. */
+#define ML_LIB_MAX_DS_BYTES	SZ_64M
+#define ML_LIB_DS_READ_BYTES	SZ_64K
 
 /* One open file of /dev/ml_lib: a daemon. */
 struct ml_lib_proxy_conn {
@@ -156,8 +160,15 @@ static enum hrtimer_restart ml_lib_proxy_timer(struct hrtimer *t)
 		req = list_first_entry(&p->pending, struct ml_lib_request,
 				       tnode);
 		if (ktime_after(req->deadline, now)) {
-			hrtimer_set_expires(t, req->deadline);
-			ret = HRTIMER_RESTART;
+			/*
+			 * A CPU that found the list empty may have started
+			 * the timer again already; it is armed for this
+			 * oldest request then.
+			 */
+			if (!hrtimer_is_queued(t)) {
+				hrtimer_set_expires(t, req->deadline);
+				ret = HRTIMER_RESTART;
+			}
 			break;
 		}
 		list_del(&req->node);
@@ -178,7 +189,8 @@ static enum hrtimer_restart ml_lib_proxy_timer(struct hrtimer *t)
  * @m: a model from ml_lib_model_get()
  * @req: the request, owned by the caller until @req->done runs
  *
- * Usable in any context, atomic included; never allocates and never
+ * Usable in any context, atomic included, except NMI for a proxy model
+ * (which takes spinlocks and arms a timer); never allocates and never
  * sleeps. For a proxy model the request is queued to the daemon and
  * @req->done runs from the daemon's write, from the model's timer (softirq)
  * when the timeout expires, or at once when the daemon is absent or the
@@ -188,7 +200,9 @@ static enum hrtimer_restart ml_lib_proxy_timer(struct hrtimer *t)
  * @req->done runs before this returns.
  *
  * Return: 0 when @req->done has run or will run exactly once; a negative
- * errno (sizes do not match the model) when it will not.
+ * errno when it will not: -EINVAL when the sizes do not match the model,
+ * -EBUSY for a proxy model in NMI (with a warning: a caller's bug), or the
+ * engine's errno for an in-kernel model.
  */
 int ml_lib_infer_async(struct ml_lib_model *m, struct ml_lib_request *req)
 {
@@ -206,6 +220,8 @@ int ml_lib_infer_async(struct ml_lib_model *m, struct ml_lib_request *req)
 		req->done(req);
 		return 0;
 	}
+	if (WARN_ON_ONCE(in_nmi()))
+		return -EBUSY;
 	if (req->n_in != p->cfg.n_in || req->n_out != p->cfg.n_out)
 		return -EINVAL;
 
@@ -301,10 +317,12 @@ int ml_lib_proxy_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
  * @feat: the features
  * @n: number of features; must equal the ring's record width
  *
- * Any context; never blocks, never allocates. When the ring is full the
- * oldest record is dropped and counted.
+ * Any context except NMI (the ring is under a spinlock); never blocks,
+ * never allocates. When the ring is full the oldest record is dropped and
+ * counted.
  *
- * Return: 0, -ENOENT when @m has no dataset, -EINVAL on a width mismatch.
+ * Return: 0, -ENOENT when @m has no dataset, -EINVAL on a width mismatch,
+ * -EBUSY in NMI (with a warning: a caller's bug).
  */
 int ml_lib_dataset_publish(struct ml_lib_model *m, const s64 *feat, u32 n)
 {
@@ -312,6 +330,8 @@ int ml_lib_dataset_publish(struct ml_lib_model *m, const s64 *feat, u32 n)
 	unsigned long flags;
 	u32 slot;
 
+	if (WARN_ON_ONCE(in_nmi()))
+		return -EBUSY;
 	if (!p || !p->ds_buf)
 		return -ENOENT;
 	if (n != p->cfg.dataset_features)
@@ -387,17 +407,24 @@ static long ml_lib_proxy_register(struct ml_lib_proxy_conn *conn,
 	return ret;
 }
 
-static long ml_lib_proxy_dataset_read(void __user *arg)
+/*
+ * Moves up to ML_LIB_DS_READ_BYTES of the oldest records (at least one) to
+ * user space. Only the file that registered the model may read its dataset.
+ * The records are copied to a bounce buffer under the locks and to user
+ * space after dropping them, so no lock is held while user space may fault;
+ * records a failed copy would have returned are lost (counted nowhere).
+ */
+static long ml_lib_proxy_dataset_read(struct ml_lib_proxy_conn *conn,
+				      void __user *arg)
 {
 	struct ml_lib_proxy_dataset_read rd;
 	struct ml_lib_proxy_record *rec;
 	struct ml_lib_proxy *p;
 	size_t rec_size;
-	u64 max, total = 0;
-	u8 __user *dst;
+	void *bounce = NULL;
 	long ret = 0;
-	void *bounce;
-	u32 k, n;
+	u32 k, n = 0;
+	u64 max;
 
 	if (copy_from_user(&rd, arg, sizeof(rd)))
 		return -EFAULT;
@@ -410,47 +437,46 @@ static long ml_lib_proxy_dataset_read(void __user *arg)
 		ret = -ENOENT;
 		goto unlock;
 	}
-	rec_size = sizeof(*rec) + p->cfg.dataset_features * sizeof(s64);
-	bounce = kvmalloc(rec_size * ML_LIB_DS_CHUNK, GFP_KERNEL);
-	if (!bounce) {
-		ret = -ENOMEM;
+	/* @conn is alive in its own ioctl: comparing is enough */
+	if (READ_ONCE(p->conn) != conn) {
+		ret = -EACCES;
 		goto unlock;
 	}
+	rec_size = sizeof(*rec) + p->cfg.dataset_features * sizeof(s64);
 	max = min_t(u64, rd.buf_len / rec_size, p->cfg.dataset_records);
-	dst = u64_to_user_ptr(rd.buf);
-	while (total < max) {
-		spin_lock_irq(&p->ds_lock);
-		n = min_t(u64, min_t(u64, max - total, ML_LIB_DS_CHUNK),
-			  p->ds_count);
-		for (k = 0; k < n; k++) {
-			rec = bounce + k * rec_size;
-			rec->seq = p->ds_next_seq - p->ds_count;
-			rec->n = p->cfg.dataset_features;
-			rec->pad = 0;
-			memcpy(rec->feat, p->ds_buf + (size_t)p->ds_head *
-			       rec->n, rec->n * sizeof(s64));
-			p->ds_head = (p->ds_head + 1) % p->cfg.dataset_records;
-			p->ds_count--;
+	max = min_t(u64, max, max_t(size_t, ML_LIB_DS_READ_BYTES / rec_size, 1));
+	if (max) {
+		bounce = kvmalloc(max * rec_size, GFP_KERNEL);
+		if (!bounce) {
+			ret = -ENOMEM;
+			goto unlock;
 		}
-		spin_unlock_irq(&p->ds_lock);
-		if (!n)
-			break;
-		if (copy_to_user(dst + total * rec_size, bounce, n * rec_size)) {
-			ret = -EFAULT;
-			break;
-		}
-		total += n;
 	}
-	kvfree(bounce);
 	spin_lock_irq(&p->ds_lock);
+	n = min_t(u64, max, p->ds_count);
+	for (k = 0; k < n; k++) {
+		rec = bounce + k * rec_size;
+		rec->seq = p->ds_next_seq - p->ds_count;
+		rec->n = p->cfg.dataset_features;
+		rec->pad = 0;
+		memcpy(rec->feat, p->ds_buf + (size_t)p->ds_head * rec->n,
+		       rec->n * sizeof(s64));
+		p->ds_head = (p->ds_head + 1) % p->cfg.dataset_records;
+		p->ds_count--;
+	}
 	rd.dropped = p->ds_dropped;
 	spin_unlock_irq(&p->ds_lock);
-	if (!ret) {
-		rd.n_records = total;
-		rd.record_size = rec_size;
-		if (copy_to_user(arg, &rd, sizeof(rd)))
-			ret = -EFAULT;
-	}
+	mutex_unlock(&proxy_mutex);
+
+	/* @p may be gone from here on */
+	rd.n_records = n;
+	rd.record_size = rec_size;
+	if ((n && copy_to_user(u64_to_user_ptr(rd.buf), bounce, n * rec_size)) ||
+	    copy_to_user(arg, &rd, sizeof(rd)))
+		ret = -EFAULT;
+	kvfree(bounce);
+	return ret;
+
 unlock:
 	mutex_unlock(&proxy_mutex);
 	return ret;
@@ -464,7 +490,8 @@ static long ml_lib_proxy_ioctl(struct file *f, unsigned int cmd,
 		return ml_lib_proxy_register(f->private_data,
 					     (void __user *)arg);
 	case ML_LIB_IOC_DATASET_READ:
-		return ml_lib_proxy_dataset_read((void __user *)arg);
+		return ml_lib_proxy_dataset_read(f->private_data,
+						 (void __user *)arg);
 	default:
 		return -ENOTTY;
 	}
@@ -772,7 +799,8 @@ static int ml_lib_proxy_check(const struct ml_lib_model *m,
 {
 	const struct ml_lib_model *fb = cfg->fallback;
 
-	if (!m->name || strlen(m->name) >= ML_LIB_PROXY_NAME_LEN || m->proxy)
+	if (!m->name || strlen(m->name) >= ML_LIB_PROXY_NAME_LEN || m->proxy ||
+	    m->graph || fb == m)
 		return -EINVAL;
 	if (!cfg->n_in || cfg->n_in > ML_LIB_PROXY_MAX_IN ||
 	    !cfg->n_out || cfg->n_out > ML_LIB_PROXY_MAX_OUT)
@@ -787,7 +815,9 @@ static int ml_lib_proxy_check(const struct ml_lib_model *m,
 	if (cfg->dataset_records &&
 	    (cfg->dataset_records > ML_LIB_MAX_DS_RECORDS ||
 	     !cfg->dataset_features ||
-	     cfg->dataset_features > ML_LIB_PROXY_MAX_IN))
+	     cfg->dataset_features > ML_LIB_PROXY_MAX_IN ||
+	     (u64)cfg->dataset_records * cfg->dataset_features * sizeof(s64) >
+	     ML_LIB_MAX_DS_BYTES))
 		return -EINVAL;
 	return 0;
 }
@@ -798,14 +828,19 @@ static int ml_lib_proxy_check(const struct ml_lib_model *m,
  * @cfg: sizes, timeout, mode, fallback and dataset ring; copied
  *
  * Process context. Call before ml_lib_model_register(); callers then use
- * ml_lib_infer() / ml_lib_infer_async() as for any model.
+ * ml_lib_infer() / ml_lib_infer_async() as for any model. A fallback model
+ * must be registered; the proxy holds a reference to it until
+ * ml_lib_proxy_detach(), so it cannot be unloaded meanwhile.
  *
- * Return: 0, -EINVAL for a bad @cfg, -EEXIST when a proxy model of that
- * name exists, -ENOMEM.
+ * Return: 0; -EINVAL for a bad @cfg (sizes, timeout, mode, a dataset ring
+ * over 64 MiB, a fallback that is not a registered in-kernel model of the
+ * same sizes, or @m itself) or an @m that has a graph; -EEXIST when a proxy
+ * model of that name exists; -ENOMEM.
  */
 int ml_lib_proxy_attach(struct ml_lib_model *m,
 			const struct ml_lib_proxy_config *cfg)
 {
+	struct ml_lib_model *fb = NULL;
 	struct ml_lib_proxy *p;
 	int ret;
 
@@ -816,6 +851,15 @@ int ml_lib_proxy_attach(struct ml_lib_model *m,
 	p = kzalloc(sizeof(*p), GFP_KERNEL);
 	if (!p)
 		return -ENOMEM;
+	if (cfg->fallback) {
+		/* looked up under the registry's lock: registered, and pinned */
+		fb = ml_lib_model_get(cfg->fallback->name);
+		if (fb != cfg->fallback) {
+			ml_lib_model_put(fb);
+			kfree(p);
+			return -EINVAL;
+		}
+	}
 	p->m = m;
 	p->cfg = *cfg;
 	p->mode = cfg->mode;
@@ -863,6 +907,7 @@ err:
 	kvfree(p->ds_buf);
 	kfree(p->fallback_out);
 	kfree(p);
+	ml_lib_model_put(fb);
 	return ret;
 }
 EXPORT_SYMBOL_GPL(ml_lib_proxy_attach);
@@ -874,7 +919,8 @@ EXPORT_SYMBOL_GPL(ml_lib_proxy_attach);
  *
  * Process context. Requests still waiting for the daemon are answered by
  * the fallback (reason -ESHUTDOWN) before this returns; later answers from
- * the daemon for them get -EINVAL.
+ * the daemon for them get -EINVAL. The reference to the fallback model is
+ * dropped.
  */
 void ml_lib_proxy_detach(struct ml_lib_model *m)
 {
@@ -908,10 +954,11 @@ void ml_lib_proxy_detach(struct ml_lib_model *m)
 	hrtimer_cancel(&p->timer);
 	debugfs_remove(p->dir);
 	ida_free(&proxy_ida, p->id);
+	WRITE_ONCE(m->proxy, NULL);
+	ml_lib_model_put(p->cfg.fallback);
 	kvfree(p->ds_buf);
 	kfree(p->fallback_out);
 	kfree(p);
-	m->proxy = NULL;
 }
 EXPORT_SYMBOL_GPL(ml_lib_proxy_detach);
 

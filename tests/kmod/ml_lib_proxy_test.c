@@ -323,7 +323,8 @@ static ssize_t publish_write(struct file *f, const char __user *ubuf,
 	s64 *feat;
 	int ret = 0;
 
-	if (!len || len % row || len > (1U << 22))
+	/* dataset_features=0 is a valid parameter when there is no ring */
+	if (!row || !len || len % row || len > (1U << 22))
 		return -EINVAL;
 	feat = vmemdup_user(ubuf, len);
 	if (IS_ERR(feat))

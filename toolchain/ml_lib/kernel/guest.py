@@ -19,6 +19,7 @@ from pathlib import Path
 
 DEBUGFS = Path("/sys/kernel/debug")
 ROOT = DEBUGFS / "ml_lib"
+MODELS = ROOT / "models"  # one directory per engine model
 # the kernel's bounds per write on the infer file (lib/ml/model.c)
 MAX_INFER_IN = 1 << 20
 MAX_INFER_OUT = 4 << 20
@@ -31,7 +32,7 @@ def _run(cmd: list[str]) -> None:
 
 
 def _stats(name: str) -> dict[str, str]:
-    text = (ROOT / name / "stats").read_text()
+    text = (MODELS / name / "stats").read_text()
     return dict(line.split(": ", 1) for line in text.splitlines() if ": " in line)
 
 
@@ -42,7 +43,7 @@ def _write_all(fd: int, data: bytes) -> None:
 
 
 def infer(name: str, data: bytes, rows: int) -> tuple[bytes, int]:
-    """Rows (little-endian s64) through /sys/kernel/debug/ml_lib/<name>/infer,
+    """Rows (little-endian s64) through /sys/kernel/debug/ml_lib/models/<name>/infer,
     in bounded chunks; returns the little-endian s32 outputs and n_out."""
     st = _stats(name)
     n_in, n_out = int(st["n_in"]), int(st["n_out"])
@@ -51,7 +52,7 @@ def infer(name: str, data: bytes, rows: int) -> tuple[bytes, int]:
         raise RuntimeError(f"{name} takes {n_in} features: {len(data)} bytes is not {rows} rows")
     per = max(1, min(MAX_INFER_IN // row_bytes, MAX_INFER_OUT // (4 * n_out)))
     outs = bytearray()
-    fd = os.open(ROOT / name / "infer", os.O_RDWR)
+    fd = os.open(MODELS / name / "infer", os.O_RDWR)
     try:
         for s in range(0, rows, per):
             chunk = data[s * row_bytes:(s + per) * row_bytes]

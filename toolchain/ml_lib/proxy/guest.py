@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 
 from ..kernel import BAD_LOG  # one definition of a bad kernel log line
+from ..kernel import guest as kguest  # the debugfs load/unload/infer helpers
 from . import abi
 
 DEV = "/dev/ml_lib"
@@ -149,20 +150,26 @@ class RawClient:
             return -e.errno
 
     def dataset(self, max_bytes: int = 1 << 20):
-        import ctypes
-
-        buf = bytearray(max_bytes)
-        cbuf = (ctypes.c_char * max_bytes).from_buffer(buf)
-        arg = bytearray(abi.DATASET_READ.pack(abi.VERSION, self.model_id, ctypes.addressof(cbuf),
-                                              max_bytes, 0, 0, 0))
-        fcntl.ioctl(self.fd, abi.IOC_DATASET_READ, arg, True)
-        _, _, _, _, n, size, dropped = abi.DATASET_READ.unpack(bytes(arg))
-        recs = abi.parse_records(bytes(buf), n, size)
-        del cbuf
-        return recs, dropped
+        return dataset_read(self.fd, self.model_id, max_bytes)
 
     def close(self):
         os.close(self.fd)
+
+
+def dataset_read(fd: int, model_id: int, max_bytes: int = 1 << 20):
+    """One ML_LIB_IOC_DATASET_READ on FD: ([(seq, features)], dropped)."""
+    import ctypes
+
+    buf = bytearray(max_bytes)
+    cbuf = (ctypes.c_char * max_bytes).from_buffer(buf)
+    arg = bytearray(abi.DATASET_READ.pack(abi.VERSION, model_id, ctypes.addressof(cbuf),
+                                          max_bytes, 0, 0, 0))
+    try:
+        fcntl.ioctl(fd, abi.IOC_DATASET_READ, arg, True)
+    finally:
+        del cbuf
+    _, _, _, _, n, size, dropped = abi.DATASET_READ.unpack(bytes(arg))
+    return abi.parse_records(bytes(buf), n, size), dropped
 
 
 def in_thread(fn, *args):
@@ -371,6 +378,15 @@ def sc_dataset(g: Guest) -> dict:
     c = RawClient("ident", 4, 4)
     rows = np.array([[i, 2 * i, -i, 7] for i in range(100)], dtype=np.int64)
     g.publish(rows)
+    # only the file that registered the model reads its dataset
+    other = os.open(DEV, os.O_RDWR)
+    try:
+        dataset_read(other, c.model_id)
+        not_owner = 0
+    except OSError as e:
+        not_owner = -e.errno
+    finally:
+        os.close(other)
     recs, dropped = c.dataset()
     g.publish(rows[:10] + 1000)
     recs2, dropped2 = c.dataset()
@@ -384,20 +400,28 @@ def sc_dataset(g: Guest) -> dict:
                      "dropped": dropped},
            "second": {"seq": [s for s, _ in recs2], "feat": [f.tolist() for _, f in recs2],
                       "dropped": dropped2},
-           "empty": len(empty), "stats": g.stats("ident")}
+           "empty": len(empty), "not_owner": not_owner, "stats": g.stats("ident")}
     c.close()
     res["unload"] = g.unload_test()
     return res
 
 
+def try_unload(name: str) -> int:
+    """0, or -errno of writing NAME to debugfs ml_lib/unload."""
+    try:
+        kguest.unload(name)
+        return 0
+    except OSError as e:
+        return -e.errno
+
+
 def sc_fallback_engine(g: Guest, small: str) -> dict:
     """The fallback is an in-kernel model run by the engine: with no daemon
     (answered in the caller's context) and with a daemon that never answers
-    (answered from the model's hrtimer, softirq)."""
-    from .manifest import load_manifest  # noqa: F401  (same folder layout)
-
+    (answered from the model's hrtimer, softirq). The proxy holds a reference
+    to it, so unloading it while attached is refused."""
     man = json.loads(next(Path(small).glob("*.json")).read_text())
-    Path("/sys/kernel/debug/ml_lib/load").write_bytes((Path(small) / man["blob"]).read_bytes())
+    kguest.load((Path(small) / man["blob"]).read_bytes())
     raw = np.load(Path(small) / "raw.npy")
     g.load_test(**IDENT, timeout_ms=100, fallback=0, fallback_model=man["name"])
     src, _, out = g.infer(raw, 4)
@@ -406,9 +430,37 @@ def sc_fallback_engine(g: Guest, small: str) -> dict:
     src, ns, out = g.infer(raw[:8], 4)
     res["timeout"] = {"src": src.tolist(), "out": out.tolist(), "latency_ns": ns.tolist()}
     res["stats"] = g.stats("ident")
+    res["unload_attached"] = try_unload(man["name"])
+    src, _, out = g.infer(raw[:2], 4)  # still there, still answering
+    res["after_refused"] = {"src": src.tolist(), "out": out.tolist()}
     c.close()
     res["unload"] = g.unload_test()
-    Path("/sys/kernel/debug/ml_lib/unload").write_text(man["name"])
+    res["unload_detached"] = try_unload(man["name"])
+    return res
+
+
+def sc_debugfs_names(g: Guest, small: str) -> dict:
+    """Blobs named like the debugfs control files: their directories live
+    under models/, so loading, running and unloading them leaves load and
+    unload alone (an "unload" model once made `echo unload > unload` remove
+    its own file and deadlock)."""
+    man = json.loads(next(Path(small).glob("*.json")).read_text())
+    blob = bytearray((Path(small) / man["blob"]).read_bytes())
+    raw = np.load(Path(small) / "raw.npy")[:4]
+    res = {}
+    for name in ("unload", "load", "models"):
+        blob[48:80] = name.encode().ljust(32, b"\0")  # header name field
+        r = {}
+        kguest.load(bytes(blob))
+        r["files_after_load"] = sorted(p.name for p in kguest.ROOT.iterdir())
+        out, n_out = kguest.infer(name, np.ascontiguousarray(raw, dtype="<i8").tobytes(), len(raw))
+        r["out"] = np.frombuffer(out, dtype="<i4").reshape(len(raw), n_out).tolist()
+        t, box = in_thread(try_unload, name)
+        t.join(120)
+        r["unload"] = "hung" if t.is_alive() else box.get("value", box.get("error"))
+        r["files_after_unload"] = sorted(p.name for p in kguest.ROOT.iterdir())
+        r["models_after_unload"] = sorted(p.name for p in kguest.MODELS.iterdir())
+        res[name] = r
     return res
 
 
@@ -422,6 +474,7 @@ SUITE = {
     "sigkill": lambda g, a: sc_sigkill(g, a.ident),
     "stress": lambda g, a: sc_stress(g, a.ident),
     "fallback_engine": lambda g, a: sc_fallback_engine(g, a.small),
+    "debugfs_names": lambda g, a: sc_debugfs_names(g, a.small),
 }
 
 
