@@ -183,6 +183,26 @@ def test_bad_name(files, tmp_path):
     assert "not a C identifier" in msg
 
 
+def test_reserved_name(files, tmp_path):
+    # ml_lib_run() / ml_lib_infer() would clash with the library's own symbols
+    msg = _err([files / "ok.pt", "--calib", files / "calib.npy", "--name", "ml_lib", "-o", tmp_path])
+    assert "reserved" in msg and "--name" in msg
+    (tmp_path / "ml_lib.pt").write_bytes((files / "ok.pt").read_bytes())
+    msg = _err([tmp_path / "ml_lib.pt", "--calib", files / "calib.npy", "-o", tmp_path / "o"])
+    assert "'ml_lib'" in msg and "reserved" in msg
+
+
+def test_bad_output_directory(files, tmp_path):
+    (tmp_path / "afile").write_text("")
+    msg = _err([files / "ok.pt", "--calib", files / "calib.npy", "-o", tmp_path / "afile"])
+    assert "afile: exists and is not a directory" in msg
+    msg = _err([files / "ok.pt", "--calib", files / "calib.npy", "-o", tmp_path / "afile" / "sub"])
+    assert "afile/sub: Not a directory" in msg
+    # a directory that cannot be created (procfs refuses, for root too)
+    msg = _err([files / "ok.pt", "--calib", files / "calib.npy", "-o", "/proc/self/ml_lib_out"])
+    assert msg.endswith("/proc/self/ml_lib_out: No such file or directory")
+
+
 def test_console_script_debug_traceback(files, tmp_path):
     """The installed console script: one line without --debug, the traceback with it."""
     cmd = [str(BIN / "mlexport"), str(files / "gelu.pt"), "--calib", str(files / "calib.npy"),

@@ -2,6 +2,8 @@
 """mlrun: float inputs -> raw features -> engine -> outputs, on a hand-checkable model."""
 from __future__ import annotations
 
+import json
+import shutil
 import sys
 from pathlib import Path
 
@@ -73,6 +75,55 @@ def test_errors(tiny, tmp_path, case, words):
     assert rc == 2 and len(se.strip().splitlines()) == 1 and se.startswith("mlrun: error: ")
     for w in words:
         assert w in se
+
+
+def _one_line_error(rc, se, *words):
+    assert rc == 2 and len(se.strip().splitlines()) == 1 and se.startswith("mlrun: error: "), se
+    for w in words:
+        assert w in se, se
+
+
+def test_bad_files_and_paths(tiny, tmp_path):
+    """Each mistake with a file or a path: one line naming it, exit 2."""
+    out, x = tiny
+    xin = tmp_path / "x.npy"
+    np.save(xin, np.ones((3, 2)))
+
+    def run(d, src, dest, *extra):
+        return mm.run_mlrun([d, src, "--engine", "python", "-o", dest, *extra])
+
+    np.savez(tmp_path / "x.npz", a=np.ones((3, 2)))
+    _one_line_error(*run(out, tmp_path / "x.npz", tmp_path / "y.npy"), ".npz archive")
+    (tmp_path / "empty.npy").write_bytes(b"")
+    _one_line_error(*run(out, tmp_path / "empty.npy", tmp_path / "y.npy"), "not a .npy array")
+    _one_line_error(*run(out, tmp_path, tmp_path / "y.npy"), "is a directory")
+    np.save(tmp_path / "none.npy", np.ones((0, 2)))
+    _one_line_error(*run(out, tmp_path / "none.npy", tmp_path / "y.npy"), "no input rows")
+    _one_line_error(*run(out, xin, tmp_path), "is a directory; give a file name")
+    (tmp_path / "afile").write_text("")
+    _one_line_error(*run(out, xin, tmp_path / "afile" / "y.npy"), "afile/y.npy", "Not a directory")
+    # a manifest without its inputs (hand-edited or from another tool)
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    man = next(bad.glob("*.json"))
+    m = json.loads(man.read_text())
+    del m["inputs"]
+    man.write_text(json.dumps(m))
+    _one_line_error(*run(bad, xin, tmp_path / "y.npy"), "manifest lacks inputs")
+    # generated C that does not compile: the compiler's first error, the log named
+    badc = tmp_path / "badc"
+    shutil.copytree(out, badc)
+    c = next(badc.glob("*.c"))
+    c.write_text(c.read_text() + "\nint broken(\n")
+    rc, se = mm.run_mlrun([badc, xin, "--engine", "c", "-o", tmp_path / "y.npy"])
+    _one_line_error(rc, se, "engine c failed", "error:", "full output in")
+    # with --debug: the traceback too, the same exit status
+    rc, se = run(out, tmp_path / "x.npz", tmp_path / "y.npy", "--debug")
+    assert rc == 2 and "Traceback" in se and se.strip().splitlines()[-1].startswith("mlrun: error:")
+    # one output written to an .npz: an archive keyed by the output's name
+    rc, se = run(out, xin, tmp_path / "y.npz")
+    assert rc == 0 and not (tmp_path / "y.npz.npy").exists()
+    assert list(np.load(tmp_path / "y.npz")) == [json.loads(man.read_text())["output_specs"][0]["name"]]
 
 
 def test_user_export_needs_proxy(tiny, tmp_path):

@@ -22,17 +22,43 @@ class UserError(Exception):
         super().__init__(" ".join(str(message).split()))
 
 
-def run_cli(prog: str, func, argv, debug: bool) -> int:
-    """Call ``func(argv)`` and turn a :class:`UserError` into a one-line error.
+def _os_message(err: OSError) -> str:
+    """One line for a file-system error: the path and the system's reason."""
+    where = err.filename if err.filename is not None else ""
+    if err.filename2 is not None:
+        where = f"{where} -> {err.filename2}"
+    reason = err.strerror or str(err)
+    return f"{where}: {reason}" if where else reason
 
-    Returns the exit status (0 on success, 2 on a user error).  With
-    ``debug`` the exception propagates so its traceback is printed.
+
+def run_cli(prog: str, func, argv, debug: bool) -> int:
+    """Call ``func(argv)`` and turn a user's error into one line and exit 2.
+
+    User errors are :class:`UserError` and :class:`OSError` (a path that
+    cannot be read or written: missing, a directory, read-only, no
+    permission). Ctrl-C exits 130 with one line. Without ``debug``, Python
+    warnings from the libraries (torch, numpy) are silenced so that an
+    error stays one line; with ``debug`` they and the traceback are shown,
+    and the exit status is the same. Anything else is a bug in ml_lib and
+    keeps its traceback.
     """
+    import traceback
+    import warnings
+
     try:
-        rc = func(argv)
-    except UserError as err:
+        with warnings.catch_warnings():
+            if not debug:
+                warnings.simplefilter("ignore")
+            rc = func(argv)
+    except (UserError, OSError) as err:
         if debug:
-            raise
-        print(f"{prog}: error: {err}", file=sys.stderr)
-        return err.exit_code
+            traceback.print_exc()
+        msg = str(err) if isinstance(err, UserError) else _os_message(err)
+        print(f"{prog}: error: {msg}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        if debug:
+            traceback.print_exc()
+        print(f"{prog}: interrupted", file=sys.stderr)
+        return 130
     return 0 if rc is None else rc

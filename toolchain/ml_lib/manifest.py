@@ -105,4 +105,13 @@ def load(model_dir) -> dict:
     if not isinstance(man, dict) or man.get("format") not in (FORMAT_KERNEL, FORMAT_USER) \
             or "output_specs" not in man:
         raise UserError(f"{found[0]}: not an mlexport manifest")
+    need = ["name", "n_out", "frac_bits", "inputs"] + (["blob"] if man["format"] == FORMAT_KERNEL
+                                                       else [])
+    missing = [k for k in need if k not in man]
+    if missing:
+        raise UserError(f"{found[0]}: manifest lacks {', '.join(missing)} (re-run mlexport)")
+    if not isinstance(man["inputs"], list) or not man["inputs"] \
+            or not isinstance(man["inputs"][0], dict) \
+            or not {"shape", "raw_scale"} <= set(man["inputs"][0]):
+        raise UserError(f"{found[0]}: manifest inputs are malformed (re-run mlexport)")
     return man

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import logging
 import re
 import sys
 from pathlib import Path
@@ -111,6 +112,10 @@ def export(args) -> dict:
     name = args.name if args.name is not None else c_name(Path(args.model).stem)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,30}", name):
         raise UserError(f"--name {name!r} is not a C identifier of at most 31 characters")
+    if name.lower().startswith("ml_lib"):
+        # <name>_run, <name>_infer... would clash with the library's own ml_lib_* symbols
+        raise UserError(f"model name {name!r}: names starting with ml_lib are reserved for the "
+                        "library's symbols; choose another with --name (e.g. --name my_model)")
     feats = [f.strip() for f in args.features.split(",")] if args.features else header
     sample = x[:2] if x.shape[0] >= 2 else np.repeat(x, 2, axis=0)
     fg, fmt = frontend.load(args.model, sample)
@@ -149,6 +154,8 @@ def export(args) -> dict:
                   f"{args.max_kernel_bytes})")
 
     out = Path(args.output) if args.output else Path(name)
+    if out.exists() and not out.is_dir():
+        raise UserError(f"-o {out}: exists and is not a directory")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     rep: dict = {}
@@ -245,8 +252,15 @@ def _main(argv) -> int:
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     debug = "--debug" in argv
-    rc = run_cli("mlexport", _main, argv, debug)
-    return rc
+    previous = logging.root.manager.disable
+    if not debug:
+        # torch logs whole graphs and tracebacks when it cannot export a
+        # model; the error mlexport prints says it in one line
+        logging.disable(logging.CRITICAL)
+    try:
+        return run_cli("mlexport", _main, argv, debug)
+    finally:
+        logging.disable(previous)
 
 
 if __name__ == "__main__":

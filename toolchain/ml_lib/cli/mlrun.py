@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -54,9 +56,14 @@ def load_inputs(path: str, man: dict) -> np.ndarray:
         x = np.load(path, allow_pickle=False)
     except FileNotFoundError as e:
         raise UserError(f"{path}: no such file") from e
-    except (ValueError, OSError) as e:
+    except IsADirectoryError as e:
+        raise UserError(f"{path}: is a directory, not a .npy file") from e
+    except (ValueError, OSError, EOFError) as e:
         raise UserError(f"{path}: not a .npy array ({e})") from e
-    if not isinstance(x, np.ndarray) or x.dtype.kind not in "iuf":
+    if not isinstance(x, np.ndarray):
+        x.close()
+        raise UserError(f"{path}: an .npz archive; mlrun takes one .npy array of inputs")
+    if x.dtype.kind not in "iuf":
         raise UserError(f"{path}: inputs must be integer or float numbers, not {x.dtype}")
     shape = tuple(man["inputs"][0]["shape"])
     if x.shape == shape:
@@ -64,6 +71,8 @@ def load_inputs(path: str, man: dict) -> np.ndarray:
     if tuple(x.shape[1:]) != shape:
         raise UserError(f"{path}: inputs have shape {x.shape}; the model takes (rows, "
                         f"{', '.join(map(str, shape))})")
+    if x.shape[0] == 0:
+        raise UserError(f"{path}: no input rows")
     x = x.astype(np.float64)
     if not np.all(np.isfinite(x)):
         raise UserError(f"{path}: inputs contain NaN or Inf")
@@ -72,6 +81,26 @@ def load_inputs(path: str, man: dict) -> np.ndarray:
 
 def _not_landed(engine: str, what: str) -> UserError:
     return UserError(f"engine '{engine}' is not available yet ({what} has not landed)")
+
+
+@contextlib.contextmanager
+def _engine_failure(engine: str, name: str):
+    """An engine that fails (a compiler, a guest kernel, the daemon) becomes one
+    line naming the cause; its full output goes to a log file."""
+    try:
+        yield
+    except UserError:
+        raise
+    except RuntimeError as e:
+        text = str(e).strip() or type(e).__name__
+        log = Path(tempfile.gettempdir()) / f"mlrun-{name}-{engine}.log"
+        log.write_text(text + "\n")
+        lines = text.splitlines()
+        cause = lines[0].rstrip(":")
+        detail = next((ln.strip() for ln in lines[1:] if re.search(r"\berror:", ln)), None)
+        if detail and detail not in cause:
+            cause = f"{cause}: {detail}"
+        raise UserError(f"engine {engine} failed: {cause} (full output in {log})") from e
 
 
 def run_engine(engine: str, d: Path, man: dict, x: np.ndarray, raw: np.ndarray) -> np.ndarray:
@@ -101,7 +130,7 @@ def run_engine(engine: str, d: Path, man: dict, x: np.ndarray, raw: np.ndarray) 
             if not p.is_file():
                 raise UserError(f"{d}: missing {fn}")
             files[fn] = p.read_text()
-        with tempfile.TemporaryDirectory(prefix="mlrun-") as tmp:
+        with tempfile.TemporaryDirectory(prefix="mlrun-") as tmp, _engine_failure(engine, name):
             so = cengine.compile_generated(files, tmp, out_name=name)
             return cengine.run_generated(so, name, raw).astype(np.int64)
     if engine == "kernel":
@@ -110,13 +139,17 @@ def run_engine(engine: str, d: Path, man: dict, x: np.ndarray, raw: np.ndarray) 
             run = kernel.run_exported
         except (ImportError, AttributeError) as e:
             raise _not_landed(engine, "ml_lib.kernel.run_exported") from e
-        return np.asarray(run(str(d), raw)).astype(np.int64).reshape(raw.shape[0], -1)
+        with _engine_failure(engine, name):
+            y = run(str(d), raw)
+        return np.asarray(y).astype(np.int64).reshape(raw.shape[0], -1)
     try:
         from ml_lib import proxy
         run = proxy.run_exported
     except (ImportError, AttributeError) as e:
         raise _not_landed(engine, "ml_lib.proxy.run_exported") from e
-    y = np.asarray(run(str(d), x.reshape(x.shape[0], -1)), dtype=np.float64)
+    with _engine_failure(engine, name):
+        y = run(str(d), x.reshape(x.shape[0], -1))
+    y = np.asarray(y, dtype=np.float64)
     # the proxy answers s32 / 2^F; go back to the integers it computed
     return np.floor(y.reshape(x.shape[0], -1) * 2.0**man["frac_bits"] + 0.5).astype(np.int64)
 
@@ -146,6 +179,9 @@ def _main(argv) -> int:
     from ml_lib.quantize import to_raw
     d = Path(args.model_dir)
     man = manifest.load(d)
+    dest = Path(args.output)
+    if dest.is_dir():
+        raise UserError(f"-o {dest}: is a directory; give a file name (e.g. -o y.npy)")
     x = load_inputs(args.input, man)
     rs = np.asarray(man["inputs"][0]["raw_scale"], dtype=np.float64)
     raw = to_raw(x, rs)
@@ -153,8 +189,7 @@ def _main(argv) -> int:
     if out.shape != (x.shape[0], man["n_out"]):
         raise RuntimeError(f"engine {args.engine} returned shape {out.shape}")
     res = split_outputs(man, out, args.raw)
-    dest = Path(args.output)
-    if len(res) == 1:
+    if len(res) == 1 and dest.suffix != ".npz":
         np.save(dest, next(iter(res.values())))
     else:
         if dest.suffix != ".npz":

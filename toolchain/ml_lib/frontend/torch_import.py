@@ -84,7 +84,8 @@ def load_program(path: str, fmt: str, example: torch.Tensor) -> ExportedProgram:
                         "(torch.save(model)) or use torch.export.save / torch.jit.save")
     if isinstance(obj, torch.jit.ScriptModule):
         from torch._export.converter import TS2EPConverter
-        return TS2EPConverter(obj, (example,)).convert()
+        with _quiet_torch_logs():
+            return TS2EPConverter(obj, (example,)).convert()
     if not isinstance(obj, torch.nn.Module):
         raise UserError(f"{path} holds a {type(obj).__name__}, not a torch.nn.Module")
     obj.eval()
@@ -93,19 +94,19 @@ def load_program(path: str, fmt: str, example: torch.Tensor) -> ExportedProgram:
 
 @contextlib.contextmanager
 def _quiet_torch_logs():
-    """torch logs whole graphs at ERROR level when export fails; the CLI says one line."""
-    loggers = [logging.getLogger(n) for n in ("torch", "torch._dynamo", "torch.fx",
-                                               "torch._subclasses", "torch.export")]
-    old = [lg.level for lg in loggers]
-    for lg in loggers:
-        lg.setLevel(logging.CRITICAL + 1)
+    """torch logs whole graphs at ERROR level when export fails; the CLI says one line.
+
+    torch's own logging setup gives its loggers explicit levels and handlers,
+    so they are silenced all at once (logging.disable) for the duration.
+    """
+    previous = logging.root.manager.disable
+    logging.disable(logging.CRITICAL)
     try:
         # export also prints the failing graph to stderr on data-dependent errors
         with contextlib.redirect_stderr(io.StringIO()):
             yield
     finally:
-        for lg, lv in zip(loggers, old):
-            lg.setLevel(lv)
+        logging.disable(previous)
 
 
 def export_module(mod: torch.nn.Module, example: torch.Tensor) -> ExportedProgram:
