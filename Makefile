@@ -3,6 +3,9 @@
 SHELL := /bin/bash
 TOP := $(abspath .)
 VENV := $(TOP)/.venv
+# Extra pip options for torch, e.g. --index-url https://download.pytorch.org/whl/cpu
+# where pip would otherwise fetch the CUDA build.
+TORCH_PIP_ARGS ?=
 PY := $(VENV)/bin/python
 BUILD := $(TOP)/build
 export PATH := $(VENV)/bin:$(PATH)
@@ -34,7 +37,7 @@ $(VENV)/.stamp: pyproject.toml
 	@test -x $(PY) || python3 -m venv $(VENV)
 	@$(PY) -m pip install -q --upgrade pip
 	@# torch first, pinned: the CPU build on this machine's disk
-	@$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install -q torch==2.13.0
+	@$(PY) -c 'import torch' 2>/dev/null || $(PY) -m pip install -q $(TORCH_PIP_ARGS) torch==2.13.0
 	@$(PY) -m pip install -q -e '.[test]'
 	@touch $@
 

@@ -3,7 +3,8 @@
 # The kernel side is built from a copy of lib/ml/ in build/proxy/ so that
 # objects never land in the source tree and other concerns' builds of
 # lib/ml/ are not disturbed.
-PROXY_KVER ?= $(notdir $(firstword $(wildcard /lib/modules/*-amd64)))
+# Debian's newest kernel, as in mk/kernel.mk (included before this file).
+PROXY_KVER ?= $(KVER)
 PROXY_KDIR ?= /lib/modules/$(PROXY_KVER)/build
 PROXY_BUILD := $(BUILD)/proxy
 PROXY_SRCS := $(wildcard lib/ml/*.c lib/ml/*.h lib/ml/ops/*.c lib/ml/Makefile) \

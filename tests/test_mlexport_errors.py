@@ -154,6 +154,33 @@ def test_bad_calibration(files, tmp_path, calib, words):
         assert w in msg
 
 
+def test_directories_and_calib_keys(files, tmp_path):
+    msg = _err([tmp_path, "--calib", files / "calib.npy", "-o", tmp_path / "o"])
+    assert "is a directory, not a model file" in msg
+    msg = _err([files / "ok.pt", "--calib", tmp_path, "-o", tmp_path / "o"])
+    assert "is a directory" in msg
+    x = np.load(files / "calib.npy")
+    np.savez(tmp_path / "c.npz", a=x, b=x)
+    torch.save({"a": torch.from_numpy(x)}, tmp_path / "c.pt")
+    torch.save(torch.from_numpy(x), tmp_path / "t.pt")
+    ok = [files / "ok.pt", "-o", tmp_path / "o", "--calib-key"]
+    assert "has no array 'zz' (has a, b)" in _err(ok + ["zz", "--calib", tmp_path / "c.npz"])
+    assert "a dict without 'zz' (has a)" in _err(ok + ["zz", "--calib", tmp_path / "c.pt"])
+    assert "holds one tensor" in _err(ok + ["a", "--calib", tmp_path / "t.pt"])
+    assert "holds one array" in _err(ok + ["a", "--calib", files / "calib.npy"])
+    rc, _, se = mm.run_export(ok + ["b", "--calib", tmp_path / "c.npz", "-q"])
+    assert rc == 0, se
+
+
+def test_output_folder_of_another_model_and_bad_budget(files, tmp_path):
+    ok = [files / "ok.pt", "--calib", files / "calib.npy", "-o", tmp_path / "o", "-q"]
+    assert mm.run_export(ok)[0] == 0
+    assert mm.run_export(ok)[0] == 0  # the same model again: fine, byte-identical
+    msg = _err(ok + ["--name", "other"])
+    assert "already holds the export of model 'ok'" in msg
+    assert "must be positive" in _err(ok + ["--target", "auto", "--max-kernel-bytes", "-5"])
+
+
 def test_missing_calibration(files, tmp_path):
     msg = _err([files / "ok.pt", "-o", tmp_path])
     assert "--calib FILE is required" in msg and "value ranges" in msg

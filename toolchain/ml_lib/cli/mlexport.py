@@ -101,6 +101,8 @@ def export(args) -> dict:
 
     if args.percentile is not None and not 50.0 < args.percentile <= 100.0:
         raise UserError(f"--percentile must be in (50, 100], got {args.percentile}")
+    if args.max_kernel_bytes < 1:
+        raise UserError(f"--max-kernel-bytes must be positive, got {args.max_kernel_bytes}")
     if not 0 <= args.frac_bits <= 30:
         raise UserError(f"--frac-bits must be in 0..30, got {args.frac_bits}")
     frontend.detect_format(args.model)  # "not a model" before asking for calibration
@@ -156,6 +158,11 @@ def export(args) -> dict:
     out = Path(args.output) if args.output else Path(name)
     if out.exists() and not out.is_dir():
         raise UserError(f"-o {out}: exists and is not a directory")
+    others = sorted(p.stem for p in out.glob("*.json") if p.stem != name) if out.is_dir() else []
+    if others:
+        # mixing two exports in one folder would leave mlrun with two manifests
+        raise UserError(f"-o {out}: already holds the export of model {others[0]!r}; use an "
+                        "empty or new directory")
     out.mkdir(parents=True, exist_ok=True)
     written = []
     rep: dict = {}

@@ -22,6 +22,8 @@ __all__ = ["load", "detect_format", "FloatGraph", "FNode", "run_float", "FLOAT_O
 
 def detect_format(path: str) -> str:
     """'export', 'torchscript', 'pickle' or 'onnx'; UserError if none."""
+    if os.path.isdir(path):
+        raise UserError(f"{path}: is a directory, not a model file")
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such file")
     if zipfile.is_zipfile(path):

@@ -73,6 +73,11 @@ def load_program(path: str, fmt: str, example: torch.Tensor) -> ExportedProgram:
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
     except (AttributeError, ModuleNotFoundError) as e:
+        if "__main__" in str(e):
+            raise UserError(f"{path}: the pickled model's class was defined in the training "
+                            f"script itself ({e}), so nothing else can import it; move the class "
+                            "into a module, or save the model with torch.export.save / "
+                            "torch.jit.save") from e
         raise UserError(f"{path}: the pickled model's class cannot be found ({e}); pickle stores "
                         "only its name, so put the module that defines it on PYTHONPATH, or "
                         "save the model with torch.export.save / torch.jit.save") from e

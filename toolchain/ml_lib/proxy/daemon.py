@@ -140,7 +140,9 @@ def serve(model_dirs, device: str = DEVICE, ready: str | None = None) -> int:
     try:
         fd = os.open(device, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
     except OSError as e:
-        raise UserError(f"cannot open {device}: {e.strerror}") from None
+        hint = "; load ml_lib.ko built with CONFIG_ML_LIB_PROXY=y" if e.errno == errno.ENOENT \
+            else ""
+        raise UserError(f"cannot open {device}: {e.strerror}{hint}") from None
 
     def stop(signum, frame):
         raise Stop()

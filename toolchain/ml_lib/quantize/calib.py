@@ -19,10 +19,15 @@ NPZ_KEYS = ("x", "X", "calib", "data", "inputs")
 def load(path: str, key: str | None = None) -> tuple[np.ndarray, list[str] | None]:
     """Returns (float64 array, feature names from a CSV header or None)."""
     p = Path(path)
+    if p.is_dir():
+        raise UserError(f"calibration file {path}: is a directory")
     if not p.is_file():
         raise UserError(f"calibration file {path}: no such file")
     ext = p.suffix.lower()
     names = None
+    if key is not None and ext not in (".npz", ".pt"):
+        raise UserError(f"--calib-key {key!r}: {path} holds one array; the key is for .npz "
+                        "archives and dicts saved with torch.save")
     try:
         if ext == ".npy":
             a = np.load(p, allow_pickle=False)
@@ -32,7 +37,8 @@ def load(path: str, key: str | None = None) -> tuple[np.ndarray, list[str] | Non
                 k = key or next((k for k in NPZ_KEYS if k in keys), None) or \
                     (keys[0] if len(keys) == 1 else None)
                 if k not in keys:
-                    raise UserError(f"calibration file {path}: pick an array with --calib-key "
+                    what = f"has no array {key!r}" if key else "pick an array with --calib-key"
+                    raise UserError(f"calibration file {path}: {what} "
                                     f"(has {', '.join(keys) or 'none'})")
                 a = z[k]
         elif ext == ".pt":
@@ -40,10 +46,14 @@ def load(path: str, key: str | None = None) -> tuple[np.ndarray, list[str] | Non
             obj = torch.load(p, map_location="cpu", weights_only=True)
             if isinstance(obj, dict):
                 k = key or next((k for k in NPZ_KEYS if k in obj), None)
-                if k is None:
-                    raise UserError(f"calibration file {path}: a dict; pick a tensor with "
-                                    f"--calib-key (has {', '.join(map(str, obj))})")
+                if k is None or k not in obj:
+                    what = f"a dict without {key!r}" if key else \
+                        "a dict; pick a tensor with --calib-key"
+                    raise UserError(f"calibration file {path}: {what} "
+                                    f"(has {', '.join(map(str, obj))})")
                 obj = obj[k]
+            elif key is not None:
+                raise UserError(f"--calib-key {key!r}: {path} holds one tensor, not a dict")
             if not hasattr(obj, "numpy"):
                 raise UserError(f"calibration file {path}: holds a {type(obj).__name__}, "
                                 "not a tensor")
