@@ -2,9 +2,11 @@
 # SPDX-License-Identifier: GPL-2.0
 #
 # Apply ml_lib to a kernel source tree the way a user would: copy lib/ml and
-# the headers, append the Kconfig entries to lib/Kconfig and hook lib/ml into
-# lib/Makefile. Idempotent: a second run refreshes the copied files and
-# leaves Kconfig/Makefile alone.
+# the headers, put the Kconfig entries between marker lines at the end of
+# lib/Kconfig and hook lib/ml into lib/Makefile. Safe to run again: a second
+# run refreshes the copied files, replaces the Kconfig block between the
+# markers with the current Kconfig.snippet (lib/Kconfig is rewritten only if
+# that changes it) and adds the lib/Makefile line only if it is missing.
 #
 # usage: scripts/apply-to-kernel.sh KERNEL_SRC_DIR
 set -eu
