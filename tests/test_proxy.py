@@ -237,6 +237,150 @@ def test_uniform_batch_fast_path_matches_record_by_record(tmp_path):
     # raw * 0.5 * 2^2 = raw * 2, one 40-byte answer per request, in order
     assert n == 3 and data == b"".join(abi.pack_response(100 + k, 4, 2 * np.array(r))
                                        for k, r in enumerate(rows))
-    # odd n_out: the padding word is zero
-    assert abi.pack_responses(np.array([9], dtype=np.uint64), 1, np.array([[5, 6, 7]])) == \
-        abi.pack_response(9, 1, np.array([5, 6, 7]))
+    # odd n_out, several rows (the record-array path): a zero padding word per record
+    ys = np.array([[5, 6, 7], [-1, 0, 1], [2**31 - 1, -(2**31), 3]])
+    packed = abi.pack_responses(np.array([7, 8, 9], dtype=np.uint64), 1, ys)
+    assert len(packed) == 3 * 40
+    assert packed == b"".join(abi.pack_response(7 + k, 1, y) for k, y in enumerate(ys))
+    assert packed[36:40] == b"\0" * 4
+
+
+def _onnx(path, n_in, n_out, batch="batch", in_type=None, inputs=1):
+    import onnx
+    from onnx import TensorProto, helper
+    t = in_type or TensorProto.FLOAT
+    ins = [helper.make_tensor_value_info(f"x{i}" if i else "x", t, [batch, n_in])
+           for i in range(inputs)]
+    w = onnx.numpy_helper.from_array(np.ones((n_in, n_out), np.float32), "w")
+    nodes = [helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT),
+             helper.make_node("MatMul", ["xf", "w"], ["y"])]
+    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, n_out])
+    m = helper.make_model(helper.make_graph(nodes, "g", ins, [y], [w]),
+                          opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    return m
+
+
+@pytest.mark.parametrize("case,words", [
+    ("fixed_batch", ["cannot run a batch of 2 rows"]),
+    ("n_out", ["gives outputs of shape (2, 3)", "(2, 2)"]),
+    ("double", ["is not tensor(float)"]),
+    ("two_inputs", ["has 2 inputs"]),
+    ("input_name", ["no input named 'nope'"]),
+    ("output_name", ["no output named 'nope'"]),
+])
+def test_model_that_would_fail_at_serve_time_is_refused_at_load(tmp_path, case, words):
+    from onnx import TensorProto
+    kw, extra = {}, {}
+    n_out = 2 if case == "n_out" else 3
+    if case == "fixed_batch":
+        kw["batch"] = 1
+    if case == "double":
+        kw["in_type"] = TensorProto.DOUBLE
+    if case == "two_inputs":
+        kw["inputs"] = 2
+    if case == "input_name":
+        extra["onnx_input"] = "nope"
+    if case == "output_name":
+        extra["onnx_output"] = "nope"
+    d = write_model_dir(tmp_path / "m", "m", _onnx(tmp_path, 4, 3, **kw), 4, n_out, **extra)
+    with pytest.raises(UserError) as e:
+        daemon.Model(load_manifest(d))
+    for w in words:
+        assert w in str(e.value), str(e.value)
+
+
+@pytest.mark.parametrize("key,value", [("timeout_ms", "abc"), ("timeout_ms", None),
+                                       ("timeout_ms", 0), ("timeout_ms", 60001),
+                                       ("timeout_ms", 0.5), ("features", 5), ("onnx", 5)])
+def test_manifest_values_are_checked(ident, tmp_path, key, value):
+    import shutil
+    d = tmp_path / "m"
+    shutil.copytree(ident, d)
+    f = next(d.glob("*.json"))
+    m = json.loads(f.read_text())
+    m[key] = value
+    f.write_text(json.dumps(m))
+    with pytest.raises(UserError, match=key):
+        load_manifest(d)
+
+
+def test_to_raw_saturates_and_refuses_nan(ident):
+    man = load_manifest(ident)
+    assert man.to_raw(np.array([[1e30, -1e30, np.inf, 2.5]])).tolist() == \
+        [[2**62, -(2**62), 2**62, 3]]
+    with pytest.raises(UserError, match="NaN"):
+        man.to_raw(np.array([[np.nan, 0, 0, 0]]))
+
+
+SERVE_DRIVER = r"""
+import sys, faulthandler, signal as _s; faulthandler.register(_s.SIGUSR1)
+import numpy as np
+from ml_lib.proxy import daemon
+
+fifo, ready, answers, *dirs = sys.argv[1:]
+out = open(answers, "ab", buffering=0)
+
+
+def register(fd, models):
+    for i, m in enumerate(models):
+        m.model_id = i
+    if len(models) > 1:  # the second model's batches fail after loading fine
+        def boom(raw):
+            raise RuntimeError("onnxruntime: simulated failure")
+        models[1].run_raw = boom
+    return {m.model_id: m for m in models}
+
+
+daemon.register = register
+daemon.write_answers = lambda fd, data: out.write(data) and 0
+sys.exit(daemon.serve(dirs, device=fifo, ready=ready))
+"""
+
+
+def test_serve_keeps_serving_after_a_failing_model_and_stops_cleanly(ident, tmp_path):
+    """serve() itself, over a FIFO standing in for /dev/ml_lib: a model whose
+    batch fails costs only its own answers; two signals still exit 0."""
+    import os
+    import signal
+    import time
+    b = write_model_dir(tmp_path / "b", "b", (Path(ident) / "ident.onnx").read_bytes(), 4, 4,
+                        raw_scale=1.0, frac_bits=0)
+    fifo, ready, answers = tmp_path / "dev", tmp_path / "ready", tmp_path / "answers"
+    os.mkfifo(fifo)
+    drv = tmp_path / "drv.py"
+    drv.write_text(SERVE_DRIVER)
+    p = subprocess.Popen([sys.executable, str(drv), str(fifo), str(ready), str(answers),
+                          str(ident), str(b)], stderr=subprocess.PIPE, text=True)
+    try:
+        for _ in range(600):
+            if ready.exists() or p.poll() is not None:
+                break
+            time.sleep(0.05)
+        assert ready.exists(), p.stderr.read() if p.poll() is not None else "not ready"
+        w = os.open(fifo, os.O_WRONLY)
+        # one read with requests for both models, then one for the good model alone
+        os.write(w, abi.pack_request(1, 0, np.array([1, 2, 3, 4])) +
+                 abi.pack_request(2, 1, np.array([5, 6, 7, 8])))
+        for _ in range(200):
+            if answers.exists() and answers.stat().st_size >= 40:
+                break
+            time.sleep(0.05)
+        os.write(w, abi.pack_request(3, 0, np.array([9, 9, 9, 9])))
+        for _ in range(200):
+            if answers.stat().st_size >= 80:
+                break
+            time.sleep(0.05)
+        assert p.poll() is None, p.stderr.read()
+        p.send_signal(signal.SIGTERM)
+        p.send_signal(signal.SIGINT)
+        rc = p.wait(timeout=30)
+        err = p.stderr.read()
+        os.close(w)
+    finally:
+        if p.poll() is None:
+            p.kill()
+    assert rc == 0 and "Traceback" not in err and "Logging error" not in err, err
+    assert "b: batch of 1 failed, left to the kernel's fallback: onnxruntime: simulated" in err
+    assert answers.read_bytes() == abi.pack_response(1, 0, np.array([1, 2, 3, 4])) + \
+        abi.pack_response(3, 0, np.array([9, 9, 9, 9]))

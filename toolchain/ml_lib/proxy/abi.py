@@ -65,6 +65,8 @@ def parse_requests(buf: bytes) -> list[tuple[int, int, np.ndarray]]:
     out = []
     off = 0
     while off < len(buf):
+        if len(buf) - off < REQ_HDR.size:
+            raise ValueError(f"truncated request record at byte {off}")
         version, size, req_id, model_id, n_in = REQ_HDR.unpack_from(buf, off)
         if version != VERSION or size != req_size(n_in) or off + size > len(buf):
             raise ValueError(f"malformed request record at byte {off}")
@@ -119,6 +121,8 @@ def parse_batch(buf: bytes) -> dict[int, tuple[np.ndarray, np.ndarray]]:
     """
     if not buf:
         return {}
+    if len(buf) < REQ_HDR.size:
+        raise ValueError(f"truncated request record of {len(buf)} bytes")
     version, size, req_id, model_id, n_in = REQ_HDR.unpack_from(buf, 0)
     if len(buf) == size == req_size(n_in) and version == VERSION:  # one request: no record array
         x = np.frombuffer(buf, dtype="<i8", count=n_in, offset=REQ_HDR.size)

@@ -3,8 +3,11 @@
 
 One loop: poll /dev/ml_lib, read every request that is waiting (many per
 read), group them by model, run onnxruntime once per model on the whole
-batch, write all the answers back in one write. The kernel never waits for
-us beyond each model's timeout, so a slow batch costs fallbacks, not hangs.
+batch and write that model's answers back at once, so a slow model does not
+hold up a fast one's. The kernel never waits for us beyond each model's
+timeout, so a slow batch costs fallbacks, not hangs; a model whose batch
+fails leaves its requests to time out into the kernel's fallback and the
+daemon keeps serving the others.
 """
 
 from __future__ import annotations
@@ -28,8 +31,10 @@ READ_BYTES = 1 << 16  # the kernel's staging buffer: one read never carries more
 log = logging.getLogger("mlproxyd")
 
 
-class Stop(Exception):
-    """Raised by the SIGTERM/SIGINT handler to leave the serving loop."""
+class Stop(BaseException):
+    """Raised by the SIGTERM/SIGINT handler to leave the serving loop; a
+    BaseException, like KeyboardInterrupt, so that no ``except Exception``
+    (a failing model's batch, a logging handler) can swallow it."""
 
 
 class Model:
@@ -50,11 +55,31 @@ class Model:
         except Exception as e:  # onnxruntime raises its own exception types
             raise UserError(f"{man.onnx_path}: onnxruntime cannot load it: {e}") from None
         ins, outs = self.sess.get_inputs(), self.sess.get_outputs()
+        where = man.onnx_path
+        if len(ins) != 1:
+            raise UserError(f"{where}: has {len(ins)} inputs; mlproxyd feeds exactly one")
         self.input = man.onnx_input or ins[0].name
-        self.output = man.onnx_output or outs[0].name
+        if self.input != ins[0].name:
+            raise UserError(f"{where}: no input named {self.input!r} (has {ins[0].name!r})")
+        if ins[0].type != "tensor(float)":
+            raise UserError(f"{where}: input type {ins[0].type} is not tensor(float)")
+        names = [o.name for o in outs]
+        self.output = man.onnx_output or names[0]
+        if self.output not in names:
+            raise UserError(f"{where}: no output named {self.output!r} (has {', '.join(names)})")
         shape = ins[0].shape
         if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != man.n_in):
-            raise UserError(f"{man.onnx_path}: input shape {shape} is not [batch, {man.n_in}]")
+            raise UserError(f"{where}: input shape {shape} is not [batch, {man.n_in}]")
+        # a dry run with a batch of 2: a fixed batch dimension or a wrong
+        # n_out would otherwise fail only once requests arrive together
+        try:
+            y = self.run_float(np.zeros((2, man.n_in), dtype=np.float32))
+        except Exception as e:  # onnxruntime's own exception types
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"{where}: cannot run a batch of 2 rows: {first}") from None
+        if y.shape != (2, man.n_out):
+            raise UserError(f"{where}: a batch of 2 rows gives outputs of shape {y.shape}, "
+                            f"the manifest says (2, {man.n_out})")
         self.model_id = -1
 
     def run_float(self, x: np.ndarray) -> np.ndarray:
@@ -70,23 +95,42 @@ class Model:
         return self.man.to_fixed(y)
 
 
-def answer(models: dict[int, Model], buf: bytes) -> tuple[bytes, int]:
+def answer_each(models: dict[int, Model], buf: bytes):
     """Answer one read's worth of requests: one onnxruntime run per model.
 
-    Returns the responses (back to back) and how many requests there were.
-    Requests for an unknown model id are left unanswered (they time out
-    into the kernel's fallback).
+    Yields (model_id, responses back to back, number of requests) per model,
+    so each model's answers can be written as soon as they exist. Requests
+    for an unknown model id, or of a model whose run fails, get no answer
+    (they time out into the kernel's fallback); the failure is logged and
+    the other models are still answered. A malformed read (the kernel never
+    writes one) is logged and dropped.
     """
-    out = []
-    n = 0
-    for model_id, (ids, raw) in abi.parse_batch(buf).items():
-        n += len(ids)
+    try:
+        groups = abi.parse_batch(buf)
+    except ValueError as e:
+        log.error("dropped a malformed read of %d bytes: %s", len(buf), e)
+        return
+    for model_id, (ids, raw) in groups.items():
         m = models.get(model_id)
         if m is None:
             log.warning("%d requests for unknown model id %d dropped", len(ids), model_id)
+            yield model_id, b"", len(ids)
             continue
-        out.append(abi.pack_responses(ids, model_id, m.run_raw(raw)))
-    return b"".join(out), n
+        try:
+            y = m.run_raw(raw)
+        except Exception as e:  # onnxruntime's own types included: keep serving
+            log.error("%s: batch of %d failed, left to the kernel's fallback: %s",
+                      m.man.name, len(ids), str(e).strip().splitlines()[0] if str(e) else
+                      type(e).__name__)
+            yield model_id, b"", len(ids)
+            continue
+        yield model_id, abi.pack_responses(ids, model_id, y), len(ids)
+
+
+def answer(models: dict[int, Model], buf: bytes) -> tuple[bytes, int]:
+    """All of answer_each() for one read: (responses back to back, requests)."""
+    parts = list(answer_each(models, buf))
+    return b"".join(d for _, d, _ in parts), sum(n for _, _, n in parts)
 
 
 def write_answers(fd: int, data: bytes) -> int:
@@ -136,40 +180,70 @@ def register(fd: int, models: list[Model]) -> dict[int, Model]:
 
 
 def serve(model_dirs, device: str = DEVICE, ready: str | None = None) -> int:
-    models = load_models(model_dirs)
-    try:
-        fd = os.open(device, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
-    except OSError as e:
-        hint = "; load ml_lib.ko built with CONFIG_ML_LIB_PROXY=y" if e.errno == errno.ENOENT \
-            else ""
-        raise UserError(f"cannot open {device}: {e.strerror}{hint}") from None
+    stopping = []
 
     def stop(signum, frame):
-        raise Stop()
+        # only the first signal interrupts; one more during shutdown is a no-op
+        if not stopping:
+            stopping.append(signum)
+            raise Stop()
 
     old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
-    served = batches = rejected = 0
+    fd = -1
+    wake_fds: tuple[int, ...] = ()
+    old_wakeup = None
+    served = batches = rejected = failed = 0
     try:
+        models = load_models(model_dirs)
+        try:
+            fd = os.open(device, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
+        except OSError as e:
+            hint = "; load ml_lib.ko built with CONFIG_ML_LIB_PROXY=y" \
+                if e.errno == errno.ENOENT else ""
+            raise UserError(f"cannot open {device}: {e.strerror}{hint}") from None
         by_id = register(fd, models)
         if ready:
             Path(ready).write_text(f"{os.getpid()}\n")
+        # A signal may be delivered to one of onnxruntime's threads, which
+        # would leave poll() asleep; the wake-up pipe ends it in any case.
+        wake_r, wake_w = os.pipe2(os.O_NONBLOCK | os.O_CLOEXEC)
+        wake_fds = (wake_r, wake_w)
+        old_wakeup = signal.set_wakeup_fd(wake_w)
         poller = select.poll()
         poller.register(fd, select.POLLIN)
+        poller.register(wake_r, select.POLLIN)
         while True:
             poller.poll()
+            try:
+                os.read(wake_r, 512)  # drain; the signal's handler has run by now
+            except BlockingIOError:
+                pass
             try:
                 buf = os.read(fd, READ_BYTES)
             except BlockingIOError:
                 continue
-            data, n = answer(by_id, buf)
-            served += n
             batches += 1
-            rejected += write_answers(fd, data)
+            for model_id, data, n in answer_each(by_id, buf):
+                served += n
+                if not data:
+                    failed += n
+                    continue
+                late = write_answers(fd, data)
+                rejected += late
+                log.debug("model id %d: %d requests answered, %d too late", model_id, n, late)
     except Stop:
-        log.info("stopping: %d requests in %d batches, %d answers too late",
-                 served, batches, rejected)
+        pass
     finally:
-        for s, h in old.items():
-            signal.signal(s, h)
-        os.close(fd)
+        if fd >= 0:
+            os.close(fd)
+        if wake_fds:
+            signal.set_wakeup_fd(old_wakeup)
+            for w in wake_fds:
+                os.close(w)
+        if not stopping:  # when stopping, keep the no-op handler: we are exiting
+            for s, h in old.items():
+                signal.signal(s, h)
+    if stopping:
+        log.info("stopping: %d requests in %d reads, %d answers too late, %d not answered",
+                 served, batches, rejected, failed)
     return 0

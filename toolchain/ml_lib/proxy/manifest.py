@@ -44,14 +44,22 @@ class Manifest:
         return (np.asarray(raw, dtype=np.float64) * self.raw_scale).astype(np.float32)
 
     def to_raw(self, x: np.ndarray) -> np.ndarray:
-        """Float features → raw s64 (round half up to the raw_scale grid)."""
-        return np.floor(np.asarray(x, dtype=np.float64) / self.raw_scale + 0.5).astype(np.int64)
+        """Float features → raw s64 (round half up to the raw_scale grid),
+        saturated to ±(2^62), the engine's raw limit; NaN is refused."""
+        v = np.floor(np.asarray(x, dtype=np.float64) / self.raw_scale + 0.5)
+        if np.isnan(v).any():
+            raise UserError(f"{self.name}: input features contain NaN")
+        return np.clip(v, -RAW_LIMIT, RAW_LIMIT).astype(np.int64)
 
     def to_fixed(self, y: np.ndarray) -> np.ndarray:
         """Model outputs → s32 fixed point value * 2**F, round half up, saturated."""
         v = np.floor(np.asarray(y, dtype=np.float64) * 2.0**self.frac_bits + 0.5)
         v = np.nan_to_num(v, nan=0.0, posinf=S32_MAX, neginf=S32_MIN)
         return np.clip(v, S32_MIN, S32_MAX).astype(np.int32)
+
+
+RAW_LIMIT = float(2**62)
+TIMEOUT_MS_MAX = 60000  # the kernel's limit for a proxy model's timeout
 
 
 def _bad(d: Path, why: str) -> UserError:
@@ -94,12 +102,22 @@ def load_manifest(model_dir) -> Manifest:
         raise _bad(d, "raw_scale must be a number or a list of n_in numbers") from None
     if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
         raise _bad(d, "raw_scale values must be finite and > 0")
+    for key in ("onnx", "onnx_input", "onnx_output"):
+        if m.get(key) is not None and not isinstance(m[key], str):
+            raise _bad(d, f"{key} must be a string, not {m[key]!r}")
+    for key in ("features", "outputs"):
+        v = m.get(key, [])
+        if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
+            raise _bad(d, f"{key} must be a list of names")
+    t = m.get("timeout_ms", 100)
+    if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= TIMEOUT_MS_MAX:
+        raise _bad(d, f"timeout_ms {t!r} is not a whole number of ms in 1..{TIMEOUT_MS_MAX}")
     onnx_path = d / m.get("onnx", f"{name}.onnx")
     if not onnx_path.is_file():
         raise _bad(d, f"missing {onnx_path.name}")
     return Manifest(name=name, n_in=n_in, n_out=n_out, raw_scale=scale, frac_bits=f,
                     onnx_path=onnx_path, onnx_input=m.get("onnx_input"),
-                    onnx_output=m.get("onnx_output"), timeout_ms=int(m.get("timeout_ms", 100)),
+                    onnx_output=m.get("onnx_output"), timeout_ms=t,
                     features=list(m.get("features", [])), outputs=list(m.get("outputs", [])))
 
 
