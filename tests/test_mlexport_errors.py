@@ -210,6 +210,16 @@ def test_bad_name(files, tmp_path):
     assert "not a C identifier" in msg
 
 
+def test_name_case(files, tmp_path):
+    msg = _err([files / "ok.pt", "--calib", files / "calib.npy", "--name", "LinnOS", "-o", tmp_path])
+    assert "use lower case" in msg and "--name linnos" in msg
+    # a default name from the file name is lower-cased
+    (tmp_path / "MyModel.pt").write_bytes((files / "ok.pt").read_bytes())
+    rc, _, se = mm.run_export([tmp_path / "MyModel.pt", "--calib", files / "calib.npy",
+                               "-o", tmp_path / "o", "-q"])
+    assert rc == 0 and (tmp_path / "o" / "mymodel.json").exists(), se
+
+
 def test_reserved_name(files, tmp_path):
     # ml_lib_run() / ml_lib_infer() would clash with the library's own symbols
     msg = _err([files / "ok.pt", "--calib", files / "calib.npy", "--name", "ml_lib", "-o", tmp_path])

@@ -188,6 +188,7 @@ void ml_lib_graph_free(struct ml_lib_graph *g);
 #ifdef __KERNEL__
 struct dentry;
 struct ml_lib_proxy;
+struct module;
 
 /* Where an answer from ml_lib_infer() came from (see ml_lib_result). */
 enum ml_lib_source {
@@ -202,6 +203,9 @@ enum ml_lib_source {
  * @graph: integer tables run by the in-kernel engine; NULL for a model
  *         served only by the user-space proxy
  * @proxy: proxy state (CONFIG_ML_LIB_PROXY), NULL for in-kernel models
+ * @owner: the module holding @name and @graph (THIS_MODULE), or NULL when
+ *         they are built in; ml_lib_model_get() pins it, so the module
+ *         cannot be removed while a reference is held
  * @list: private, registry link
  * @ref: private, lookup references
  * @scratch: private, per-CPU arenas, one per context level
@@ -215,6 +219,7 @@ struct ml_lib_model {
 	const char *name;
 	const struct ml_lib_graph *graph;
 	struct ml_lib_proxy *proxy;
+	struct module *owner;
 	struct list_head list;
 	struct kref ref;
 	void __percpu *scratch;

@@ -610,6 +610,10 @@ static void ml_lib_test_api_registry(struct kunit *test)
 
 	KUNIT_ASSERT_EQ(test, ml_lib_model_register(&m), 0);
 	KUNIT_EXPECT_EQ(test, ml_lib_model_register(&dup), -EEXIST);
+	/* the same object again: refused before its live state is touched */
+	KUNIT_EXPECT_EQ(test, ml_lib_model_register(&m), -EEXIST);
+	KUNIT_EXPECT_EQ(test, kref_read(&m.ref), 1U);
+	KUNIT_EXPECT_TRUE(test, !!m.scratch);
 	got = ml_lib_model_get("kunit_api");
 	KUNIT_EXPECT_PTR_EQ(test, got, &m);
 	KUNIT_EXPECT_EQ(test, ml_lib_infer(got, in, 2, out, 2), ML_LIB_SRC_ENGINE);

@@ -168,6 +168,16 @@ static int ml_lib_register(struct ml_lib_model *m, bool get)
 
 	if (!m || !ml_lib_name_ok(m->name) || (!m->graph && !m->proxy))
 		return -EINVAL;
+	/*
+	 * Before any field of @m is touched: registering a model (or a name)
+	 * that is already registered must not reset the live one's reference
+	 * count or scratch arenas.
+	 */
+	mutex_lock(&ml_lib_lock);
+	ret = kref_read(&m->ref) || ml_lib_find_locked(m->name) ? -EEXIST : 0;
+	mutex_unlock(&ml_lib_lock);
+	if (ret)
+		return ret;
 	if (m->graph) {
 		ret = ml_lib_graph_validate(m->graph);
 		if (ret)
@@ -252,6 +262,11 @@ void ml_lib_model_unregister(struct ml_lib_model *m)
 	if (!m)
 		return;
 	mutex_lock(&ml_lib_lock);
+	/* never registered (or already unregistered): nothing to undo */
+	if (WARN_ON_ONCE(!kref_read(&m->ref))) {
+		mutex_unlock(&ml_lib_lock);
+		return;
+	}
 	list_del_init(&m->list);
 	dir = m->debugfs;
 	m->debugfs = NULL;
@@ -272,9 +287,14 @@ EXPORT_SYMBOL_GPL(ml_lib_model_unregister);
  * ml_lib_model_get() - look a registered model up by name
  * @name: the model's name
  *
+ * The reference also pins the module that registered the model
+ * (&ml_lib_model.owner): removing that module fails with -EBUSY until the
+ * reference is dropped, instead of blocking in ml_lib_model_unregister().
+ *
  * Context: process context; may sleep.
  * Return: the model with a reference the caller drops with
- * ml_lib_model_put(), or NULL if no model of that name is registered.
+ * ml_lib_model_put(), or NULL if no model of that name is registered (or
+ * its module is being removed).
  */
 struct ml_lib_model *ml_lib_model_get(const char *name)
 {
@@ -284,6 +304,8 @@ struct ml_lib_model *ml_lib_model_get(const char *name)
 		return NULL;
 	mutex_lock(&ml_lib_lock);
 	m = ml_lib_find_locked(name);
+	if (m && !try_module_get(m->owner))
+		m = NULL;
 	if (m)
 		kref_get(&m->ref);
 	mutex_unlock(&ml_lib_lock);
@@ -300,8 +322,14 @@ EXPORT_SYMBOL_GPL(ml_lib_model_get);
  */
 void ml_lib_model_put(struct ml_lib_model *m)
 {
-	if (m)
-		kref_put(&m->ref, ml_lib_model_release);
+	struct module *owner;
+
+	if (!m)
+		return;
+	/* @m may be freed once the reference is gone: read its owner first */
+	owner = m->owner;
+	kref_put(&m->ref, ml_lib_model_release);
+	module_put(owner);
 }
 EXPORT_SYMBOL_GPL(ml_lib_model_put);
 

@@ -316,9 +316,14 @@ const struct ml_lib_graph anomaly_graph = {
 };
 
 #ifdef __KERNEL__
+/* For anomaly_run() in other modules (see anomaly.h). */
+EXPORT_SYMBOL_GPL(anomaly_graph);
+
+/* Pinned by ml_lib_model_get(): this module stays while a reference is held. */
 struct ml_lib_model anomaly_model = {
 	.name = "anomaly",
 	.graph = &anomaly_graph,
+	.owner = THIS_MODULE,
 };
 EXPORT_SYMBOL_GPL(anomaly_model);
 #endif

@@ -332,9 +332,14 @@ const struct ml_lib_graph anomaly_measured_graph = {
 };
 
 #ifdef __KERNEL__
+/* For anomaly_measured_run() in other modules (see anomaly_measured.h). */
+EXPORT_SYMBOL_GPL(anomaly_measured_graph);
+
+/* Pinned by ml_lib_model_get(): this module stays while a reference is held. */
 struct ml_lib_model anomaly_measured_model = {
 	.name = "anomaly_measured",
 	.graph = &anomaly_measured_graph,
+	.owner = THIS_MODULE,
 };
 EXPORT_SYMBOL_GPL(anomaly_measured_model);
 #endif

@@ -648,9 +648,14 @@ const struct ml_lib_graph linnos_graph = {
 };
 
 #ifdef __KERNEL__
+/* For linnos_run() in other modules (see linnos.h). */
+EXPORT_SYMBOL_GPL(linnos_graph);
+
+/* Pinned by ml_lib_model_get(): this module stays while a reference is held. */
 struct ml_lib_model linnos_model = {
 	.name = "linnos",
 	.graph = &linnos_graph,
+	.owner = THIS_MODULE,
 };
 EXPORT_SYMBOL_GPL(linnos_model);
 #endif

@@ -205,9 +205,14 @@ const struct ml_lib_graph readahead_graph = {
 };
 
 #ifdef __KERNEL__
+/* For readahead_run() in other modules (see readahead.h). */
+EXPORT_SYMBOL_GPL(readahead_graph);
+
+/* Pinned by ml_lib_model_get(): this module stays while a reference is held. */
 struct ml_lib_model readahead_model = {
 	.name = "readahead",
 	.graph = &readahead_graph,
+	.owner = THIS_MODULE,
 };
 EXPORT_SYMBOL_GPL(readahead_model);
 #endif

@@ -83,7 +83,8 @@ def parser() -> argparse.ArgumentParser:
 
 
 def c_name(stem: str) -> str:
-    s = re.sub(r"[^0-9A-Za-z_]+", "_", stem).strip("_") or "model"
+    # lower case: kernel style (checkpatch flags CamelCase identifiers)
+    s = re.sub(r"[^0-9a-z_]+", "_", stem.lower()).strip("_") or "model"
     if s[0].isdigit():
         s = "m_" + s
     return s[:31]
@@ -114,6 +115,9 @@ def export(args) -> dict:
     name = args.name if args.name is not None else c_name(Path(args.model).stem)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,30}", name):
         raise UserError(f"--name {name!r} is not a C identifier of at most 31 characters")
+    if name != name.lower():
+        raise UserError(f"--name {name!r}: use lower case (kernel style; the name becomes C "
+                        f"identifiers such as {name}_infer), e.g. --name {name.lower()}")
     if name.lower().startswith("ml_lib"):
         # <name>_run, <name>_infer... would clash with the library's own ml_lib_* symbols
         raise UserError(f"model name {name!r}: names starting with ml_lib are reserved for the "

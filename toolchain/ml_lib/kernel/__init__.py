@@ -174,10 +174,17 @@ class BootResult:
     errors: dict[int, str] = field(default_factory=dict)
     dmesg: str = ""
     console: str = ""
+    #: module -> rmmod's message, for each of ``pinned`` whose removal failed
+    busy: dict[str, str] = field(default_factory=dict)
 
 
-def boot(modules: list[Path], jobs: list[Job], cpus: int = 2, check_log: bool = True) -> BootResult:
+def boot(modules: list[Path], jobs: list[Job], cpus: int = 2, check_log: bool = True,
+         pinned: tuple[str, ...] = ()) -> BootResult:
     """Boot Debian's kernel once, insmod ``modules`` in order, run ``jobs``.
+
+    Before the modules are removed (in reverse order), ``rmmod`` is tried on
+    each module named in ``pinned``; the ones it could not remove are in
+    ``BootResult.busy``.
 
     Raises :class:`KernelLogError` when the guest kernel log has a bad line
     (with ``check_log``), :class:`KernelError` when the guest could not run.
@@ -191,7 +198,8 @@ def boot(modules: list[Path], jobs: list[Job], cpus: int = 2, check_log: bool = 
     BUILD.mkdir(exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix="vng-", dir=BUILD))
     try:
-        spec = {"modules": [str(Path(m).resolve()) for m in modules], "jobs": []}
+        spec = {"modules": [str(Path(m).resolve()) for m in modules], "jobs": [],
+                "pinned": list(pinned)}
         for i, j in enumerate(jobs):
             e = {"name": j.name, "expect_errno": j.expect_errno, "unload": j.unload}
             if j.blob is not None:
@@ -229,6 +237,7 @@ def boot(modules: list[Path], jobs: list[Job], cpus: int = 2, check_log: bool = 
             raise KernelError(f"in the guest: {result['fatal']}\n" + _log_tail(res.dmesg))
         for k, v in result["errors"].items():
             res.errors[int(k)] = v
+        res.busy = result.get("busy", {})
         for k, n_out in result["n_out"].items():
             out = np.frombuffer((work / f"{k}.out.bin").read_bytes(), dtype="<i4")
             res.outputs[int(k)] = out.reshape(jobs[int(k)].raw.shape[0], n_out).astype(np.int32)

@@ -120,6 +120,14 @@ def main(work: Path) -> int:
             except (OSError, RuntimeError) as e:
                 code = errno.errorcode.get(getattr(e, "errno", None) or 0, "")
                 result["errors"][str(i)] = f"{code} {e}".strip()
+        # a module whose model someone holds must refuse to go (not block)
+        result["busy"] = {}
+        for mod in spec.get("pinned", []):
+            r = subprocess.run(["rmmod", mod], capture_output=True, text=True, timeout=60)
+            if r.returncode:
+                result["busy"][mod] = r.stderr.strip()
+            else:
+                inserted.remove(mod)
         # unregistering paths run too, and their log lines are checked
         for mod in reversed(inserted):
             _run(["rmmod", mod])
