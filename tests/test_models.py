@@ -204,7 +204,10 @@ def test_consumers_agree_with_python_in_a_booted_kernel():
     mods = [REPO / "build/kmod/lib/ml/ml_lib.ko"]
     for t in TASKS:
         mods += [kb / t / "export" / f"{t}_ml.ko", kb / t / "consumer" / f"{t}_hook.ko"]
-    res = kernel.boot(mods, [])
+    # each hook holds its model from init to exit: the model's module is pinned
+    res = kernel.boot(mods, [], pinned=tuple(f"{t}_ml" for t in TASKS))
+    assert set(res.busy) == {f"{t}_ml" for t in TASKS}, res.busy
+    assert all("in use" in why for why in res.busy.values()), res.busy
     for t in TASKS:
         summary = [ln for ln in res.dmesg.splitlines() if f"{t}_hook:" in ln and "replayed" in ln]
         assert summary, f"{t}_hook printed no summary:\n{res.dmesg[-3000:]}"

@@ -203,30 +203,314 @@ def test_onnx_with_wrong_width_is_refused(tmp_path, ident):
         daemon.load_models([d])
 
 
+STUB_MANIFEST = {"name": "big", "n_in": 3, "n_out": 2, "frac_bits": 16, "timeout_ms": 20,
+                 "features": ["queue_len", "lat", "x y"]}
+
+# A consumer module of two files that both include the stub and call
+# big_infer(); user.c alone defines the model (and includes the stub a second
+# time, through user.h, before doing so).
+STUB_USER_H = """\
+/* SPDX-License-Identifier: GPL-2.0 */
+#ifndef _USER_H
+#define _USER_H
+
+#include "big_proxy.h"
+
+int user_other_infer(void);
+
+#endif /* _USER_H */
+"""
+
+STUB_USER_C = """\
+// SPDX-License-Identifier: GPL-2.0
+#include <linux/module.h>
+#include "user.h"
+#define BIG_PROXY_DEFINE
+#include "big_proxy.h"
+
+static const s32 dflt[BIG_N_OUT] = { 1, 2 };
+
+static int __init u_init(void)
+{
+\ts64 in[BIG_N_IN] = { 1, 2, 3 };
+\ts32 out[BIG_N_OUT];
+\tint ret = big_declare(dflt, ML_LIB_MODE_RECOMMENDATION);
+
+\tif (ret)
+\t\treturn ret;
+\tif (big_infer(in, out) < 0 || user_other_infer() < 0) {
+\t\tbig_undeclare();
+\t\treturn -EIO;
+\t}
+\treturn 0;
+}
+
+static void __exit u_exit(void)
+{
+\tbig_undeclare();
+}
+
+module_init(u_init);
+module_exit(u_exit);
+MODULE_LICENSE("GPL");
+"""
+
+STUB_OTHER_C = """\
+// SPDX-License-Identifier: GPL-2.0
+#include "user.h"
+
+int user_other_infer(void)
+{
+\ts64 in[BIG_N_IN] = { 4, 5, 6 };
+\ts32 out[BIG_N_OUT];
+
+\treturn big_infer(in, out);
+}
+"""
+
+
+def _kernel_scripts() -> Path:
+    scripts = TOP / "build" / "linux-source" / "scripts"
+    if not (scripts / "checkpatch.pl").exists():
+        subprocess.run(["make", "-s", "-C", str(TOP), "kernel-src"], check=True)
+    return scripts
+
+
 def test_stub_builds_as_kernel_code_with_w1(tmp_path):
+    """Two files include the stub and call big_infer(); one defines the model:
+    one big_model in the module, W=1, sparse, checkpatch and kernel-doc clean."""
     if KDIR is None:
         pytest.fail("no /lib/modules/*-amd64/build: install linux-headers-amd64 (make setup)")
-    files = stub.generate({"name": "big", "n_in": 3, "n_out": 2, "frac_bits": 16,
-                           "timeout_ms": 20, "features": ["queue_len", "lat", "x y"]})
+    files = stub.generate(STUB_MANIFEST)
     assert list(files) == ["big_proxy.h"]
     text = files["big_proxy.h"]
     assert "#define BIG_N_IN\t\t3" in text and "#define BIG_TIMEOUT_US\t20000" in text
-    for name, body in files.items():
+    # the header proper only declares: no object is defined outside BIG_PROXY_DEFINE
+    assert "static struct ml_lib_model" not in text
+    assert "extern struct ml_lib_model big_model;" in text
+    for name, body in {**files, "user.h": STUB_USER_H, "user.c": STUB_USER_C,
+                       "other.c": STUB_OTHER_C}.items():
         (tmp_path / name).write_text(body)
-    (tmp_path / "user.c").write_text(
-        "// SPDX-License-Identifier: GPL-2.0\n#include <linux/module.h>\n#include \"big_proxy.h\"\n"
-        "static const s32 dflt[BIG_N_OUT] = { 1, 2 };\n"
-        "static int __init u_init(void)\n{\n\ts64 in[BIG_N_IN] = { 1, 2, 3 };\n\ts32 out[BIG_N_OUT];\n"
-        "\tint ret = big_declare(dflt, ML_LIB_MODE_RECOMMENDATION);\n\n\tif (ret)\n\t\treturn ret;\n"
-        "\treturn big_infer(in, out) < 0 ? -EIO : 0;\n}\n"
-        "static void __exit u_exit(void)\n{\n\tbig_undeclare();\n}\n"
-        "module_init(u_init);\nmodule_exit(u_exit);\nMODULE_LICENSE(\"GPL\");\n")
-    (tmp_path / "Kbuild").write_text(f"obj-m := user.o\nccflags-y += -I{TOP}/include\n")
-    r = subprocess.run(["make", "-s", "-C", str(KDIR), f"M={tmp_path}", "W=1",
+    (tmp_path / "Kbuild").write_text(
+        f"obj-m := user_mod.o\nuser_mod-y := user.o other.o\nccflags-y += -I{TOP}/include\n")
+    r = subprocess.run(["make", "-C", str(KDIR), f"M={tmp_path}", "W=1", "C=2",
                         "KBUILD_MODPOST_WARN=1", "modules"], capture_output=True, text=True)
-    diag = [ln for ln in (r.stdout + r.stderr).splitlines()
+    out = r.stdout + r.stderr
+    diag = [ln for ln in out.splitlines()
             if ("warning" in ln or "error" in ln) and "undefined" not in ln]
-    assert r.returncode == 0 and not diag, r.stdout + r.stderr
+    assert r.returncode == 0 and not diag, out
+    # sparse really checked both files
+    for c in ("user.c", "other.c"):
+        assert any(ln.strip().startswith("CHECK") and ln.rstrip().endswith(c)
+                   for ln in out.splitlines()), out
+    # one model object in the module, defined by user.c; other.c only refers to it
+    syms = subprocess.check_output(["nm", str(tmp_path / "user_mod.ko")], text=True).split("\n")
+    model = [ln.split() for ln in syms if ln.endswith(" big_model")]
+    assert len(model) == 1 and model[0][1] in "Dd", syms
+    other = subprocess.check_output(["nm", str(tmp_path / "other.o")], text=True)
+    assert "U big_model" in other and " T big_declare" not in other, other
+    scripts = _kernel_scripts()
+    for name in ("big_proxy.h", "user.h", "user.c", "other.c"):
+        r = subprocess.run(["perl", str(scripts / "checkpatch.pl"), "--strict", "--no-tree", "-q",
+                            "-f", str(tmp_path / name)], capture_output=True, text=True)
+        assert r.returncode == 0 and not r.stdout.strip(), r.stdout
+    # kernel-doc: silent, also with -v (6.1's kernel-doc checks Return: only
+    # in verbose mode; newer ones call that -Wall)
+    for flags in ([], ["-v"]):
+        r = subprocess.run(["perl", str(scripts / "kernel-doc"), "-none", *flags,
+                            str(tmp_path / "big_proxy.h")], capture_output=True, text=True)
+        lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ": info: Scanning doc" not in ln]
+        assert r.returncode == 0 and not lines, lines
+    r = subprocess.run(["perl", str(scripts / "kernel-doc"), "-rst", str(tmp_path / "big_proxy.h")],
+                       capture_output=True, text=True)
+    for fn in ("big_declare", "big_undeclare", "big_infer", "big_infer_async"):
+        assert f" {fn} (" in r.stdout, fn
+    assert r.stdout.count("**Context**") == 4 and r.stdout.count("**Return**") == 3
+
+
+# ml_lib's calls, as a user-space mock: unregistering or detaching a model
+# that is not registered / attached aborts, as list_debug does in the kernel.
+STUB_MOCK_ML_LIB_H = """\
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <errno.h>
+typedef int32_t s32;
+typedef int64_t s64;
+typedef uint32_t u32;
+struct module;
+#define THIS_MODULE ((struct module *)0)
+struct ml_lib_model { const char *name; struct module *owner; bool attached, registered; };
+struct ml_lib_proxy_config {
+	u32 n_in, n_out, timeout_us, mode, collab_percent;
+	const s32 *fallback_out;
+};
+struct ml_lib_request { int status; };
+enum { ML_LIB_MODE_RECOMMENDATION = 3 };
+extern int attach_err, register_err, calls[4];
+#define CHECK(c) do { if (!(c)) { printf("BUG %s\\n", #c); exit(1); } } while (0)
+static inline int ml_lib_proxy_attach(struct ml_lib_model *m,
+				      const struct ml_lib_proxy_config *c)
+{
+	calls[0]++;
+	if (attach_err)
+		return attach_err;
+	CHECK(!m->attached && c->timeout_us == 20000 && c->n_in == 3);
+	m->attached = true;
+	return 0;
+}
+static inline void ml_lib_proxy_detach(struct ml_lib_model *m)
+{
+	calls[1]++;
+	CHECK(m->attached && !m->registered);
+	m->attached = false;
+}
+static inline int ml_lib_model_register(struct ml_lib_model *m)
+{
+	calls[2]++;
+	if (register_err)
+		return register_err;
+	CHECK(m->attached && !m->registered);
+	m->registered = true;
+	return 0;
+}
+static inline void ml_lib_model_unregister(struct ml_lib_model *m)
+{
+	calls[3]++;
+	CHECK(m->registered);
+	m->registered = false;
+}
+static inline int ml_lib_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
+			       s32 *out, u32 n_out)
+{
+	return m->registered ? 1 : -ENOENT;
+}
+static inline int ml_lib_infer_async(struct ml_lib_model *m, struct ml_lib_request *r)
+{
+	return m->registered ? 0 : -ENOENT;
+}
+"""
+
+STUB_MOCK_MUTEX_H = """\
+#define DEFINE_MUTEX(m) int m
+#define mutex_lock(m) (*(m))++
+#define mutex_unlock(m) (*(m))--
+"""
+
+STUB_MOCK_MAIN = """\
+#define BIG_PROXY_DEFINE
+#include "big_proxy.h"
+
+int attach_err, register_err, calls[4];
+
+static void step(const char *what, int ret)
+{
+	printf("%s %d %d %d %d %d %d %d\\n", what, ret, calls[0], calls[1], calls[2], calls[3],
+	       big_model.attached, big_model.registered);
+}
+
+int main(void)
+{
+	s64 in[BIG_N_IN] = { 0 };
+	s32 out[BIG_N_OUT];
+
+	big_undeclare();
+	step("undeclare_never_declared", big_infer(in, out));
+	attach_err = -EEXIST;
+	step("declare_attach_fails", big_declare(NULL, 3));
+	big_undeclare();
+	step("undeclare_after_attach_failure", 0);
+	attach_err = 0;
+	register_err = -EEXIST;
+	step("declare_register_fails", big_declare(NULL, 3));
+	big_undeclare();
+	step("undeclare_after_register_failure", 0);
+	register_err = 0;
+	step("declare", big_declare(NULL, 3));
+	step("declare_again", big_declare(NULL, 3));
+	step("infer", big_infer(in, out));
+	big_undeclare();
+	step("undeclare", big_infer(in, out));
+	big_undeclare();
+	step("undeclare_again", 0);
+	step("declare_after_undeclare", big_declare(NULL, 3));
+	big_undeclare();
+	step("undeclare_last", big_proxy_lock);
+	return 0;
+}
+"""
+
+
+def test_stub_undeclare_only_undoes_a_successful_declare(tmp_path):
+    """The stub's declare/undeclare against a mock ml_lib that aborts like
+    list_debug on unregistering a model that is not registered."""
+    (tmp_path / "linux").mkdir()
+    (tmp_path / "linux" / "ml_lib.h").write_text(STUB_MOCK_ML_LIB_H)
+    (tmp_path / "linux" / "mutex.h").write_text(STUB_MOCK_MUTEX_H)
+    (tmp_path / "linux" / "module.h").write_text("")
+    (tmp_path / "big_proxy.h").write_text(stub.generate(STUB_MANIFEST)["big_proxy.h"])
+    (tmp_path / "main.c").write_text(STUB_MOCK_MAIN)
+    exe = tmp_path / "main"
+    cc = subprocess.run(["gcc", "-Wall", "-Werror", "-Wno-unused-parameter", "-I", str(tmp_path),
+                         str(tmp_path / "main.c"), "-o", str(exe)], capture_output=True, text=True)
+    assert cc.returncode == 0, cc.stderr
+    r = subprocess.run([str(exe)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout
+    got = {ln.split()[0]: [int(v) for v in ln.split()[1:]] for ln in r.stdout.splitlines()}
+    # name: [return, attach, detach, register, unregister calls, attached, registered]
+    assert got == {
+        "undeclare_never_declared": [-errno.ENOENT, 0, 0, 0, 0, 0, 0],
+        "declare_attach_fails": [-errno.EEXIST, 1, 0, 0, 0, 0, 0],
+        "undeclare_after_attach_failure": [0, 1, 0, 0, 0, 0, 0],
+        "declare_register_fails": [-errno.EEXIST, 2, 1, 1, 0, 0, 0],
+        "undeclare_after_register_failure": [0, 2, 1, 1, 0, 0, 0],
+        "declare": [0, 3, 1, 2, 0, 1, 1],
+        "declare_again": [-errno.EEXIST, 3, 1, 2, 0, 1, 1],
+        "infer": [1, 3, 1, 2, 0, 1, 1],
+        "undeclare": [-errno.ENOENT, 3, 2, 2, 1, 0, 0],
+        "undeclare_again": [0, 3, 2, 2, 1, 0, 0],
+        "declare_after_undeclare": [0, 4, 2, 3, 1, 1, 1],
+        "undeclare_last": [0, 4, 3, 3, 2, 0, 0],
+    }
+
+
+@pytest.mark.parametrize("name", ["a_long_model_name_for_wrapping1", "abcdefghijklmnopqrstu", "_"])
+def test_stub_style_for_any_name_length(tmp_path, name):
+    """checkpatch --strict and kernel-doc stay clean when a 31-character
+    name pushes lines past 80 columns (comments rewrapped, calls wrapped)."""
+    scripts = _kernel_scripts()
+    (fn, text), = stub.generate({**STUB_MANIFEST, "name": name}).items()
+    (tmp_path / fn).write_text(text)
+    r = subprocess.run(["perl", str(scripts / "checkpatch.pl"), "--strict", "--no-tree", "-q",
+                        "-f", str(tmp_path / fn)], capture_output=True, text=True)
+    assert r.returncode == 0 and not r.stdout.strip(), r.stdout
+    r = subprocess.run(["perl", str(scripts / "kernel-doc"), "-none", "-v", str(tmp_path / fn)],
+                       capture_output=True, text=True)
+    lines = [ln for ln in (r.stdout + r.stderr).splitlines() if ": info: Scanning doc" not in ln]
+    assert r.returncode == 0 and not lines, lines
+
+
+@pytest.mark.parametrize("timeout_ms", [0, -5, 60001, 10**9, 0.5, "20", True, None])
+def test_stub_refuses_a_timeout_the_kernel_would_refuse(timeout_ms):
+    with pytest.raises(UserError, match=r"timeout_ms .* in 1\.\.60000"):
+        stub.generate({**STUB_MANIFEST, "timeout_ms": timeout_ms})
+
+
+def test_stub_timeout_bounds_and_default():
+    assert "#define BIG_TIMEOUT_US\t1000\n" in stub.generate(
+        {**STUB_MANIFEST, "timeout_ms": 1})["big_proxy.h"]
+    assert "#define BIG_TIMEOUT_US\t60000000\n" in stub.generate(
+        {**STUB_MANIFEST, "timeout_ms": 60000})["big_proxy.h"]
+    man = dict(STUB_MANIFEST)
+    del man["timeout_ms"]
+    assert "#define BIG_TIMEOUT_US\t100000\n" in stub.generate(man)["big_proxy.h"]
+
+
+@pytest.mark.parametrize("name", ["a-b", "1x", "x" * 32, ""])
+def test_stub_refuses_a_name_the_kernel_would_refuse(name):
+    with pytest.raises(UserError, match="model name"):
+        stub.generate({**STUB_MANIFEST, "name": name})
 
 
 def test_uniform_batch_fast_path_matches_record_by_record(tmp_path):

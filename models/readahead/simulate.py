@@ -38,6 +38,10 @@ PATTERNS = ("sequential", "random", "strided", "reverse", "interleaved")
 RA_CLASSES = (1, 8, 32, 128)
 N_FEATURES = 5
 FEATURES = ("mean_req_pages", "mean_abs_delta", "std_delta", "seq_permille", "fwd_near_permille")
+#: each delta between consecutive reads is clamped to +-DELTA_MAX pages (64 GiB),
+#: so that the kernel consumer's s64 sums cannot overflow (RA_DELTA_MAX in
+#: consumer/readahead_hook.c); the traces here never reach it (2^18-page file)
+DELTA_MAX = 1 << 24
 
 
 def gen_window(pattern: str, rng: np.random.Generator):
@@ -66,12 +70,13 @@ def gen_window(pattern: str, rng: np.random.Generator):
 
 def window_features(reads: np.ndarray) -> np.ndarray:
     """What a readahead hook can keep per file, see FEATURES. Integer
-    arithmetic only (floor divisions, integer square root), exactly as the
-    kernel consumer (consumer/readahead_hook.c) computes it."""
+    arithmetic only (floor divisions, integer square root), deltas clamped
+    to +-DELTA_MAX, exactly as the kernel consumer (consumer/readahead_hook.c)
+    computes it."""
     start = [int(v) for v in reads[:, 0]]
     sz = [int(v) for v in reads[:, 1]]
     n = len(start)
-    delta = [start[i + 1] - start[i] for i in range(n - 1)]
+    delta = [min(max(start[i + 1] - start[i], -DELTA_MAX), DELTA_MAX) for i in range(n - 1)]
     m = n - 1
     s1 = sum(delta)
     s2 = sum(d * d for d in delta)

@@ -28,7 +28,7 @@ struct anomaly_second {
 
 /**
  * anomaly_tick() - score one second of counters
- * @m: the "anomaly" model
+ * @m: the "anomaly" model, an in-kernel one (see anomaly_hook_init())
  * @counters: this second's counter deltas, in the model's feature order
  * @score: filled with the L1 reconstruction error (fixed point)
  *
@@ -48,6 +48,12 @@ static int anomaly_tick(struct ml_lib_model *m, const s64 *counters, s32 *score)
 	return out.output > ANOMALY_THRESHOLD;
 }
 
+/*
+ * Looked up once, in process context (ml_lib_model_get() sleeps), and held
+ * until the module is removed; the watchdog only uses this pointer.
+ */
+static struct ml_lib_model *anomaly_hook_model;
+
 static int __init anomaly_hook_init(void)
 {
 	u32 i, flagged = 0, anomalous = 0, correct = 0, match = 0;
@@ -60,6 +66,12 @@ static int __init anomaly_hook_init(void)
 	if (!m) {
 		pr_err("anomaly_hook: model \"anomaly\" is not registered (load anomaly_ml.ko)\n");
 		return -ENODEV;
+	}
+	/* a proxy model may sleep in ml_lib_infer(): refuse it */
+	if (!m->graph || m->proxy) {
+		pr_err("anomaly_hook: model \"anomaly\" is proxy-served; this hook needs an in-kernel model\n");
+		ml_lib_model_put(m);
+		return -EOPNOTSUPP;
 	}
 	for (i = 0; i < ANOMALY_TRACE_SECONDS; i++) {
 		s = &anomaly_trace[i];
@@ -77,15 +89,16 @@ static int __init anomaly_hook_init(void)
 			i, s->counters[0], s->counters[4], s->counters[6], score,
 			s->expect_score, ret, anomaly_kind_name[s->kind]);
 	}
-	ml_lib_model_put(m);
 	pr_info("anomaly_hook: %u seconds replayed: %u flagged, %u anomalous, %u flags right, %u/%u scores equal to the Python reference\n",
 		ANOMALY_TRACE_SECONDS, flagged, anomalous, correct, match,
 		ANOMALY_TRACE_SECONDS);
+	anomaly_hook_model = m;
 	return 0;
 }
 
 static void __exit anomaly_hook_exit(void)
 {
+	ml_lib_model_put(anomaly_hook_model);
 }
 
 module_init(anomaly_hook_init);

@@ -5,11 +5,28 @@
 kernel subsystem includes to declare the proxy model (attach + register)
 and query it through the one ml_lib API. The FRONTEND's exporter writes
 these files next to ``<name>.onnx`` and ``<name>.json``.
+
+The header declares ``extern struct ml_lib_model <name>_model``, the
+prototypes of ``<name>_declare()`` / ``<name>_undeclare()`` and the inline
+``<name>_infer()`` / ``<name>_infer_async()``. Exactly one ``.c`` file of the
+module defines ``<NAME>_PROXY_DEFINE`` before including the header, which
+then also defines the model and the two functions (the idiom of
+``CREATE_TRACE_POINTS`` for trace headers), so every file of the module
+shares one model. ``<name>_declare()`` registers the model at most once;
+``<name>_undeclare()`` undoes only a declare that succeeded.
 """
 
 from __future__ import annotations
 
 import re
+import textwrap
+
+from ..errors import UserError
+from .abi import NAME_LEN  # ML_LIB_PROXY_NAME_LEN, the NUL included
+# the kernel's limit (ML_LIB_MAX_TIMEOUT_US in lib/ml/proxy.c), in ms
+from .manifest import TIMEOUT_MS_MAX
+
+WIDTH = 80  # columns of the generated C
 
 TEMPLATE = """\
 /* SPDX-License-Identifier: GPL-2.0 */
@@ -18,6 +35,17 @@ TEMPLATE = """\
  * "{name}", answered by the user-space daemon (mlproxyd {name}/) through
  * /dev/ml_lib, or by the fallback when the daemon is absent, slow or dead.
  * Needs CONFIG_ML_LIB_PROXY. See docs/proxy.md.
+ *
+ * Every .c file of the module that uses the model includes this header.
+ * Exactly one of them writes "#define {NAME}_PROXY_DEFINE" before its
+ * #include of this header, which then also defines the model,
+ * {name}_declare() and {name}_undeclare() there (as CREATE_TRACE_POINTS
+ * does for a trace header).
+ *
+ * The module calls {name}_declare() before its first {name}_infer*() (in
+ * its init, say) and {name}_undeclare() after the last one has returned
+ * (in its exit). The model belongs to that one module: another module
+ * looks it up by name with ml_lib_model_get("{name}").
  */
 #ifndef _{NAME}_PROXY_H
 #define _{NAME}_PROXY_H
@@ -31,18 +59,91 @@ TEMPLATE = """\
 #define {NAME}_TIMEOUT_US\t{timeout_us}
 
 {input_doc}
-static struct ml_lib_model {name}_model = {{
-\t.name = "{name}",
-}};
+extern struct ml_lib_model {name}_model;
 
 /**
  * {name}_declare() - declare the proxy model and register it
  * @fallback_out: the caller's default answer ({NAME}_N_OUT values), or NULL
  * @mode: an &enum ml_lib_mode
  *
- * Process context. Return: 0 or a negative errno.
+ * Attaches the proxy (timeout {NAME}_TIMEOUT_US) to {name}_model and
+ * registers the model. A call while declared changes nothing.
+ *
+ * Context: process context; sleeps.
+ * Return: 0; -EEXIST if already declared or another model is named
+ * "{name}"; another negative errno from ml_lib_proxy_attach() or
+ * ml_lib_model_register().
  */
-static inline int {name}_declare(const s32 *fallback_out, u32 mode)
+int {name}_declare(const s32 *fallback_out, u32 mode);
+
+/**
+ * {name}_undeclare() - unregister the proxy model and detach the proxy
+ *
+ * Description: undoes a {name}_declare() that succeeded and does nothing
+ * otherwise (never declared, declare failed, or already undeclared). Call
+ * it after the last {name}_infer*() call has returned.
+ *
+ * Context: process context; sleeps.
+ */
+void {name}_undeclare(void);
+
+/**
+ * {name}_infer() - synchronous inference
+ * @in: {NAME}_N_IN raw input features
+ * @out: {NAME}_N_OUT fixed-point outputs
+ *
+ * Waits at most {NAME}_TIMEOUT_US (plus timer slack) for the daemon, else
+ * the fallback answers.
+ *
+ * Context: process context; may sleep.
+ * Return: ML_LIB_SRC_PROXY or ML_LIB_SRC_FALLBACK, or a negative errno
+ * (-ENOENT when the model is not declared).
+ */
+{infer_proto}
+{{
+{infer_call}
+}}
+
+/**
+ * {name}_infer_async() - asynchronous inference
+ * @req: the caller's request, with in, n_in ({NAME}_N_IN), out, n_out
+ *       ({NAME}_N_OUT) and done filled in
+ *
+ * @req->done runs exactly once, possibly in atomic context or before this
+ * returns, and must not sleep (see ml_lib_infer_async()).
+ *
+ * Context: any context except NMI (there it returns -EBUSY with a one-time
+ * warning); never sleeps.
+ * Return: 0 when @req->done has run or will run; a negative errno when
+ * @req is refused and @req->done will not run (-ENOENT when the model is
+ * not declared).
+ */
+{async_proto}
+{{
+\treturn ml_lib_infer_async(&{name}_model, req);
+}}
+
+#endif /* _{NAME}_PROXY_H */
+
+/*
+ * The definitions, in the one .c file that defines {NAME}_PROXY_DEFINE.
+ */
+#ifdef {NAME}_PROXY_DEFINE
+#ifndef _{NAME}_PROXY_DEFINED
+#define _{NAME}_PROXY_DEFINED
+
+#include <linux/module.h>
+#include <linux/mutex.h>
+
+struct ml_lib_model {name}_model = {{
+\t.name = "{name}",
+\t.owner = THIS_MODULE,
+}};
+
+static DEFINE_MUTEX({name}_proxy_lock);
+static bool {name}_proxy_declared;
+
+int {name}_declare(const s32 *fallback_out, u32 mode)
 {{
 \tstruct ml_lib_proxy_config cfg = {{
 \t\t.n_in = {NAME}_N_IN,
@@ -52,49 +153,61 @@ static inline int {name}_declare(const s32 *fallback_out, u32 mode)
 \t\t.collab_percent = 50,
 \t\t.fallback_out = fallback_out,
 \t}};
-\tint ret;
+\tint ret = -EEXIST;
 
+\tmutex_lock(&{name}_proxy_lock);
+\tif ({name}_proxy_declared)
+\t\tgoto out;
 \tret = ml_lib_proxy_attach(&{name}_model, &cfg);
 \tif (ret)
-\t\treturn ret;
+\t\tgoto out;
 \tret = ml_lib_model_register(&{name}_model);
 \tif (ret)
 \t\tml_lib_proxy_detach(&{name}_model);
+\telse
+\t\t{name}_proxy_declared = true;
+out:
+\tmutex_unlock(&{name}_proxy_lock);
 \treturn ret;
 }}
 
-/* Process context, after the last {name}_infer*() call has returned. */
-static inline void {name}_undeclare(void)
+void {name}_undeclare(void)
 {{
-\tml_lib_model_unregister(&{name}_model);
-\tml_lib_proxy_detach(&{name}_model);
+\tmutex_lock(&{name}_proxy_lock);
+\tif ({name}_proxy_declared) {{
+\t\tml_lib_model_unregister(&{name}_model);
+\t\tml_lib_proxy_detach(&{name}_model);
+\t\t{name}_proxy_declared = false;
+\t}}
+\tmutex_unlock(&{name}_proxy_lock);
 }}
-
-/*
- * Synchronous: process context, sleeps at most {NAME}_TIMEOUT_US. Returns
- * ML_LIB_SRC_PROXY or ML_LIB_SRC_FALLBACK, or a negative errno.
- */
-static inline int {name}_infer(const s64 in[{NAME}_N_IN], s32 out[{NAME}_N_OUT])
-{{
-\treturn ml_lib_infer(&{name}_model, in, {NAME}_N_IN, out, {NAME}_N_OUT);
-}}
-
-/* Any context; req->done runs exactly once (see ml_lib_infer_async()). */
-static inline int {name}_infer_async(struct ml_lib_request *req)
-{{
-\treturn ml_lib_infer_async(&{name}_model, req);
-}}
-
-#endif /* _{NAME}_PROXY_H */
+#endif /* _{NAME}_PROXY_DEFINED */
+#endif /* {NAME}_PROXY_DEFINE */
 """
 
 
+def _timeout_us(manifest: dict) -> int:
+    t = manifest.get("timeout_ms", 100)
+    if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= TIMEOUT_MS_MAX:
+        raise UserError(f"model {manifest.get('name')!r}: timeout_ms {t!r} is not a whole "
+                        f"number of ms in 1..{TIMEOUT_MS_MAX}")
+    return t * 1000
+
+
 def generate(manifest: dict) -> dict[str, str]:
-    """Return ``{filename: text}`` of the caller stub for ``manifest``."""
+    """Return ``{filename: text}`` of the caller stub for ``manifest``.
+
+    Raises :class:`UserError` for a name that is not a C identifier of at
+    most ``NAME_LEN - 1`` characters or a ``timeout_ms`` outside
+    1..``TIMEOUT_MS_MAX``.
+    """
     name = manifest["name"]
-    if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
-        raise ValueError(f"model name {name!r} is not a C identifier")
+    if not isinstance(name, str) or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", name):
+        raise UserError(f"model name {name!r} is not a C identifier")
+    if len(name) >= NAME_LEN:
+        raise UserError(f"model name {name!r} is longer than {NAME_LEN - 1} characters")
     n_in, n_out = int(manifest["n_in"]), int(manifest["n_out"])
+    timeout_us = _timeout_us(manifest)
     feats = list(manifest.get("features") or [])
     if feats and len(feats) == n_in:
         lines = [f" *   in[{k}]: {re.sub(r'[^A-Za-z0-9_.-]', '_', str(f))}"
@@ -102,8 +215,66 @@ def generate(manifest: dict) -> dict[str, str]:
         input_doc = "/*\n * Input features (raw s64):\n" + "\n".join(lines) + "\n */"
     else:
         input_doc = f"/* Input: {n_in} raw s64 features, as the manifest's raw_scale defines. */"
-    text = TEMPLATE.format(name=name, NAME=name.upper(), n_in=n_in, n_out=n_out,
-                           frac_bits=int(manifest["frac_bits"]),
-                           timeout_us=int(manifest.get("timeout_ms", 100)) * 1000,
-                           input_doc=input_doc)
-    return {f"{name}_proxy.h": text}
+    NAME = name.upper()
+    text = TEMPLATE.format(
+        name=name, NAME=NAME, n_in=n_in, n_out=n_out, frac_bits=int(manifest["frac_bits"]),
+        timeout_us=timeout_us, input_doc=input_doc,
+        infer_proto=_wrap_call("", f"static inline int {name}_infer(",
+                               ["const s64 *in,", "s32 *out)"]),
+        async_proto=_wrap_call("", f"static inline int {name}_infer_async(",
+                               ["struct ml_lib_request *req)"]),
+        infer_call=_wrap_call("\t", f"return ml_lib_infer(&{name}_model,",
+                              ["in,", f"{NAME}_N_IN,", "out,", f"{NAME}_N_OUT);"]))
+    return {f"{name}_proxy.h": _reflow_comments(text)}
+
+
+def _cols(line: str) -> int:
+    return len(line.expandtabs(8))
+
+
+def _wrap_call(indent: str, head: str, args: list[str]) -> str:
+    """``head`` + ``args`` on lines of at most ``WIDTH`` columns (the first
+    argument stays on the first line: at most 100 with a 31-character name),
+    continuation lines aligned with the open parenthesis (kernel style)."""
+    lines = [indent + head]
+    col = _cols(indent + head[:head.index("(") + 1])
+    pad = "\t" * (col // 8) + " " * (col % 8)
+    for a in args:
+        if lines[-1].endswith("("):  # the first argument stays with the name
+            lines[-1] += a
+        elif _cols(lines[-1] + " " + a) <= WIDTH:
+            lines[-1] += " " + a
+        else:
+            lines.append(pad + a)
+    return "\n".join(lines)
+
+
+def _reflow_comments(text: str) -> str:
+    """Rewrap the comment paragraphs that a long model name pushed past
+    ``WIDTH`` columns; the others are left exactly as written."""
+    out, para = [], []
+
+    def flush():
+        if para and any(_cols(ln) > WIDTH for ln in para):
+            first = para[0][3:]
+            m = re.match(r"(@[\w>-]+: |[A-Z]\w*: )", first)
+            hang = " " * len(m.group(1)) if m and first.startswith("@") else ""
+            words = " ".join(ln[3:].strip() for ln in para).split()
+            out.extend(textwrap.wrap(" ".join(words), WIDTH, initial_indent=" * ",
+                                     subsequent_indent=" * " + hang,
+                                     break_long_words=False, break_on_hyphens=False))
+        else:
+            out.extend(para)
+        para.clear()
+
+    for ln in text.split("\n"):
+        body = ln[3:] if ln.startswith(" * ") else None
+        if body is None or body.startswith("\t") or re.match(r"(@[\w>-]+:|[A-Z]\w*:|  )", body):
+            flush()
+            if body is None or body.startswith("\t") or body.startswith("  "):
+                out.append(ln)
+                continue
+        para.append(ln)
+    flush()
+    return "\n".join(out)
+
