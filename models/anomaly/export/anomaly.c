@@ -316,7 +316,7 @@ const struct ml_lib_graph anomaly_graph = {
 };
 
 #ifdef __KERNEL__
-/* For anomaly_run() in other modules (see anomaly.h). */
+/* For the header's inline _run() when called from other modules. */
 EXPORT_SYMBOL_GPL(anomaly_graph);
 
 /* Pinned by ml_lib_model_get(): this module stays while a reference is held. */

@@ -648,7 +648,7 @@ const struct ml_lib_graph linnos_graph = {
 };
 
 #ifdef __KERNEL__
-/* For linnos_run() in other modules (see linnos.h). */
+/* For the header's inline _run() when called from other modules. */
 EXPORT_SYMBOL_GPL(linnos_graph);
 
 /* Pinned by ml_lib_model_get(): this module stays while a reference is held. */

@@ -205,7 +205,7 @@ const struct ml_lib_graph readahead_graph = {
 };
 
 #ifdef __KERNEL__
-/* For readahead_run() in other modules (see readahead.h). */
+/* For the header's inline _run() when called from other modules. */
 EXPORT_SYMBOL_GPL(readahead_graph);
 
 /* Pinned by ml_lib_model_get(): this module stays while a reference is held. */
