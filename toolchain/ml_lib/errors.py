@@ -31,24 +31,30 @@ def _os_message(err: OSError) -> str:
     return f"{where}: {reason}" if where else reason
 
 
-def run_cli(prog: str, func, argv, debug: bool) -> int:
+def run_cli(prog: str, func, argv, debug: bool, quiet_logs: bool = True) -> int:
     """Call ``func(argv)`` and turn a user's error into one line and exit 2.
 
     User errors are :class:`UserError` and :class:`OSError` (a path that
     cannot be read or written: missing, a directory, read-only, no
     permission). Ctrl-C exits 130 with one line. Without ``debug``, Python
     warnings from the libraries (torch, numpy) are silenced so that an
-    error stays one line; with ``debug`` they and the traceback are shown,
-    and the exit status is the same. Anything else is a bug in ml_lib and
-    keeps its traceback.
+    error stays one line, and so is logging (torch logs whole graphs and
+    tracebacks when it cannot export a model) unless ``quiet_logs`` is
+    false, for a tool whose log is its output; with ``debug`` they and the
+    traceback are shown, and the exit status is the same. Anything else is
+    a bug in ml_lib and keeps its traceback.
     """
+    import logging
     import traceback
     import warnings
 
+    previous = logging.root.manager.disable
     try:
         with warnings.catch_warnings():
             if not debug:
                 warnings.simplefilter("ignore")
+                if quiet_logs:
+                    logging.disable(logging.CRITICAL)
             rc = func(argv)
     except (UserError, OSError) as err:
         if debug:
@@ -61,4 +67,6 @@ def run_cli(prog: str, func, argv, debug: bool) -> int:
             traceback.print_exc()
         print(f"{prog}: interrupted", file=sys.stderr)
         return 130
+    finally:
+        logging.disable(previous)
     return 0 if rc is None else rc

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import logging
 import re
 import sys
 from pathlib import Path
@@ -262,16 +261,7 @@ def _main(argv) -> int:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
-    debug = "--debug" in argv
-    previous = logging.root.manager.disable
-    if not debug:
-        # torch logs whole graphs and tracebacks when it cannot export a
-        # model; the error mlexport prints says it in one line
-        logging.disable(logging.CRITICAL)
-    try:
-        return run_cli("mlexport", _main, argv, debug)
-    finally:
-        logging.disable(previous)
+    return run_cli("mlexport", _main, argv, "--debug" in argv)
 
 
 if __name__ == "__main__":

@@ -32,7 +32,8 @@ def _main(argv) -> int:
 
 def main(argv=None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    return run_cli("mlproxyd", _main, argv, debug="--debug" in argv)
+    # its log is its output
+    return run_cli("mlproxyd", _main, argv, debug="--debug" in argv, quiet_logs=False)
 
 
 if __name__ == "__main__":
