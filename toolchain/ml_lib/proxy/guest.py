@@ -62,7 +62,7 @@ class Guest:
         return True
 
     def infer(self, raw: np.ndarray, n_out: int):
-        raw = np.ascontiguousarray(raw, dtype="<i8")
+        raw = np.ascontiguousarray(raw, dtype="=i8")
         fd = os.open(f"{TDIR}/infer", os.O_RDWR)
         try:
             os.write(fd, raw.tobytes())
@@ -74,7 +74,7 @@ class Guest:
                 res += chunk
         finally:
             os.close(fd)
-        r = np.frombuffer(res, dtype="<i8").reshape(raw.shape[0], 2 + n_out)
+        r = np.frombuffer(res, dtype="=i8").reshape(raw.shape[0], 2 + n_out)
         return r[:, 0].copy(), r[:, 1].copy(), r[:, 2:].copy()
 
     def stress(self, kind: str, threads: int, count: int) -> dict:
@@ -83,7 +83,7 @@ class Guest:
         return {words[i]: int(words[i + 1]) for i in range(0, len(words), 2)}
 
     def publish(self, rows: np.ndarray):
-        Path(f"{TDIR}/publish").write_bytes(np.ascontiguousarray(rows, dtype="<i8").tobytes())
+        Path(f"{TDIR}/publish").write_bytes(np.ascontiguousarray(rows, dtype="=i8").tobytes())
 
     def stats(self, name: str) -> dict:
         out = {}
@@ -305,7 +305,7 @@ def sc_malformed(g: Guest) -> dict:
     (rid, mid, x), = c.requests()
     good = abi.pack_response(rid, mid, x * 10)
     hdr = abi.RESP_HDR
-    y = (x * 10).astype("<i4").tobytes()
+    y = (x * 10).astype("=i4").tobytes()
     cases = {
         "short": good[:10],
         "short_payload": good[:-4],
