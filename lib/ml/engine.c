@@ -28,7 +28,8 @@
  *
  * Context: Any context. Does not sleep, allocate or take locks.
  * Return: 0, or -EINVAL on a NULL pointer, a misaligned @arena or a length
- * mismatch.
+ * mismatch; -EOPNOTSUPP on an unknown op code, which only a graph that
+ * skipped validation can hold.
  */
 int ml_lib_run(const struct ml_lib_graph *g, void *arena, const s64 *in,
 	       u32 n_in, s32 *out, u32 n_out)

@@ -21,7 +21,7 @@ examples:
   mlrun user_out/ x.npy --engine proxy -o y.npy  # through /dev/ml_lib and mlproxyd
 
 Float inputs become raw integer features with the manifest's raw_scale
-(raw = round(x / raw_scale)); outputs are float32 (s32 / 2^frac_bits, class
+(raw = floor(x / raw_scale + 0.5), ties up); outputs are float32 (s32 / 2^frac_bits, class
 indices as int32) or, with --raw, the engine's s32 integers.  A model with
 several outputs is written as .npz keyed by output name.
 """
