@@ -152,6 +152,8 @@ def test_dataset_ring_drops_oldest_in_order(suite):
     assert r["empty"] == 0 and r["stats"]["dataset_dropped"] == 36
     # another open file of /dev/ml_lib may not drain the ring (nor lose its records)
     assert r["not_owner"] == -errno.EACCES
+    # a buffer smaller than one record is refused, not read as "ring empty"
+    assert r["too_small"] == -errno.EINVAL
     assert r["learning"] == {"src": [SRC_FALLBACK] * 2, "seq": [110, 111],
                              "feat": [[5, 4, 3, 2], [9, 8, 7, 6]]}
 
@@ -192,8 +194,12 @@ def test_8_threads_x_1000_requests(suite):
         v = r[kind]
         assert v["threads"] == 8 and v["sent"] == 8000
         assert v["ok"] == 8000 and v["bad"] == 0 and v["lost"] == 0, v
+    # synchronous calls with interrupts off may not wait: the fallback answers
+    v = r["irqoff"]
+    assert v["sent"] == 200 and v["fallback"] == 200 and v["ok"] + v["bad"] + v["lost"] == 0, v
     st = r["stats"]
     assert st["answers"] == 16000 and st["timeouts"] == 0 and st["inflight"] == 0
+    assert st["no_wait"] == 200
     assert r["unload"]
 
 

@@ -43,6 +43,8 @@
 #include <linux/mutex.h>
 #include <linux/percpu.h>
 #include <linux/preempt.h>
+#include <linux/sched.h>
+#include <linux/sched/signal.h>
 #include <linux/seq_file.h>
 #include <linux/sizes.h>
 #include <linux/slab.h>
@@ -186,16 +188,17 @@ static int ml_lib_register(struct ml_lib_model *m, bool get)
 		if (ret)
 			return ret;
 	}
-	kref_init(&m->ref);
-	if (get)
-		kref_get(&m->ref);
-
 	mutex_lock(&ml_lib_lock);
+	/* another model of this name may have been registered meanwhile */
 	if (ml_lib_find_locked(m->name)) {
 		mutex_unlock(&ml_lib_lock);
 		ml_lib_free_scratch(m);
 		return -EEXIST;
 	}
+	/* only now: a failed registration leaves the count at zero */
+	kref_init(&m->ref);
+	if (get)
+		kref_get(&m->ref);
 	list_add_tail(&m->list, &ml_lib_models);
 	ml_lib_debugfs_add(m);
 	mutex_unlock(&ml_lib_lock);
@@ -269,7 +272,8 @@ void ml_lib_model_unregister(struct ml_lib_model *m)
 	}
 	list_del_init(&m->list);
 	dir = m->debugfs;
-	m->debugfs = NULL;
+	/* also tells a running infer write to stop */
+	WRITE_ONCE(m->debugfs, NULL);
 	mutex_unlock(&ml_lib_lock);
 	/*
 	 * Waits for running debugfs handlers, which use @m without a ref; not
@@ -290,6 +294,8 @@ EXPORT_SYMBOL_GPL(ml_lib_model_unregister);
  * The reference also pins the module that registered the model
  * (&ml_lib_model.owner): removing that module fails with -EBUSY until the
  * reference is dropped, instead of blocking in ml_lib_model_unregister().
+ * So a module must not keep a reference to a model it registered itself
+ * (it could never be removed); it uses its own model directly.
  *
  * Context: process context; may sleep.
  * Return: the model with a reference the caller drops with
@@ -527,22 +533,36 @@ static int ml_lib_dbg_release(struct inode *inode, struct file *file)
 static ssize_t ml_lib_infer_write(struct file *file, const char __user *buf,
 				  size_t count, loff_t *ppos)
 {
-	/* debugfs keeps @m alive while this handler runs (see unregister). */
+	struct dentry *dentry = file->f_path.dentry;
 	struct ml_lib_model *m = file_inode(file)->i_private;
 	struct ml_lib_dbg_file *f = file->private_data;
-	u32 n_in = m->graph->n_in, n_out = m->graph->n_out;
-	size_t row_bytes = (size_t)n_in * sizeof(s64), rows, r, i;
+	size_t row_bytes, rows, r, i;
 	__le32 *result = NULL;
+	u32 n_in, n_out;
 	__le64 *raw;
 	s64 *in = NULL;
 	s32 *out = NULL;
 	ssize_t ret;
 
+	/*
+	 * An _unsafe debugfs file: @m is alive only between debugfs_file_get()
+	 * and debugfs_file_put() (unregistering waits for those), and no user
+	 * copy happens in between, so unregistering never waits for user space.
+	 */
+	ret = debugfs_file_get(dentry);
+	if (ret)
+		return ret;
+	n_in = m->graph->n_in;
+	n_out = m->graph->n_out;
+	debugfs_file_put(dentry);
+
+	row_bytes = (size_t)n_in * sizeof(s64);
 	if (!count || count % row_bytes)
 		return -EINVAL;
 	rows = count / row_bytes;
+	/* a division, not rows * n_out, which may wrap where size_t is 32-bit */
 	if (count > ML_LIB_MAX_INFER_IN ||
-	    rows * n_out > ML_LIB_MAX_INFER_OUT / sizeof(*result))
+	    rows > ML_LIB_MAX_INFER_OUT / sizeof(*result) / n_out)
 		return -E2BIG;
 
 	raw = vmemdup_user(buf, count);
@@ -556,15 +576,35 @@ static ssize_t ml_lib_infer_write(struct file *file, const char __user *buf,
 		ret = -ENOMEM;
 		goto out_free;
 	}
+	ret = debugfs_file_get(dentry);
+	if (ret)
+		goto out_free;
 	for (r = 0; r < rows; r++) {
+		/*
+		 * Each row may cost the whole work budget (milliseconds), and
+		 * one write may carry 2^17 rows: yield, stop when killed, and
+		 * stop when the model is being unregistered (which waits).
+		 */
+		cond_resched();
+		if (fatal_signal_pending(current)) {
+			ret = -EINTR;
+			break;
+		}
+		if (!READ_ONCE(m->debugfs)) {
+			ret = -ENODEV;
+			break;
+		}
 		for (i = 0; i < n_in; i++)
 			in[i] = le64_to_cpu(raw[r * n_in + i]);
 		ret = ml_lib_infer(m, in, n_in, out, n_out);
 		if (ret < 0)
-			goto out_free;
+			break;
 		for (i = 0; i < n_out; i++)
 			result[r * n_out + i] = cpu_to_le32(out[i]);
 	}
+	debugfs_file_put(dentry);
+	if (ret < 0)
+		goto out_free;
 
 	mutex_lock(&f->lock);
 	kvfree(f->buf);
@@ -646,7 +686,7 @@ static void ml_lib_debugfs_add(struct ml_lib_model *m)
 	if (!m->graph)
 		return;
 	dir = debugfs_create_dir(m->name, ml_lib_debugfs_models);
-	debugfs_create_file("infer", 0600, dir, m, &ml_lib_infer_fops);
+	debugfs_create_file_unsafe("infer", 0600, dir, m, &ml_lib_infer_fops);
 	debugfs_create_file("stats", 0400, dir, m, &ml_lib_stats_fops);
 	m->debugfs = dir;
 }
@@ -680,7 +720,8 @@ static ssize_t ml_lib_load_write(struct file *file, const char __user *ubuf,
 		goto out;
 	}
 	if (f->len + count > f->cap) {
-		size_t cap = max(f->len + count, 2 * f->cap);
+		size_t cap = min_t(size_t, max(f->len + count, 2 * f->cap),
+				   ML_LIB_MAX_BLOB);
 		u8 *buf = kvmalloc(cap, GFP_KERNEL);
 
 		if (!buf) {

@@ -38,6 +38,8 @@
 #include <linux/log2.h>
 #include <linux/sizes.h>
 #include <linux/hardirq.h>
+#include <linux/preempt.h>
+#include <linux/sched.h>
 #include <uapi/linux/ml_lib.h>
 
 #include "proxy.h"
@@ -70,6 +72,7 @@ struct ml_lib_proxy {
 	u32 id;
 	u32 mode;
 	bool detached;
+	bool fb_own_module;		/* fallback is ours: not pinned */
 	atomic_t collab_seq;
 	struct list_head node;		/* proxy_list, under proxy_mutex */
 	struct ml_lib_proxy_conn *conn;	/* under proxy_lock */
@@ -80,7 +83,7 @@ struct ml_lib_proxy {
 	struct dentry *dir;
 
 	atomic64_t requests, answers, timeouts, fallbacks;
-	atomic64_t dead, absent, bypassed, invalid;
+	atomic64_t dead, absent, bypassed, nowait, invalid;
 	atomic64_t hist[ML_LIB_HIST_BUCKETS];
 
 	spinlock_t ds_lock;		/* the ring below; taken from any context */
@@ -146,41 +149,56 @@ static void ml_lib_proxy_finish(struct ml_lib_proxy *p,
 		wake_up_var(&p->inflight);
 }
 
+/*
+ * The longest one run of the timer spends on fallbacks in softirq; the rest
+ * waits ML_LIB_TIMER_PAUSE_US for the next run, so that a flood of expired
+ * requests (a daemon that reads and never answers) cannot hold the CPU.
+ */
+#define ML_LIB_TIMER_SLICE_US	1000
+#define ML_LIB_TIMER_PAUSE_US	100
+
 static enum hrtimer_restart ml_lib_proxy_timer(struct hrtimer *t)
 {
 	struct ml_lib_proxy *p = container_of(t, struct ml_lib_proxy, timer);
 	enum hrtimer_restart ret = HRTIMER_NORESTART;
-	struct ml_lib_request *req, *tmp;
-	ktime_t now = ktime_get();
+	ktime_t start = ktime_get(), now, next;
+	struct ml_lib_request *req;
 	unsigned long flags;
-	LIST_HEAD(expired);
 
-	spin_lock_irqsave(&proxy_lock, flags);
-	while (!list_empty(&p->pending)) {
+	for (;;) {
+		now = ktime_get();
+		spin_lock_irqsave(&proxy_lock, flags);
+		if (list_empty(&p->pending))
+			goto unlock;
 		req = list_first_entry(&p->pending, struct ml_lib_request,
 				       tnode);
 		if (ktime_after(req->deadline, now)) {
-			/*
-			 * A CPU that found the list empty may have started
-			 * the timer again already; it is armed for this
-			 * oldest request then.
-			 */
-			if (!hrtimer_is_queued(t)) {
-				hrtimer_set_expires(t, req->deadline);
-				ret = HRTIMER_RESTART;
-			}
+			next = req->deadline;
+			break;
+		}
+		if (ktime_us_delta(now, start) >= ML_LIB_TIMER_SLICE_US) {
+			next = ktime_add_us(now, ML_LIB_TIMER_PAUSE_US);
 			break;
 		}
 		list_del(&req->node);
-		list_move_tail(&req->tnode, &expired);
-	}
-	spin_unlock_irqrestore(&proxy_lock, flags);
+		list_del(&req->tnode);
+		spin_unlock_irqrestore(&proxy_lock, flags);
 
-	list_for_each_entry_safe(req, tmp, &expired, tnode) {
 		atomic64_inc(&p->timeouts);
 		ml_lib_proxy_fallback(p, req, -ETIMEDOUT);
 		ml_lib_proxy_finish(p, req);
 	}
+	/*
+	 * A CPU that found the list empty (while a fallback ran) may have
+	 * started the timer again already; it is armed for the oldest request
+	 * then.
+	 */
+	if (!hrtimer_is_queued(t)) {
+		hrtimer_set_expires(t, next);
+		ret = HRTIMER_RESTART;
+	}
+unlock:
+	spin_unlock_irqrestore(&proxy_lock, flags);
 	return ret;
 }
 
@@ -287,9 +305,22 @@ static void ml_lib_sync_done(struct ml_lib_request *req)
 }
 
 /*
- * The synchronous path of ml_lib_infer() for proxy models: process context
- * only. The wait is bounded by the model's timer, which completes every
- * pending request at its deadline whatever the daemon does.
+ * True where the synchronous path may wait for the daemon: task context,
+ * interrupts on and, where the kernel counts it, preemption on (no
+ * spinlock held).
+ */
+static bool ml_lib_may_wait(void)
+{
+	if (!in_task() || irqs_disabled())
+		return false;
+	return !IS_ENABLED(CONFIG_PREEMPT_COUNT) || !preempt_count();
+}
+
+/*
+ * The synchronous path of ml_lib_infer() for proxy models. The wait is
+ * bounded by the model's timer, which completes every pending request at
+ * its deadline whatever the daemon does. Where waiting is not allowed the
+ * fallback answers at once, as in emergency mode (counted as no_wait).
  */
 int ml_lib_proxy_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
 		       s32 *out, u32 n_out)
@@ -300,8 +331,20 @@ int ml_lib_proxy_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
 			.done = ml_lib_sync_done,
 		},
 	};
+	struct ml_lib_proxy *p = m->proxy;
 	int ret;
 
+	if (!ml_lib_may_wait()) {
+		/* NMI: ml_lib_infer_async() warns and refuses */
+		if (in_nmi())
+			return ml_lib_infer_async(m, &s.req);
+		if (n_in != p->cfg.n_in || n_out != p->cfg.n_out)
+			return -EINVAL;
+		atomic64_inc(&p->requests);
+		atomic64_inc(&p->nowait);
+		ml_lib_proxy_fallback(p, &s.req, -EWOULDBLOCK);
+		return s.req.status;
+	}
 	might_sleep();
 	init_completion(&s.done);
 	ret = ml_lib_infer_async(m, &s.req);
@@ -443,6 +486,11 @@ static long ml_lib_proxy_dataset_read(struct ml_lib_proxy_conn *conn,
 		goto unlock;
 	}
 	rec_size = sizeof(*rec) + p->cfg.dataset_features * sizeof(s64);
+	/* not "0 records": a reader takes that for an empty ring */
+	if (rd.buf_len < rec_size) {
+		ret = -EINVAL;
+		goto unlock;
+	}
 	max = min_t(u64, rd.buf_len / rec_size, p->cfg.dataset_records);
 	max = min_t(u64, max, max_t(size_t, ML_LIB_DS_READ_BYTES / rec_size, 1));
 	if (max) {
@@ -548,6 +596,7 @@ static int ml_lib_proxy_release(struct inode *inode, struct file *f)
 		atomic64_inc(&p->dead);
 		ml_lib_proxy_fallback(p, req, -EPIPE);
 		ml_lib_proxy_finish(p, req);
+		cond_resched();	/* each fallback may take milliseconds */
 	}
 	kvfree(conn->rbuf);
 	kvfree(conn->wbuf);
@@ -749,6 +798,7 @@ static int ml_lib_proxy_stats_show(struct seq_file *s, void *unused)
 	seq_printf(s, "daemon_gone %lld\n", atomic64_read(&p->dead));
 	seq_printf(s, "no_daemon %lld\n", atomic64_read(&p->absent));
 	seq_printf(s, "mode_bypass %lld\n", atomic64_read(&p->bypassed));
+	seq_printf(s, "no_wait %lld\n", atomic64_read(&p->nowait));
 	seq_printf(s, "invalid_answers %lld\n", atomic64_read(&p->invalid));
 	seq_printf(s, "inflight %d\n", atomic_read(&p->inflight));
 	seq_printf(s, "dataset_queued %llu\n", queued);
@@ -859,6 +909,14 @@ int ml_lib_proxy_attach(struct ml_lib_model *m,
 			kfree(p);
 			return -EINVAL;
 		}
+		/*
+		 * A module's own fallback must not pin that module: it could
+		 * never be removed, since detach runs from its exit. Its exit
+		 * detaches before unregistering the fallback.
+		 */
+		p->fb_own_module = fb->owner && fb->owner == m->owner;
+		if (p->fb_own_module)
+			module_put(fb->owner);
 	}
 	p->m = m;
 	p->cfg = *cfg;
@@ -904,6 +962,8 @@ int ml_lib_proxy_attach(struct ml_lib_model *m,
 				   &ml_lib_proxy_mode_fops);
 	return 0;
 err:
+	if (p->fb_own_module)
+		__module_get(fb->owner);	/* the put drops it */
 	kvfree(p->ds_buf);
 	kfree(p->fallback_out);
 	kfree(p);
@@ -948,6 +1008,7 @@ void ml_lib_proxy_detach(struct ml_lib_model *m)
 	list_for_each_entry_safe(req, tmp, &dead, tnode) {
 		ml_lib_proxy_fallback(p, req, -ESHUTDOWN);
 		ml_lib_proxy_finish(p, req);
+		cond_resched();
 	}
 	/* a timer, write or release may still be completing one of ours */
 	wait_var_event(&p->inflight, !atomic_read(&p->inflight));
@@ -955,6 +1016,8 @@ void ml_lib_proxy_detach(struct ml_lib_model *m)
 	debugfs_remove(p->dir);
 	ida_free(&proxy_ida, p->id);
 	WRITE_ONCE(m->proxy, NULL);
+	if (p->fb_own_module)
+		__module_get(p->cfg.fallback->owner);	/* the put drops it */
 	ml_lib_model_put(p->cfg.fallback);
 	kvfree(p->ds_buf);
 	kfree(p->fallback_out);

@@ -69,6 +69,7 @@ static char stress_verdict[256];
 struct stress_ctx {
 	u32 t, count;
 	bool async;
+	bool irqoff;	/* sync calls with interrupts off */
 	u64 ok, bad, fallbacks, errors;
 	/*
 	 * Async: completions update the counters and wake the thread under
@@ -145,7 +146,12 @@ static int stress_thread(void *arg)
 	for (i = 0; i < c->count; i++) {
 		if (!c->async) {
 			stress_fill(in, c->t, i);
+			/* may not wait there: the fallback answers at once */
+			if (c->irqoff)
+				local_irq_save(flags);
 			ret = ml_lib_infer(&model, in, n_in, out, n_out);
+			if (c->irqoff)
+				local_irq_restore(flags);
 			stress_check(c, in, out, ret);
 			continue;
 		}
@@ -214,6 +220,7 @@ static ssize_t stress_write(struct file *f, const char __user *ubuf,
 		ctx[t].t = t;
 		ctx[t].count = count;
 		ctx[t].async = !strcmp(kind, "async");
+		ctx[t].irqoff = !strcmp(kind, "irqoff");
 		init_waitqueue_head(&ctx[t].wq);
 		init_completion(&ctx[t].done);
 		tsk = kthread_run(stress_thread, &ctx[t], "mlproxy_t%u", t);

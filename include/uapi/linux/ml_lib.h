@@ -103,7 +103,7 @@ struct ml_lib_proxy_record {
  * @version: %ML_LIB_PROXY_VERSION
  * @model_id: model id from %ML_LIB_IOC_REGISTER
  * @buf: user pointer to a buffer for &struct ml_lib_proxy_record items
- * @buf_len: bytes available at @buf
+ * @buf_len: bytes available at @buf; at least one record (-EINVAL otherwise)
  * @n_records: out: whole records written to @buf, oldest first
  * @record_size: out: bytes per record
  * @dropped: out: records dropped so far because the ring was full

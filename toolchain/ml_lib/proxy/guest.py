@@ -226,7 +226,8 @@ def sc_modes(g: Guest, ident: str) -> dict:
 def sc_stress(g: Guest, ident: str, threads=8, count=1000) -> dict:
     g.load_test(**IDENT, timeout_ms=30000)
     d = g.start_daemon([ident])
-    res = {"sync": g.stress("sync", threads, count), "async": g.stress("async", threads, count)}
+    res = {"sync": g.stress("sync", threads, count), "async": g.stress("async", threads, count),
+           "irqoff": g.stress("irqoff", 2, 100)}
     res["stats"] = g.stats("ident")
     res["daemon"] = stop_daemon(d)
     res["unload"] = g.unload_test()
@@ -387,6 +388,11 @@ def sc_dataset(g: Guest) -> dict:
         not_owner = -e.errno
     finally:
         os.close(other)
+    try:  # a buffer too small for one record (48 bytes here) is an error, not "empty"
+        dataset_read(c.fd, c.model_id, 47)
+        too_small = 0
+    except OSError as e:
+        too_small = -e.errno
     recs, dropped = c.dataset()
     g.publish(rows[:10] + 1000)
     recs2, dropped2 = c.dataset()
@@ -400,7 +406,8 @@ def sc_dataset(g: Guest) -> dict:
                      "dropped": dropped},
            "second": {"seq": [s for s, _ in recs2], "feat": [f.tolist() for _, f in recs2],
                       "dropped": dropped2},
-           "empty": len(empty), "not_owner": not_owner, "stats": g.stats("ident")}
+           "empty": len(empty), "not_owner": not_owner, "too_small": too_small,
+           "stats": g.stats("ident")}
     c.close()
     res["unload"] = g.unload_test()
     return res
