@@ -317,6 +317,45 @@ def test_work_budget(lib):
     expect(lib, write_blob(over), "E2BIG")
 
 
+def conv_budget_graph(n: int, k: int, pad: int) -> Graph:
+    """INPUT(n) -> CONV1D(c_in = c_out = 1, l_in n, k taps, pad, stride 1) ->
+    OUTPUT (copy): 16 n + l_out (k + 8 + 16) + 8 l_out units, the 16 being
+    CONV1D's per-position charge (docs/arithmetic.md §5, "Limits")."""
+    l_out = n + 2 * pad - k + 1
+    tensors = [Tensor("x", "s8", (n,), zero_point=0), Tensor("y", "s8", (l_out,), zero_point=0)]
+    ops = [
+        Op("input", [], 0, {"in_off": 0, "n": n},
+           {"off": np.zeros(n, np.int64), "pre": np.zeros(n, np.uint8),
+            "mult": np.full(n, 1 << 30, np.int32), "shift": np.full(n, 31, np.uint8)}),
+        Op("conv1d", [0], 1, {"c_in": 1, "l_in": n, "c_out": 1, "l_out": l_out, "k": k, "stride": 1,
+                              "pad": pad, "dil": 1, "lo": -128, "hi": 127},
+           {"w": np.zeros(k, np.int8), "bias": np.zeros(1, np.int32),
+            "mult": np.full(1, 1 << 30, np.int32), "shift": np.full(1, 31, np.uint8)}),
+        Op("output", [1], None, {"out_off": 0, "n": l_out, "mode": 1, "mult": 0, "shift": 0}),
+    ]
+    g = Graph("convwork", tensors, ops, [IOSpec("x", 0, (n,))], [IOSpec("y", 0, (l_out,))])
+    plan_arena(g)
+    return g
+
+
+def test_work_budget_conv1d(lib):
+    """CONV1D pays 16 units per output position on top of c_out (c_in k + 8)
+    (its tap range costs up to four s64 divisions, whatever c_out is). Both
+    validators count it: a graph exactly at 2^24 is accepted, one unit over is
+    -E2BIG. The second pair is the KUnit case (ml_lib_kunit.c, l_in 1): at the
+    budget, and one more pad 528 units over it."""
+    from ml_lib.validate import WORK_BUDGET, graph_work
+
+    at, over = conv_budget_graph(61922, 209, 1895), conv_budget_graph(61907, 209, 1903)
+    assert graph_work(at) == WORK_BUDGET and graph_work(over) == WORK_BUDGET + 1
+    expect(lib, write_blob(at), None)
+    expect(lib, write_blob(over), "E2BIG")
+    at, over = conv_budget_graph(1, 232, 31890), conv_budget_graph(1, 232, 31891)
+    assert graph_work(at) == WORK_BUDGET and graph_work(over) == WORK_BUDGET + 528
+    expect(lib, write_blob(at), None)
+    expect(lib, write_blob(over), "E2BIG")
+
+
 def test_work_budget_stops_a_huge_conv_before_its_weights(lib):
     """The review's case: one CONV1D with c_in = c_out = 1, l_in = l_out = k
     = 65535 and pad 32767 (4.3e9 MACs, ~2.8 s per inference) validated. Now
@@ -407,3 +446,75 @@ def test_every_single_byte_corruption_is_safe(lib, blob):
         b = bytearray(blob)
         b[i] ^= 0x5A
         assert c_errno(lib, b) == py_errno(b), f"byte {i}"
+
+
+# --- two defects in one blob: the same errno from both (the order of checks) --
+#
+# The C loader checks the header (name included), then every tensor record,
+# then every op record (code, unused slots, LUT input, array references), and
+# only then ml_lib_graph_validate() (tensors, then op by op: indices, then
+# parameters). read_blob() + validate() must check in that same order, or a
+# blob with two defects gets two different errnos.
+
+def _two_defects():
+    def fc_out_7(b):  # FC output index 7 (of 2 tensors): validate's EINVAL
+        struct.pack_into("<H", b, op_at(b, 1) + 6, 7)
+
+    def fc_bias_outside(b):  # the loader's ERANGE
+        struct.pack_into("<I", b, op_at(b, 1) + 48 + 4, 0x10000)
+
+    def tensor0_outside_arena(b):  # validate's ERANGE, before any op
+        struct.pack_into("<I", b, tensor_at(0), 4096)
+
+    def empty_name(b):  # the header's EINVAL
+        b[48:80] = bytes(32)
+
+    def op2_unknown_code(b):  # the loader's EOPNOTSUPP
+        struct.pack_into("<H", b, op_at(b, 2), 99)
+
+    def op0_out_9(b):
+        struct.pack_into("<H", b, op_at(b, 0) + 6, 9)
+
+    return {
+        "bad_index+array_outside_data": ((fc_out_7, fc_bias_outside), "ERANGE"),
+        "bad_index+tensor_outside_arena": ((fc_out_7, tensor0_outside_arena), "ERANGE"),
+        "empty_name+unknown_op": ((empty_name, op2_unknown_code), "EINVAL"),
+        "bad_index_op0+unknown_op_op2": ((op0_out_9, op2_unknown_code), "EOPNOTSUPP"),
+        "empty_name+array_outside_data": ((empty_name, fc_bias_outside), "EINVAL"),
+    }
+
+
+@pytest.mark.parametrize("case", list(_two_defects()))
+def test_two_defects_same_errno(lib, case):
+    patches, want = _two_defects()[case]
+    b = bytearray(write_blob(tiny_graph()))
+    for patch in patches:
+        patch(b)
+    expect(lib, b, want)
+
+
+def test_two_defects_in_random_graphs_same_errno(lib):
+    """Pairs of random byte corruptions, mostly in the header and records
+    (where the checks of the two phases meet), some in the data section, over
+    random graphs of every op: C and Python give the same errno."""
+    from ml_lib.randgraph import random_graph
+
+    rng = np.random.default_rng(2024)
+    seen = set()
+    for seed in range(60):
+        clean = write_blob(random_graph(seed))
+        records_end = data_off(clean)
+        for _ in range(150):
+            b = bytearray(clean)
+            flips = []
+            for _ in range(2):
+                pos = (int(rng.integers(8, records_end)) if rng.random() < 0.8
+                       else int(rng.integers(records_end, len(b))))
+                flips.append((pos, int(rng.integers(1, 256))))
+                b[pos] ^= flips[-1][1]
+            got, py = c_errno(lib, b), py_errno(b)
+            assert py == got, (f"random_graph({seed}), bytes (position, xor) {flips}: "
+                               f"C {errno.errorcode.get(got, got)}, Python {errno.errorcode.get(py, py)}")
+            seen.add(got)
+    # the sweep reaches every phase: loader, validator and acceptance
+    assert {0, errno.EINVAL, errno.ERANGE, errno.EDOM, errno.EOPNOTSUPP, errno.E2BIG} <= seen

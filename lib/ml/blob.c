@@ -195,11 +195,33 @@ static s64 ml_lib_blob_array_len(const struct ml_lib_blob_op *o, u32 k, u32 lut_
 }
 
 /*
- * Check the op's data references and turn them into pointers into @data.
- * @ptr[k] is left NULL for unused arrays.
+ * Arrays are stored little-endian: convert @n elements of @esize bytes
+ * from the blob (@src) into the graph's copy (@dst, aligned to @esize).
+ * On a little-endian CPU this copies the same bytes again. It reads @src,
+ * never @dst, so an array that several ops share converts to the same
+ * values each time.
+ */
+static void ml_lib_blob_array_to_cpu(u8 *dst, const u8 *src, u32 esize, s64 n)
+{
+	s64 e;
+
+	for (e = 0; e < n; e++, dst += esize, src += esize) {
+		if (esize == 2)
+			*(u16 *)dst = get_unaligned_le16(src);
+		else if (esize == 4)
+			*(u32 *)dst = get_unaligned_le32(src);
+		else if (esize == 8)
+			*(u64 *)dst = get_unaligned_le64(src);
+	}
+}
+
+/*
+ * Check the op's data references, convert the arrays to CPU byte order and
+ * turn them into pointers into @data, the graph's copy of the blob's data
+ * section @src. @ptr[k] is left NULL for unused arrays.
  */
 static int ml_lib_blob_resolve(const struct ml_lib_blob_op *o, const struct ml_lib_blob_hdr *h,
-			       const struct ml_lib_tensor *tensors, const u8 *data,
+			       const struct ml_lib_tensor *tensors, const u8 *src, u8 *data,
 			       const void *ptr[ML_LIB_BLOB_N_D])
 {
 	const struct ml_lib_blob_opdesc *desc = &ml_lib_blob_ops[o->code];
@@ -224,6 +246,9 @@ static int ml_lib_blob_resolve(const struct ml_lib_blob_op *o, const struct ml_l
 		if (o->d[k] == ML_LIB_BLOB_NO_DATA || o->d[k] % desc->esize[k] ||
 		    (u64)o->d[k] + (u64)n * desc->esize[k] > h->data_len)
 			return -ERANGE;
+		if (desc->esize[k] > 1)
+			ml_lib_blob_array_to_cpu(data + o->d[k], src + o->d[k],
+						 desc->esize[k], n);
 		ptr[k] = data + o->d[k];
 	}
 	return 0;
@@ -354,7 +379,8 @@ static int ml_lib_blob_fill(struct ml_lib_graph *g, const u8 *b, const struct ml
 	struct ml_lib_tensor *tensors = (struct ml_lib_tensor *)(mem + l->tensors);
 	struct ml_lib_op *ops = (struct ml_lib_op *)(mem + l->ops);
 	const u8 *rec = b + ML_LIB_BLOB_HDR_LEN;
-	const u8 *data = mem + l->data;
+	const u8 *src = b + h->data_off;
+	u8 *data = mem + l->data;
 	u32 i;
 	int ret;
 
@@ -369,7 +395,7 @@ static int ml_lib_blob_fill(struct ml_lib_graph *g, const u8 *b, const struct ml
 
 		ret = ml_lib_blob_read_op(rec, &o);
 		if (!ret)
-			ret = ml_lib_blob_resolve(&o, h, tensors, data, ptr);
+			ret = ml_lib_blob_resolve(&o, h, tensors, src, data, ptr);
 		if (ret)
 			return ret;
 		ml_lib_blob_fill_op(&ops[i], &o, ptr);

@@ -664,11 +664,11 @@ static void ml_lib_test_api_register_errors(struct kunit *test)
  * The work budget (docs/arithmetic.md §5, "Limits": 2^24 units). INPUT (1
  * feature) -> CONV1D (c_in = c_out = 1, l_in = 1, k taps, padding pad on
  * each side, so l_out = 2 pad + 2 - k) -> OUTPUT (copy l_out) is
- * 16 + l_out (k + 8) + 8 l_out units. k = 248, pad = 31898: l_out =
- * 63550, exactly 2^24 = 16 + 63550 * 264: accepted and run. One more pad
- * (l_out 63552) is 528 units over: -E2BIG. So is the review's CONV1D
- * (k = 65535, pad = 65534, l_out = 65535: 4.3e9 MACs, seconds per
- * inference), before its weights are read.
+ * 16 + l_out (k + 8 + 16) + 8 l_out units (16 per CONV1D output position).
+ * k = 232, pad = 31890: l_out = 63550, exactly 2^24 = 16 + 63550 * 264:
+ * accepted and run. One more pad (l_out 63552) is 528 units over: -E2BIG.
+ * So is the review's CONV1D (k = 65535, pad = 65534, l_out = 65535:
+ * 4.3e9 MACs, seconds per inference), before its weights are read.
  */
 #define WB_K_MAX	65535
 static const s8 wb_w[WB_K_MAX];
@@ -710,7 +710,7 @@ static void ml_lib_test_work_budget(struct kunit *test)
 	u32 i;
 
 	/* exactly at the budget: valid, and it runs (zero weights: all 0) */
-	KUNIT_ASSERT_EQ(test, wb_validate(&g, t, ops, 248, 31898, wb_w), 0);
+	KUNIT_ASSERT_EQ(test, wb_validate(&g, t, ops, 232, 31890, wb_w), 0);
 	arena = kunit_kzalloc(test, g.arena_bytes, GFP_KERNEL);
 	out = kunit_kcalloc(test, g.n_out, sizeof(*out), GFP_KERNEL);
 	KUNIT_ASSERT_NOT_NULL(test, arena);
@@ -723,7 +723,7 @@ static void ml_lib_test_work_budget(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, i, g.n_out);
 
 	/* just over it, directly and through the registry */
-	KUNIT_EXPECT_EQ(test, wb_validate(&g, t, ops, 248, 31899, wb_w), -E2BIG);
+	KUNIT_EXPECT_EQ(test, wb_validate(&g, t, ops, 232, 31891, wb_w), -E2BIG);
 	KUNIT_EXPECT_EQ(test, ml_lib_model_register(&m), -E2BIG);
 	KUNIT_EXPECT_NULL(test, ml_lib_model_get("kunit_work"));
 
@@ -732,7 +732,7 @@ static void ml_lib_test_work_budget(struct kunit *test)
 	KUNIT_ASSERT_NOT_NULL(test, bad_w);
 	bad_w[0] = -128;
 	KUNIT_EXPECT_EQ(test, wb_validate(&g, t, ops, 65535, 65534, bad_w), -E2BIG);
-	KUNIT_EXPECT_EQ(test, wb_validate(&g, t, ops, 248, 31898, bad_w), -EDOM);
+	KUNIT_EXPECT_EQ(test, wb_validate(&g, t, ops, 232, 31890, bad_w), -EDOM);
 }
 
 /*

@@ -34,10 +34,10 @@
 
 /*
  * The work one inference may do (docs/arithmetic.md §5, "Limits"), in
- * units of about one FC multiply-accumulate: 2^24 units are about 5 to
- * 11 ms of one core (0.28 to 0.65 ns a unit, measured), and ml_lib_run()
+ * units of about one FC multiply-accumulate: 2^24 units are at most about
+ * 12 ms of one core (0.13 to 0.71 ns a unit, measured), and ml_lib_run()
  * is not preemptible. Per op (ml_lib_op_work()): FC n_out (n_in + 8);
- * CONV1D c_out l_out (c_in k + 8); MAXPOOL1D/AVGPOOL1D c l_out (k + 8);
+ * CONV1D l_out (c_out (c_in k + 8) + 16); MAXPOOL1D/AVGPOOL1D c l_out (k + 8);
  * INPUT and SOFTMAX 16 per element; ARGMAX outer (n + 8); CONCAT
  * 8 outer (a_inner + b_inner); OUTPUT and the element-wise ops 8 n.
  * toolchain/ml_lib/validate.py (op_work(), WORK_BUDGET) is the twin.
@@ -45,6 +45,11 @@
 #define ML_LIB_WORK_BUDGET	0x1000000ULL	/* 2^24 */
 #define ML_LIB_WORK_OUT		8	/* per element written */
 #define ML_LIB_WORK_HEAVY	16	/* per INPUT or SOFTMAX element */
+/*
+ * Per CONV1D output position: its tap range (ml_lib_conv_taps(), up to two
+ * s64 divisions, computed up to twice a position) whatever c_out is.
+ */
+#define ML_LIB_WORK_CONV_POS	16
 
 /* The tensors one op touches, resolved after the index checks. */
 struct ml_lib_vctx {
@@ -99,8 +104,8 @@ static int ml_lib_check_dim(u32 v, u32 lo)
 /*
  * The work units of @op (see ML_LIB_WORK_BUDGET). Called only once the
  * op's dimensions are known to be at most ML_LIB_MAX_DIM = 2^16 - 1, so
- * the largest product, CONV1D's (2^16 - 1)^2 ((2^16 - 1)^2 + 8), is below
- * 2^64.
+ * the largest product, CONV1D's (2^16 - 1) ((2^16 - 1) ((2^16 - 1)^2 + 8)
+ * + 16), is below 2^64.
  */
 static u64 ml_lib_op_work(const struct ml_lib_op *op)
 {
@@ -112,8 +117,9 @@ static u64 ml_lib_op_work(const struct ml_lib_op *op)
 	case ML_OP_FC:
 		return (u64)op->u.fc.n_out * (op->u.fc.n_in + e);
 	case ML_OP_CONV1D:
-		return (u64)op->u.conv.c_out * op->u.conv.l_out *
-		       ((u64)op->u.conv.c_in * op->u.conv.k + e);
+		return (u64)op->u.conv.l_out *
+		       ((u64)op->u.conv.c_out * ((u64)op->u.conv.c_in * op->u.conv.k + e) +
+			ML_LIB_WORK_CONV_POS);
 	case ML_OP_MAXPOOL1D:
 	case ML_OP_AVGPOOL1D:
 		return (u64)op->u.pool.c * op->u.pool.l_out * (op->u.pool.k + e);

@@ -167,9 +167,11 @@ def write_blob(graph: Graph) -> bytes:
 def read_blob(data: bytes) -> Graph:
     """Parse blob bytes back into a Graph (the inverse of :func:`write_blob`).
 
-    Checks the container (sizes, magic, version, offsets, op codes, reserved
-    fields) with the errnos of docs/blob-format.md; the semantic checks are
-    :func:`ml_lib.validate.validate`. IOSpecs are not stored in a blob: the
+    Checks the container (sizes, magic, version, offsets, name, op codes,
+    reserved fields) with the errnos of docs/blob-format.md, in the order of
+    the C loader (lib/ml/blob.c); the semantic checks, tensor indices
+    included, are :func:`ml_lib.validate.validate`, as in C they are
+    ml_lib_graph_validate()'s. IOSpecs are not stored in a blob: the
     result has one input "x" of n_in features and one output "y" of n_out.
     """
     data = bytes(data)
@@ -199,8 +201,10 @@ def read_blob(data: bytes) -> Graph:
     if nul < 0:
         raise GraphError("EINVAL", "model name is not NUL-terminated")
     name = raw_name[:nul]
-    if raw_name[nul:].strip(b"\0") or not all(c == 0x5F or chr(c).isalnum() and c < 0x80 for c in name):
-        raise GraphError("EINVAL", f"model name {raw_name!r} is not a NUL-padded C identifier")
+    if not name or raw_name[nul:].strip(b"\0") or not all(c == 0x5F or chr(c).isalnum() and c < 0x80
+                                                          for c in name):
+        # an empty name too, here as in ml_lib_blob_check_name(), before any record is read
+        raise GraphError("EINVAL", f"model name {raw_name!r} is not a non-empty NUL-padded C identifier")
 
     tensors = []
     for i in range(n_t):
@@ -221,18 +225,20 @@ def read_blob(data: bytes) -> Graph:
         spec = OP_BY_CODE.get(code)
         if spec is None:
             raise GraphError("EOPNOTSUPP", f"op {i}: unknown op code {code}")
-        ins = [in0, in1][:spec.n_inputs]
-        if any(t == NO_TENSOR or t >= n_t for t in ins) or any(t != NO_TENSOR for t in [in0, in1][spec.n_inputs:]):
-            raise GraphError("EINVAL", f"op {i} ({spec.name}): bad input tensor indices {in0}, {in1}")
-        if spec.has_output != (out != NO_TENSOR) or (out != NO_TENSOR and out >= n_t):
-            raise GraphError("EINVAL", f"op {i} ({spec.name}): bad output tensor index {out}")
         if any(params[len(spec.params):]) or any(d != NO_ARRAY for d in offs[len(spec.arrays):]):
             raise GraphError("EINVAL", f"op {i} ({spec.name}): unused parameter or array slot is set")
+        # Tensor indices are not checked here: like the C loader, which leaves
+        # them to ml_lib_graph_validate(), validate() checks them op by op, so
+        # a blob with two defects gets the same errno from both. The op keeps
+        # what it needs for that: its used slots as stored (NO_TENSOR included,
+        # out of range), plus any unused slot that is set (a wrong count).
+        ins = [in0, in1][:spec.n_inputs] + [t for t in [in0, in1][spec.n_inputs:] if t != NO_TENSOR]
         op = Op(spec.name, ins, None if out == NO_TENSOR else out,
                 dict(zip(spec.params, params)), source=f"blob op {i}")
         for a, d in zip(spec.arrays, offs):
-            if spec.name == "lut" and tensors[ins[0]].dtype not in ("s8", "s16"):
-                raise GraphError("EINVAL", f"op {i} (lut): input is not s8 or s16")
+            # the table length depends on the input dtype (ml_lib_blob_resolve())
+            if spec.name == "lut" and (in0 >= n_t or tensors[in0].dtype not in ("s8", "s16")):
+                raise GraphError("EINVAL", f"op {i} (lut): input {in0} is not an s8 or s16 tensor")
             length = op.array_length(a, g)
             item = np.dtype(a.dtype).itemsize
             if length < 0 or length > MAX_ARENA * 64:

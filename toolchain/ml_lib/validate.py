@@ -25,6 +25,9 @@ WORK_BUDGET = 1 << 24
 WORK_PER_OUT = 8
 #: work units per element of INPUT (raw saturation, pre-shift, requantize) and SOFTMAX (three passes, a division)
 WORK_PER_HEAVY = 16
+#: work units per CONV1D output position, whatever c_out is: its tap range (up to two s64
+#: divisions, computed up to twice a position; ml_lib_conv_taps() in lib/ml/ops/conv1d.c)
+WORK_PER_CONV_POS = 16
 
 
 class GraphError(ValueError):
@@ -64,7 +67,7 @@ def op_work(kind: str, p: dict) -> int:
     """The work units of one op (docs/arithmetic.md §5, "Limits"), from its
     dimensions; the C twin is ml_lib_op_work() in lib/ml/validate.c.
 
-    FC n_out·(n_in + 8); CONV1D c_out·l_out·(c_in·k + 8); MAXPOOL1D and
+    FC n_out·(n_in + 8); CONV1D l_out·(c_out·(c_in·k + 8) + 16); MAXPOOL1D and
     AVGPOOL1D c·l_out·(k + 8); INPUT and SOFTMAX 16 per element; ARGMAX
     outer·(n + 8); CONCAT 8·outer·(a_inner + b_inner); OUTPUT and the
     element-wise ops (CLAMP, LEAKY_RELU, LUT, ADD, RESCALE, RESHAPE) 8·n.
@@ -74,7 +77,7 @@ def op_work(kind: str, p: dict) -> int:
     if kind == "fc":
         return p["n_out"] * (p["n_in"] + E)
     if kind == "conv1d":
-        return p["c_out"] * p["l_out"] * (p["c_in"] * p["k"] + E)
+        return p["l_out"] * (p["c_out"] * (p["c_in"] * p["k"] + E) + WORK_PER_CONV_POS)
     if kind in ("maxpool1d", "avgpool1d"):
         return p["c"] * p["l_out"] * (p["k"] + E)
     if kind == "input":

@@ -111,9 +111,10 @@ def run_engine(engine: str, d: Path, man: dict, x: np.ndarray, raw: np.ndarray) 
     if engine == "python":
         from ml_lib import reference
         from ml_lib.blob import read_blob
-        from ml_lib.validate import GraphError
+        from ml_lib.validate import GraphError, validate
         try:
             g = read_blob((d / man["blob"]).read_bytes())
+            validate(g)  # read_blob checks the container only (tensor indices are validate's)
             return reference.run(g, raw).astype(np.int64)
         except FileNotFoundError as e:
             raise UserError(f"{d}: missing {man['blob']}") from e
