@@ -358,3 +358,136 @@ def test_kernel_module_builds_w1(conv, work, tmp_path):
     bad = [ln for ln in log.splitlines() if "warning:" in ln.lower() and "modpost" not in ln]
     assert not bad, "\n".join(bad)
     assert (out / "convmod_ml.ko").exists()
+
+
+# ---------------------------------------------------------------- regressions (audit)
+
+def _close(out: Path, model, x, tmp: Path, tol=0.05):
+    """Integer outputs (mlrun --engine python) within tol of the float output range."""
+    ref = mm.float_out(model, x)
+    y = mm.mlrun_out(out, x, "python", False, tmp)
+    err = np.abs(y.reshape(ref.shape) - ref).max()
+    assert err <= tol * np.ptp(ref), f"max |int - float| {err:.4f}, range {np.ptp(ref):.4f}"
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "onnx-dynamo"])
+def test_onnx_clip_with_one_bound(fmt, data, work, tmp_path):
+    """torch.clamp(max=m) is ONNX Clip(x, "", m): the empty min input keeps its
+    place, so m is the upper bound (it used to become the lower bound, silently,
+    in the integer model and in the float ONNX of --target user)."""
+    import onnx
+    import onnxruntime as ort
+    xtr, _, xte, _ = data
+    x, xt = (xtr - xtr.mean(0)) / xtr.std(0), (xte - xtr.mean(0)) / xtr.std(0)
+    model = mm.ClampOneSide().eval()
+    f = _save(model, fmt, x, work / f"clip_{fmt}.onnx")
+    clips = [list(n.input) for n in onnx.load(f).graph.node if n.op_type == "Clip"]
+    assert any(len(i) > 2 and i[1] == "" for i in clips), clips  # Clip(x, "", max)
+    out = mm.export_ok(tmp_path / "k", f, _calib(work, x, "calib_clip.npy"))
+    _close(out, model, xt, tmp_path, tol=0.1)  # three untrained int8 layers; was ~0.8
+    user = mm.export_ok(tmp_path / "u", f, _calib(work, x, "calib_clip.npy"), "--target", "user")
+    (onx,) = user.glob("*.onnx")
+    y = ort.InferenceSession(str(onx)).run(None, {"input": xt})[0]
+    assert np.abs(y - mm.float_out(model, xt)).max() < 1e-4
+
+
+def test_onnx_identity_of_constants(data, work, tmp_path):
+    """torch.onnx.export(dynamo=False) writes Identity nodes for duplicate weight
+    tensors (two equal zero biases; an untrained BatchNorm1d, weight ==
+    running_var): constants, evaluated like Constant nodes."""
+    import onnx
+    xtr, ytr, xte, _ = data
+    x, xt = (xtr - xtr.mean(0)) / xtr.std(0), (xte - xtr.mean(0)) / xtr.std(0)
+    torch.manual_seed(0)
+    for i, model in enumerate([mm.train(mm.SharedZeroBias(), x, ytr, steps=150),
+                               torch.nn.Sequential(torch.nn.BatchNorm1d(8),
+                                                   torch.nn.Linear(8, 3)).eval()]):
+        f = _save(model, "onnx", x, work / f"ident{i}.onnx")
+        assert "Identity" in [n.op_type for n in onnx.load(f).graph.node]
+        out = mm.export_ok(tmp_path / str(i), f, _calib(work, x, "calib_ident.npy"))
+        _close(out, model, xt, tmp_path)
+
+
+def test_onnx_opset9_avgpool_zero_pad(conv, work, tmp_path):
+    """Opset 9/10 AvgPool1d comes as Pad(all zero) -> AveragePool: no padding."""
+    import onnx
+    _, xtr, xte, _ = conv
+    model = torch.nn.Sequential(torch.nn.Conv1d(2, 8, 3), torch.nn.ReLU(), torch.nn.AvgPool1d(2),
+                                torch.nn.Flatten(), torch.nn.Linear(8 * 7, 3)).eval()
+    f = work / "avg9.onnx"
+    torch.onnx.export(model, (torch.tensor(xtr[:2]),), f, dynamo=False, opset_version=9)
+    assert "Pad" in [n.op_type for n in onnx.load(f).graph.node]
+    out = mm.export_ok(tmp_path, f, _calib(work, xtr, "calib_conv.npy"))
+    assert [o["kind"] for o in mm.manifest(out)["ops"]] == \
+        ["input", "conv1d", "avgpool1d", "fc", "output"]
+    _close(out, model, xte, tmp_path)
+
+
+@pytest.mark.parametrize("fmt,suffix", [("pickle", ".pt"), ("onnx", ".onnx")])
+def test_leaky_relu_slope_zero_is_relu(fmt, suffix, data, work, tmp_path):
+    xtr, _, xte, _ = data
+    x, xt = (xtr - xtr.mean(0)) / xtr.std(0), (xte - xtr.mean(0)) / xtr.std(0)
+    torch.manual_seed(0)
+    model = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.LeakyReLU(0.0),
+                                torch.nn.Linear(16, 3)).eval()
+    f = _save(model, fmt, x, work / f"leaky0{suffix}")
+    out = mm.export_ok(tmp_path, f, _calib(work, x, "calib_leaky0.npy"))
+    assert [o["kind"] for o in mm.manifest(out)["ops"]] == ["input", "fc", "fc", "output"]
+    _close(out, model, xt, tmp_path)
+
+
+@pytest.mark.parametrize("how", ["trace", "script"])
+def test_torchscript_conv_without_pinned_length(how, conv, work, tmp_path):
+    """TS2EPConverter makes every input dimension dynamic; a conv1d model whose
+    length no Linear pins (fully convolutional, or conv -> flatten -> linear)
+    exports like the same module pickled: a byte-identical blob."""
+    _, xtr, xte, _ = conv
+    torch.manual_seed(0)
+    models = {"fullyconv": torch.nn.Sequential(torch.nn.Conv1d(2, 8, 3), torch.nn.ReLU(),
+                                               torch.nn.Conv1d(8, 3, 1)).eval(),
+              "strided": torch.nn.Sequential(torch.nn.Conv1d(2, 8, 5, stride=3), torch.nn.ReLU(),
+                                             torch.nn.Flatten(), torch.nn.Linear(8 * 4, 3)).eval()}
+    c = _calib(work, xtr, "calib_conv.npy")
+    for name, model in models.items():
+        ts = torch.jit.trace(model, torch.tensor(xtr[:4])) if how == "trace" \
+            else torch.jit.script(model)
+        torch.jit.save(ts, work / f"ts_{name}_{how}.pt")
+        torch.save(model, work / f"ts_{name}_pickle.pt")
+        a = mm.export_ok(tmp_path / f"{name}_ts", work / f"ts_{name}_{how}.pt", c, "--name", "m")
+        b = mm.export_ok(tmp_path / f"{name}_pk", work / f"ts_{name}_pickle.pt", c, "--name", "m")
+        assert mm.manifest(a)["source"]["format"] == "torchscript"
+        assert (a / "m.mlb").read_bytes() == (b / "m.mlb").read_bytes()
+        _close(a, model, xte, tmp_path)
+
+
+@pytest.mark.parametrize("bits", ["8", "16"])
+def test_dead_unit_exports(bits, data, conv, work, tmp_path):
+    """A channel whose weights decayed to ~1e-28 next to an ordinary bias (the
+    accumulator units of that bias are ~1e28) used to stop the export with an
+    accumulator error that suggested --bits 8 even at --bits 8.  Its weight
+    scale is floored so the bias fits; the model exports and stays accurate."""
+    xtr, _, xte, _ = data
+    x, xt = (xtr - xtr.mean(0)) / xtr.std(0), (xte - xtr.mean(0)) / xtr.std(0)
+    torch.manual_seed(0)
+    mlp = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 3))
+    mm.dead_unit(mlp, mlp[0], 5)
+    with torch.no_grad():  # the dead unit's constant 0.4 matters to the output
+        mlp[2].weight[:, 5] = torch.tensor([2.0, -2.0, 1.0])
+    torch.save(mlp, work / "dead_mlp.pt")
+    out = mm.export_ok(tmp_path / "mlp", work / "dead_mlp.pt", _calib(work, x, "calib_dead.npy"),
+                       "--bits", bits)
+    _close(out, mlp, xt, tmp_path)
+    again = mm.export_ok(tmp_path / "mlp2", work / "dead_mlp.pt",
+                         _calib(work, x, "calib_dead.npy"), "--bits", bits)
+    for p in out.iterdir():
+        assert p.read_bytes() == (again / p.name).read_bytes(), p.name
+    _, cx, cxte, _ = conv
+    cnn = torch.nn.Sequential(torch.nn.Conv1d(2, 8, 3), torch.nn.ReLU(), torch.nn.Flatten(),
+                              torch.nn.Linear(8 * 14, 3))
+    mm.dead_unit(cnn, cnn[0], 2)
+    with torch.no_grad():
+        cnn[3].weight[:, 2 * 14:3 * 14] = 0.2
+    torch.save(cnn, work / "dead_cnn.pt")
+    out = mm.export_ok(tmp_path / "cnn", work / "dead_cnn.pt", _calib(work, cx, "calib_conv.npy"),
+                       "--bits", bits)
+    _close(out, cnn, cxte, tmp_path)

@@ -61,6 +61,10 @@ def files(tmp_path_factory):
     with torch.no_grad():
         big[2].weight.fill_(0.5)  # all weights equal: |w| = 127 in every column
     torch.save(big, d / "overflow.pt")
+    bigbias = nn.Sequential(nn.Linear(4, 2), nn.Hardtanh()).eval()
+    with torch.no_grad():
+        bigbias[0].bias[1] = 1e12  # far beyond s32 next to weights that matter
+    torch.save(bigbias, d / "bigbias.pt")
     (d / "notes.txt").write_text("these are not weights\n")
     (d / "junk.pt").write_bytes(os.urandom(256))
     # ONNX: an unsupported node, and a dynamic feature dimension
@@ -190,10 +194,15 @@ def test_accumulator_overflow(files, tmp_path):
     msg = _err([files / "overflow.pt", "--calib", files / "calib.npy", "--bits", "16",
                 "-o", tmp_path])
     assert "accumulator could overflow" in msg and "layer 2 (Linear" in msg
+    assert "use --bits 8" in msg and "2048 inputs per output" in msg
     # int8 activations keep the same layer within the bound
     rc, so, se = mm.run_export([files / "overflow.pt", "--calib", files / "calib.npy", "-q",
                                 "-o", tmp_path / "ok8"])
     assert rc == 0, se
+    # already at 8 bits: the message does not suggest --bits 8
+    msg = _err([files / "bigbias.pt", "--calib", files / "calib.npy", "-o", tmp_path / "b8"])
+    assert "accumulator could overflow" in msg and "layer 0 (Linear" in msg
+    assert "channel 1" in msg and "--bits" not in msg and "smaller weights/bias" in msg
 
 
 @pytest.mark.parametrize("name", ["notes.txt", "junk.pt", "state.pt", "missing.pt"])

@@ -118,26 +118,72 @@ def _linear_graph(w, b, act=None):
     return g
 
 
-def test_bias_beyond_int64_is_an_accumulator_error():
+def test_dead_channel_keeps_its_bias():
     """The reviewer's case: one output channel with weights 1e-20 and bias 1.0.
-    The scaled bias (~1e22 accumulator units) used to wrap to -2^63, pass the
-    bound check as np.abs(-2^63) < 0 and export bias 0 (output 0.0, not 1.0).
-    It is now the accumulator error the CLI reports with exit status 2."""
+    The scaled bias (~1e22 accumulator units) used to wrap to -2^63 and export
+    bias 0 (output 0.0, not 1.0), then to stop the export with an accumulator
+    error.  The channel's weight scale is now floored so that the bias fits the
+    bound of docs/arithmetic.md: the weights round to 0, the bias is kept, and
+    the graph passes the validator."""
+    from ml_lib.reference import run
+    from ml_lib.validate import acc_bound, validate
+
+    rs = np.array([2.0**-14, 2.0**-14])
+    x = np.array([[-0.75, 0.5], [0.25, -1.0], [0.9, 0.0]])
+    for bits, cal in ((8, Calibration(lo={"x": -1.0, "fc": 0.0}, hi={"x": 1.0, "fc": 1.0})),
+                      (16, Calibration(lo={"x": -1.0, "fc": 0.0}, hi={"x": 1.0, "fc": 1.0}))):
+        q = build(_linear_graph([[1e-20, 1e-20]], [1.0]), cal, rs, bits=bits)
+        validate(q.graph)
+        fc = q.graph.ops[1]
+        assert fc.arrays["w"].tolist() == [[0, 0]]
+        bound = acc_bound(fc.arrays["w"], fc.arrays["bias"], bits)
+        assert 2**30 < int(bound[0]) <= 2**31 - 1  # the bias uses the accumulator's range
+        y = run(q.graph, to_raw(x, rs)) / 2.0**q.graph.outputs[0].frac_bits
+        assert np.allclose(y, 1.0, atol=1.0 / 255)
+    # the same for every channel of a conv, next to a live channel that keeps its scale
+    w = np.zeros((2, 1, 3))
+    w[0, 0] = [0.5, -1.0, 0.25]
+    w[1, 0] = [1e-28, -1e-28, 0.0]
+    g = FloatGraph("x", (1, 4), [FNode("cv", "conv1d", ["x"], {"w": w, "b": np.array([0.1, -0.4]),
+                                                               "stride": 1, "pad": 0, "dil": 1},
+                                       "cv")], ["cv"], ["y"])
+    infer_shapes(g, np.zeros((2, 1, 4)))
+    q = build(g, Calibration(lo={"x": -1.0, "cv": -2.0}, hi={"x": 1.0, "cv": 2.0}),
+              np.full(4, 2.0**-14), bits=8)
+    validate(q.graph)
+    cv = q.graph.ops[1]
+    assert cv.arrays["w"][0].tolist() == [[64, -127, 32]]  # the live channel: its own scale
+    assert cv.arrays["w"][1].tolist() == [[0, 0, 0]]
+    xc = np.array([[0.5, -0.25, 1.0, 0.0], [-1.0, 0.75, 0.3, -0.6]])
+    ref = np.stack([np.array([xc[:, i:i + 3] @ w[c, 0] + [0.1, -0.4][c] for i in range(2)]).T
+                    for c in range(2)], axis=1).reshape(2, -1)
+    y = run(q.graph, to_raw(xc, np.full(4, 2.0**-14))) / 2.0**q.graph.outputs[0].frac_bits
+    assert np.allclose(y, ref, atol=4.0 / 255)
+
+
+def test_accumulator_error_when_the_weights_matter():
+    """A bias too large for the accumulator next to weights that matter (the
+    coarser scale would move the output by more than one step) is still the
+    accumulator error; it does not suggest --bits 8, which would not help."""
     import pytest
 
     from ml_lib.errors import UserError
 
-    g = _linear_graph([[1e-20, 1e-20]], [1.0])
-    cal = Calibration(lo={"x": -1.0, "fc": 0.0}, hi={"x": 1.0, "fc": 1.0})
-    with pytest.raises(UserError, match="accumulator could overflow") as e:
-        build(g, cal, np.array([2.0**-14, 2.0**-14]), bits=8)
-    assert UserError.exit_code == 2 and "channel 0" in str(e.value)
+    rs = np.array([2.0**-14, 2.0**-14])
+    cal = Calibration(lo={"x": -1.0, "fc": -1.0, "act": -1.0}, hi={"x": 1.0, "fc": 1.0, "act": 1.0})
+    for bits in (8, 16):
+        g = _linear_graph([[1.0, -0.5]], [1e12], act=(-1.0, 1.0))
+        with pytest.raises(UserError, match="accumulator could overflow") as e:
+            build(g, cal, rs, bits=bits)
+        assert UserError.exit_code == 2 and "channel 0" in str(e.value)
+        assert "--bits" not in str(e.value) and "smaller weights/bias" in str(e.value)
     # just inside the bound the bias is exact: no error, bias = round(bias_s) - zx * sum(w)
     s_x, s_w = 2.0 / 255, 1.0 / 127
     g = _linear_graph([[1.0, 0.0]], [(2**31 - 1 - 2 * 127 * 128) * s_x * s_w])
     q = build(g, Calibration(lo={"x": -1.0, "fc": 0.0}, hi={"x": 1.0, "fc": 1.0}),
               np.array([1.0, 1.0]), bits=8)
     assert abs(int(q.graph.ops[1].arrays["bias"][0])) < 2**31
+    assert q.graph.ops[1].arrays["w"].tolist() == [[127, 0]]
 
 
 def test_huge_clamp_bound_passes_values_through():

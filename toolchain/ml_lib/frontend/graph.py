@@ -335,6 +335,10 @@ def check_finite(g: FloatGraph) -> None:
 def finish(g: FloatGraph, sample: np.ndarray) -> FloatGraph:
     """Shapes, clean-up and sanity checks common to all importers."""
     check_finite(g)
+    for i, n in enumerate(g.nodes):
+        if n.kind == "leaky_relu" and n.attrs.get("alpha") == 0:
+            # LeakyReLU(0.0) is ReLU, which also fuses into the layer before it
+            g.nodes[i] = FNode(n.name, "relu", list(n.inputs), {}, n.source, n.shape)
     infer_shapes(g, sample)
     fold_affines(g)
     check_finite(g)

@@ -17,6 +17,8 @@ from ml_lib.errors import UserError
 from ml_lib.frontend.graph import FloatGraph, FNode, finish, unsupported
 
 _PASS = {"Dropout", "Identity"}
+#: ONNX TensorProto float types a Cast may convert to (dropped on tensors, applied to constants)
+_FLOAT_TYPES = {1: np.float32, 11: np.float64}
 
 
 def _attrs(node) -> dict:
@@ -68,9 +70,18 @@ def _strip_postprocessing(m, producer, consts, meta):
 
 def to_graph(m: onnx.ModelProto, sample: np.ndarray) -> FloatGraph:
     consts = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
-    for n in m.graph.node:
+    for n in m.graph.node:  # nodes are in topological order (ONNX requires it)
         if n.op_type == "Constant":
             consts[n.output[0]] = numpy_helper.to_array(_attrs(n)["value"])
+        elif n.op_type == "Identity" and n.input and n.input[0] in consts:
+            # torch.onnx.export (dynamo=False) writes one copy of equal weight
+            # tensors and Identity nodes for the others (two zero biases, an
+            # untrained BatchNorm's weight == running_var): a constant, too
+            consts[n.output[0]] = consts[n.input[0]]
+        elif n.op_type == "Cast" and _attrs(n).get("to") in _FLOAT_TYPES and n.input \
+                and n.input[0] in consts:
+            consts[n.output[0]] = np.asarray(consts[n.input[0]]).astype(
+                _FLOAT_TYPES[_attrs(n)["to"]])
     inputs = [i for i in m.graph.input if i.name not in consts]
     if len(inputs) != 1:
         raise UserError(f"the ONNX model has {len(inputs)} inputs; ml_lib models take exactly one")
@@ -109,12 +120,26 @@ def to_graph(m: onnx.ModelProto, sample: np.ndarray) -> FloatGraph:
             needed.update(n.input[:1] if n.op_type == "Reshape" else n.input)
 
     for node in m.graph.node:
-        if not any(o in needed for o in node.output) or node.op_type == "Constant":
+        if not any(o in needed for o in node.output) or node.op_type == "Constant" or \
+                node.output[0] in consts:  # evaluated above (Identity/Cast of a constant)
             continue
         op = node.op_type
         a = _attrs(node)
         where = f"ONNX node '{node.name or node.output[0]}' ({op})"
         ins = [r(i) for i in node.input if i]
+
+        def opt(k):
+            """Input k by position, or None when absent or empty: an optional
+            input left out in the middle (Clip(x, "", max)) keeps its place."""
+            return r(node.input[k]) if k < len(node.input) and node.input[k] else None
+
+        def const_in(k, what):
+            v = opt(k)
+            if v is None:
+                return None
+            if v not in consts:
+                raise unsupported(f"{op} with a computed {what}", where)
+            return consts[v]
         out = node.output[0]
         dyn = [i for i in ins if i not in consts]
         if not dyn:
@@ -134,8 +159,8 @@ def to_graph(m: onnx.ModelProto, sample: np.ndarray) -> FloatGraph:
                 raise unsupported("Gemm with non-constant weights", where)
             w = b.T if not a.get("transB", 0) else b
             w = w.astype(np.float64) * a.get("alpha", 1.0)
-            c = consts[ins[2]].astype(np.float64) * a.get("beta", 1.0) if len(ins) > 2 \
-                else np.zeros(w.shape[0])
+            c = const_in(2, "bias C")
+            c = c.astype(np.float64) * a.get("beta", 1.0) if c is not None else np.zeros(w.shape[0])
             add("linear", [x], w=w, b=np.broadcast_to(c, (w.shape[0],)).copy())
         elif op == "MatMul":
             b = consts.get(ins[1])
@@ -152,7 +177,8 @@ def to_graph(m: onnx.ModelProto, sample: np.ndarray) -> FloatGraph:
             if a.get("group", 1) != 1 or pads[0] != pads[-1] or \
                     a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
                 raise unsupported("Conv with groups, asymmetric or auto padding", where)
-            b = consts[ins[2]] if len(ins) > 2 else np.zeros(w.shape[0])
+            b = const_in(2, "bias")
+            b = b if b is not None else np.zeros(w.shape[0])
             add("conv1d", [x], w=w.astype(np.float64), b=b.astype(np.float64),
                 stride=int(a.get("strides", [1])[0]), pad=int(pads[0]),
                 dil=int(a.get("dilations", [1])[0]))
@@ -168,9 +194,20 @@ def to_graph(m: onnx.ModelProto, sample: np.ndarray) -> FloatGraph:
         elif op == "Relu":
             add("relu", [x])
         elif op == "Clip":
-            lo = consts[ins[1]].item() if len(ins) > 1 else a.get("min", -np.inf)
-            hi = consts[ins[2]].item() if len(ins) > 2 else a.get("max", np.inf)
+            # opset >= 11: optional inputs 1 = min, 2 = max, either may be
+            # left out (an empty name); opset < 11: attributes min, max
+            lo, hi = const_in(1, "min"), const_in(2, "max")
+            lo = lo.item() if lo is not None else a.get("min", -np.inf)
+            hi = hi.item() if hi is not None else a.get("max", np.inf)
             add("clamp", [x], lo=float(lo), hi=float(hi))
+        elif op == "Pad":
+            # opset < 11 writes an all-zero Pad before AveragePool: no padding at all
+            mode = a.get("mode", b"constant")
+            pads = const_in(1, "pads") if len(node.input) > 1 else a.get("pads")
+            if mode not in (b"constant", "constant") or pads is None or \
+                    np.any(np.asarray(pads) != 0):
+                raise unsupported("Pad (only an all-zero constant Pad)", where)
+            alias[out] = x
         elif op == "LeakyRelu":
             add("leaky_relu", [x], alpha=float(a.get("alpha", 0.01)))
         elif op == "Sigmoid":

@@ -63,12 +63,7 @@ def load_program(path: str, fmt: str, example: torch.Tensor) -> ExportedProgram:
         except Exception:  # noqa: BLE001 - any failure: fall back to the graph
             pass
         # ... else through its TorchScript graph
-        from torch._export.converter import TS2EPConverter
-        try:
-            return TS2EPConverter(mod, (example,)).convert()
-        except Exception as e:
-            raise UserError(f"cannot convert TorchScript model {path} to torch.export: "
-                            f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+        return _from_torchscript(mod, example, path)
     # The user named this file: unpickling it may run its code (see --help).
     try:
         obj = torch.load(path, map_location="cpu", weights_only=False)
@@ -88,13 +83,34 @@ def load_program(path: str, fmt: str, example: torch.Tensor) -> ExportedProgram:
         raise UserError(f"{path} holds a state_dict, not a model: save the module itself "
                         "(torch.save(model)) or use torch.export.save / torch.jit.save")
     if isinstance(obj, torch.jit.ScriptModule):
-        from torch._export.converter import TS2EPConverter
-        with _quiet_torch_logs():
-            return TS2EPConverter(obj, (example,)).convert()
+        obj.eval()
+        return _from_torchscript(obj, example, path)
     if not isinstance(obj, torch.nn.Module):
         raise UserError(f"{path} holds a {type(obj).__name__}, not a torch.nn.Module")
     obj.eval()
     return export_module(obj, example)
+
+
+def _from_torchscript(mod, example: torch.Tensor, path: str) -> ExportedProgram:
+    """A TorchScript module as an ExportedProgram with the example's static shapes.
+
+    TS2EPConverter marks every input dimension dynamic (a conv1d model's
+    length too, which the importer must refuse), so its program is exported
+    once more with torch.export on the example, like a pickled module: the
+    shapes are the calibration data's and reshapes take theirs from the graph.
+    """
+    from torch._export.converter import TS2EPConverter
+    try:
+        with _quiet_torch_logs():
+            ep = TS2EPConverter(mod, (example,)).convert()
+    except Exception as e:
+        raise UserError(f"cannot convert TorchScript model {path} to torch.export: "
+                        f"{str(e).splitlines()[0] if str(e) else type(e).__name__}") from e
+    try:
+        with _quiet_torch_logs():
+            return torch.export.export(ep.module(), (example,), strict=False)
+    except Exception:  # noqa: BLE001 - keep the converted program; the importer
+        return ep      # says what it cannot handle (e.g. which dimension is dynamic)
 
 
 @contextlib.contextmanager

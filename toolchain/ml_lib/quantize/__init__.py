@@ -187,6 +187,76 @@ def _act_bounds(n: FNode | None) -> tuple[float | None, float | None]:
     return n.attrs["lo"], n.attrs["hi"]
 
 
+def _weights_and_bias(w: np.ndarray, bias_f: np.ndarray, qx: QParams, qy: QParams,
+                      src: str) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per output channel weight scales, int8 weights and s32 biases of an FC/CONV1D.
+
+    s_w[c] = max|w_c| / 127, the weights' own scale.  A channel whose
+    accumulator could then overflow (docs/arithmetic.md: |bias| + sum|w| *
+    2^(bits(x)-1) <= 2^31 - 1) gets a coarser scale instead: with weights in
+    [-127, 127] and n_in = inputs per output (c_in * k for a conv),
+
+        |bias| <= |round(b / (s_x s_w))| + |zx| * 127 * n_in
+        bound  <= |b| / (s_x s_w) + 1/2 + (|zx| + 2^(bits-1)) * 127 * n_in
+
+    so s_w >= |b| / (s_x * (R - 1)) with R = 2^31 - 1 - (|zx| + 2^(bits-1))
+    * 127 * n_in keeps the bound (1 instead of 1/2 for the float division).
+    That is what a trained "dead" unit needs (weights ~1e-28 next to an
+    ordinary bias): its weights round to ~0 and the bias is kept.  The
+    coarser scale is refused when R < 2 (the weights alone could overflow:
+    fewer inputs per output, or int8 activations) or when its rounding of
+    the weights could move the output by more than one output step (the
+    weights matter next to that bias): that is the accumulator error.
+    Channels that fit keep their scale, so such models export unchanged.
+    """
+    w2 = w.reshape(w.shape[0], -1)
+    n_in = w2.shape[1]
+    x_bits = 16 if qx.dtype == "s16" else 8
+    zx = abs(int(qx.zero_point))
+
+    def quant(s_w):
+        wq = round_half_away(w / s_w.reshape((-1,) + (1,) * (w.ndim - 1)))
+        with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
+            bias_s = bias_f / (qx.scale * s_w)
+        # a scaled bias that rounds beyond 2^31 - 1 overflows: it is caught
+        # here, before int64 rounding could wrap it
+        big = ~np.isfinite(bias_s) | (np.abs(bias_s) >= S32_MAX + 0.5)
+        bias = round_half_away(np.where(big, 0.0, bias_s)) - \
+            qx.zero_point * wq.reshape(w.shape[0], -1).sum(axis=1)
+        bound = acc_bound(wq, bias, x_bits)
+        return wq, bias, big | (bound > S32_MAX), bias_s
+
+    wmax = np.abs(w2).max(axis=1)
+    s_w = np.where(wmax > 0, wmax / 127.0, 1.0)
+    wq, bias, bad, bias_s = quant(s_w)
+    if np.any(bad):
+        room = S32_MAX - (zx + (1 << (x_bits - 1))) * 127 * n_in - 1
+        # the input's largest |value|: a weight rounded off by e moves the
+        # output by at most e * xmax
+        qmn, qmx = DTYPE_RANGE[qx.dtype]
+        xmax = qx.scale * max(qmx - qx.zero_point, qx.zero_point - qmn)
+        for ch in np.flatnonzero(bad):
+            if room < 1:
+                break
+            s_new = max(float(s_w[ch]), abs(float(bias_f[ch])) / (qx.scale * room))
+            lost = np.abs(w2[ch] - s_new * round_half_away(w2[ch] / s_new)).sum() * xmax
+            if lost <= qy.scale:
+                s_w[ch] = s_new
+        wq, bias, bad, bias_s = quant(s_w)
+    if np.any(bad):
+        ch = int(np.flatnonzero(bad)[0])
+        # int8 activations help when the weights alone fill a 16-bit accumulator
+        room16 = S32_MAX - (1 << 15) * 127 * n_in - 1
+        hint = "use --bits 8, smaller" if x_bits == 16 and room16 < 1 else "use smaller"
+        why = f"bias {float(bias_f[ch])!r} is {float(bias_s[ch]):.6g} in accumulator units" \
+            if abs(float(bias_s[ch])) >= S32_MAX + 0.5 or not np.isfinite(bias_s[ch]) else \
+            f"bound {int(acc_bound(wq[ch:ch + 1], bias[ch:ch + 1], x_bits)[0])}"
+        raise UserError(f"layer {src}: the int32 accumulator could overflow (output channel "
+                        f"{ch}: {why} > 2^31-1 with {n_in} inputs per output); {hint} "
+                        "weights/bias or fewer inputs per output")
+    return s_w, wq, bias
+
+
 def build(g: FloatGraph, cal: Calibration, raw_scale: np.ndarray, bits: int = 8,
           frac_bits: int = 16, argmax: bool = False, name: str = "model",
           feature_names: list[str] | None = None) -> Quantized:
@@ -255,31 +325,7 @@ def build(g: FloatGraph, cal: Calibration, raw_scale: np.ndarray, bits: int = 8,
             qy = b.q_of(out_value)
             w = np.asarray(n.attrs["w"], np.float64)
             bias_f = np.asarray(n.attrs["b"], np.float64)
-            wmax = np.abs(w.reshape(w.shape[0], -1)).max(axis=1)
-            s_w = np.where(wmax > 0, wmax / 127.0, 1.0)
-            wq = round_half_away(w / s_w.reshape((-1,) + (1,) * (w.ndim - 1)))
-            wsum = wq.reshape(w.shape[0], -1).sum(axis=1)
-            with np.errstate(over="ignore", divide="ignore", invalid="ignore"):
-                bias_s = bias_f / (qx.scale * s_w)
-            # |round(bias_s)| <= |bias| + |zx| * sum|w| <= the accumulator bound
-            # (|zx| <= 128 = 2^(8-1); s16 has zx = 0), so a scaled bias that
-            # rounds beyond 2^31 - 1 overflows: say so before int64 rounding
-            # could wrap it (tiny weights make s_w tiny and bias_s huge).
-            big = ~np.isfinite(bias_s) | (np.abs(bias_s) >= S32_MAX + 0.5)
-            if np.any(big):
-                ch = int(np.flatnonzero(big)[0])
-                raise UserError(f"layer {src}: the int32 accumulator could overflow (output channel "
-                                f"{ch}: bias {float(bias_f[ch])!r} is {float(bias_s[ch]):.6g} in "
-                                "accumulator units > 2^31-1, the weights are tiny next to the "
-                                "bias); use --bits 8, smaller weights/bias or fewer inputs per "
-                                "output")
-            bias = round_half_away(bias_s) - qx.zero_point * wsum
-            bound = acc_bound(wq, bias, 16 if qx.dtype == "s16" else 8)
-            if np.any(bound > S32_MAX):
-                ch = int(np.argmax(bound))
-                raise UserError(f"layer {src}: the int32 accumulator could overflow (output channel "
-                                f"{ch} bound {int(bound[ch])} > 2^31-1); use --bits 8, smaller "
-                                "weights/bias or fewer inputs per output")
+            s_w, wq, bias = _weights_and_bias(w, bias_f, qx, qy, src)
             mq = [_mult(qx.scale * s / qy.scale, f"layer {src}") for s in s_w]
             lo, hi = b.clamp_bounds(qy, *_act_bounds(act))
             arrays = {"w": wq.astype(np.int8), "bias": bias.astype(np.int32),
@@ -305,8 +351,9 @@ def build(g: FloatGraph, cal: Calibration, raw_scale: np.ndarray, bits: int = 8,
             lo, hi = b.clamp_bounds(qx, *_act_bounds(n))
             b.op("clamp", ins, ty, {"n": tx.len, "lo": lo, "hi": hi}, source=src)
         elif n.kind == "leaky_relu":
-            if n.attrs["alpha"] <= 0:
-                raise UserError(f"layer {src}: leaky_relu slope must be > 0")
+            if not n.attrs["alpha"] >= 0:
+                raise UserError(f"layer {src}: leaky_relu slope {n.attrs['alpha']!r} is negative; "
+                                "only slopes >= 0 are supported")
             qy = b.q_of(n.name)
             m, t = _mult(qx.scale / qy.scale, f"layer {src}")
             mb, tb = _mult(n.attrs["alpha"] * qx.scale / qy.scale, f"layer {src}")
