@@ -182,6 +182,53 @@ def test_anomaly_metrics_by_hand():
     assert (q["recall_a"], q["recall_b"]) == (1.0, 0.5)
 
 
+def test_int_threshold_respects_the_budget_with_ties():
+    ev = load_task_module("anomaly", "evaluate")
+    # 200 scores, 5 of them tied at the top: a 2 % budget (4 flags) cannot
+    # take the tie, so the threshold is the tied value and flags none of it
+    s = np.concatenate([np.arange(195), np.full(5, 1000)])
+    t = ev.int_threshold(s, 0.02)
+    assert t == 1000 and (s > t).mean() == 0.0
+    s = np.arange(200)
+    t = ev.int_threshold(s, 0.02)  # 4 flags allowed: 196..199
+    assert t == 195 and (s > t).sum() == 4
+
+
+def test_anomaly_episodes_by_hand():
+    ev = load_task_module("anomaly", "evaluate")
+    kind = np.array([0, 1, 1, 2, 0, 0, 3, 3, 3, 0])
+    assert ev.episodes(kind) == [(1, 3, 1), (3, 4, 2), (6, 9, 3)]
+    flag = np.array([1, 0, 1, 0, 1, 1, 0, 0, 1, 1], dtype=bool)
+    q = ev.episode_quality(flag, kind, ("normal", "a", "b", "c"))
+    # episode a found after 1 sample, b missed, c after 2; normal flags: 0, 4-5, 9
+    assert (q["detected"], q["episodes"]) == (2, 3)
+    assert q["detected_by_kind"] == {"a": [1, 1], "b": [0, 1], "c": [1, 1]}
+    assert (q["mean_delay_samples"], q["max_delay_samples"], q["false_alarm_runs"]) == (1.5, 2, 3)
+
+
+def test_kernel_consumer_uses_the_evaluated_int8_threshold():
+    ref = example_kit.load_results(MODELS / "anomaly")
+    header = (MODELS / "anomaly" / "consumer" / "anomaly_trace.h").read_text()
+    m = re.search(r"#define ANOMALY_THRESHOLD (\d+)", header)
+    assert m and int(m.group(1)) == ref["threshold_fixed_point"]["int8"]
+    for task in ("anomaly", "anomaly_measured"):
+        r = example_kit.load_results(MODELS / task)
+        far = r["false_alarm_rate_train_normal"]
+        assert far["autoencoder, int8 (kernel)"] <= r["false_alarm_budget"]
+        assert all(v <= r["false_alarm_budget"] for k, v in far.items() if "static" in k)
+
+
+def test_linnos_weighted_errors_by_hand():
+    ev = load_task_module("linnos", "evaluate")
+    y = np.array([1, 1, 0, 0, 0])
+    pred = np.array([1, 0, 1, 0, 0])
+    assert ev.weighted_errors(pred, y) == 2 * 1 + 1 * 1
+    # a false revoke is not free: the replica's latency replaces a fast read's
+    q = ev.decision_quality(np.ones(5, dtype=int), y, np.array([900, 900, 80, 80, 80]),
+                            np.array([700, 100, 600, 100, 100]))
+    assert q["mean_us"] == (720 + 120 + 620 + 120 + 120) / 5
+
+
 # --- kernel: W=1 builds and a booted kernel --------------------------------
 
 def test_consumers_build_with_w1_and_no_warnings():

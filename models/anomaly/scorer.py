@@ -68,8 +68,9 @@ def quality(flag: np.ndarray, kind: np.ndarray, kinds) -> dict:
 
 
 def static_rule(normal: np.ndarray, budget: float) -> tuple[float, np.ndarray]:
-    """Per-counter limits at the largest percentile q whose rule "any
-    counter above its limit" flags at most ``budget`` of ``normal``."""
+    """Per-counter limits at the smallest percentile q (the most sensitive
+    rule, searched from p95 up in steps of 0.01) whose rule "any counter
+    above its limit" flags at most ``budget`` of ``normal``."""
     for q in np.arange(95.0, 100.0, 0.01):
         lim = np.percentile(normal, q, axis=0)
         if (normal > lim).any(axis=1).mean() <= budget:

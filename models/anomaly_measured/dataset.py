@@ -1,5 +1,5 @@
 """The measured anomaly data: counters.npz, recorded by collect.py in the
-booted test kernel (guest_collect.py). Committed (69 KB), since a new
+booted test kernel (guest_collect.py). Committed (146 kB), since a new
 collection gives different numbers."""
 from __future__ import annotations
 

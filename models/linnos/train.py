@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Train the LinnOS-like I/O latency classifier: 31 features -> 256 -> 2.
 
-Deterministic (fixed seeds, one thread); about 20 s on this machine.
+Deterministic (fixed seeds, one thread); about 5 s on this machine.
 Writes model.pt2 (torch.export), calib.npy (calibration inputs for
 mlexport) and heldout.npy (held-out inputs for `make demo`).
 """

@@ -60,5 +60,16 @@ def main(out: Path = OUT) -> Path:
     return path
 
 
+def heldout_accuracy(path: Path) -> float:
+    """Float accuracy on models/linnos's held-out test reads (the README's
+    comparison with the small in-kernel model; not run by `make demo`)."""
+    from example_kit import run_float
+    d = dataset.load()
+    x, y = d["x"][d["test"]], d["y"][d["test"]]
+    return float((run_float(path.parent, x).argmax(axis=1) == y).mean())
+
+
 if __name__ == "__main__":
-    main(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT)
+    made = main(Path(sys.argv[1]) if len(sys.argv) > 1 else OUT)
+    print(f"linnos_wide: float accuracy on the held-out test reads "
+          f"{heldout_accuracy(made):.4f} (models/linnos: see its results.json)")
