@@ -64,6 +64,48 @@ def test_c_identifiers():
          "io_latency_us", "rtt"]
 
 
+def test_c_identifiers_predefined_macros_and_long_names():
+    # gcc predefines linux and unix (=1) under -std=gnu11; identifiers are cut to 48 characters
+    long = "avg_request_latency_us_over_the_last_window_of_reads" * 2
+    assert c_identifiers(["linux", "unix", "fallthrough", long, long]) == \
+        ["linux_", "unix_", "fallthrough_", long[:48], long[:48] + "_2"]
+
+
+def test_field_that_is_a_macro_stops_at_the_header(tmp_path):
+    """A field name that is some other macro where the header is included (the kernel has
+    hundreds of lower-case ones) stops the build with an #error naming the header, not a
+    puzzling error inside the struct (or, for console_loglevel, a silent zero-length array)."""
+    files = generate(named_graph())
+    for fname, text in files.items():
+        (tmp_path / fname).write_text(text)
+    (tmp_path / "use.c").write_text('#include "sched_hint.h"\n')
+    base = ["gcc", "-std=gnu11", "-fsyntax-only", f"-I{TOP / 'include'}", f"-I{TOP / 'lib' / 'ml'}",
+            f"-I{tmp_path}", "-include", "ml_lib_compat.h", str(tmp_path / "use.c")]
+    ok = subprocess.run(base, capture_output=True, text=True)
+    assert ok.returncode == 0, ok.stderr
+    for macro in ("-Dread=(x[0])", "-Dclass_=1", "-Dqueue_len_0_2"):
+        r = subprocess.run(base + [macro], capture_output=True, text=True)
+        assert r.returncode != 0 and "sched_hint.h: a field name below is a macro here" in r.stderr, \
+            (macro, r.stderr)
+
+
+def test_file_scope_names_are_private():
+    """Tables are <name>_ml_*: a model named pv must not define pv_ops (the kernel's)."""
+    c = generate(named_graph("pv"))["pv.c"]
+    assert "pv_ops" not in c and "pv_tensors" not in c and "static const struct ml_lib_op pv_ml_ops[" in c
+
+
+def test_long_names_stay_within_100_columns():
+    g = named_graph()
+    g.inputs[0].features = ["avg_request_latency_us_over_last_window_" + f for f in
+                            ("a", "b", "c", "d", "e" * 80)]
+    for op in g.ops:
+        op.source = "encoder.layers.10.block.submodule.with.a.rather.long.path (LeakyReLU)"
+    for fname, text in generate(g).items():
+        for i, line in enumerate(text.split("\n"), 1):
+            assert len(line.expandtabs(8)) <= 100, (fname, i, line)
+
+
 def test_typed_wrapper_fields():
     h = generate(named_graph())["sched_hint.h"]
     body = re.search(r"struct sched_hint_input \{\n(.*?)\};", h, re.S).group(1)
@@ -81,7 +123,7 @@ def test_tables_content():
     files = generate(named_graph())
     c = files["sched_hint.c"]
     # rows 0-1 as one block (w[c][i] at i * 2 + c), then row 2 alone (docs/blob-format.md)
-    assert "static const s8 sched_hint_op1_w[15] __aligned(8) = {\n\t1, 127, -2, -127, 3, 0, -4, 1, 5, 1, 0, 0, 0, 0, 9,\n};" in c
+    assert "static const s8 sched_hint_ml_op1_w[15] __aligned(8) = {\n\t1, 127, -2, -127, 3, 0, -4, 1, 5, 1, 0, 0, 0, 0, 9,\n};" in c
     assert ".u.fc = {" in c and ".u.softmax = {" in c  # argmax keeps outer/n in the softmax params
     assert "const struct ml_lib_graph sched_hint_graph = {" in c
     assert "*/ /*" not in c  # op sources cannot end the comment they are quoted in

@@ -236,6 +236,13 @@ def test_reserved_name(files, tmp_path):
     (tmp_path / "ml_lib.pt").write_bytes((files / "ok.pt").read_bytes())
     msg = _err([tmp_path / "ml_lib.pt", "--calib", files / "calib.npy", "-o", tmp_path / "o"])
     assert "'ml_lib'" in msg and "reserved" in msg
+    # upper case: the reservation, not advice to use the (also reserved) lower-case name
+    msg = _err([files / "ok.pt", "--calib", files / "calib.npy", "--name", "ML_LIB", "-o", tmp_path])
+    assert "reserved" in msg and "--name ml_lib" not in msg
+    # model x builds x_ml.ko from x.c and x_mod.c: x_ml and x_mod would reuse those files
+    for name in ("a_ml", "a_mod"):
+        msg = _err([files / "ok.pt", "--calib", files / "calib.npy", "--name", name, "-o", tmp_path])
+        assert f"'{name}'" in msg and "_ml or _mod are reserved" in msg
 
 
 def test_bad_output_directory(files, tmp_path):

@@ -13,28 +13,28 @@
 #include "anomaly.h"
 
 /* op 0 (input, input): off */
-static const s64 anomaly_op0_off[8] __aligned(8) = {
+static const s64 anomaly_ml_op0_off[8] __aligned(8) = {
 	9435, 35736, 6977, 22, 26, 9776, 367, 29,
 };
 
 /* op 0 (input, input): pre */
-static const u8 anomaly_op0_pre[8] __aligned(8) = {
+static const u8 anomaly_ml_op0_pre[8] __aligned(8) = {
 	0, 0, 0, 0, 0, 0, 0, 0,
 };
 
 /* op 0 (input, input): mult */
-static const s32 anomaly_op0_mult[8] __aligned(8) = {
+static const s32 anomaly_ml_op0_mult[8] __aligned(8) = {
 	1916322432, 1787779839, 1356460431, 1169018670, 1164935878, 1118748627, 1431222651,
 	1578598322,
 };
 
 /* op 0 (input, input): shift */
-static const u8 anomaly_op0_shift[8] __aligned(8) = {
+static const u8 anomaly_ml_op0_shift[8] __aligned(8) = {
 	38, 40, 37, 29, 29, 37, 33, 30,
 };
 
 /* op 1 (fc, enc1 (Linear, linear)): w, row blocks */
-static const s8 anomaly_op1_w[128] __aligned(8) = {
+static const s8 anomaly_ml_op1_w[128] __aligned(8) = {
 	-117, 110, 46, -41, -71, -11, -51, 102, 66, -18, 63, 75, -85, 82, 47, -44, -127, -4, -127,
 	89, 127, 61, 77, 127, -30, 29, -2, 2, -112, -54, -111, 27, 98, 127, -9, 102, 121, -115, 127,
 	-127, 93, 56, -97, 127, 42, 4, 53, -89, -127, 127, 86, -98, -72, -43, -91, 69, 67, 67, 50,
@@ -45,72 +45,72 @@ static const s8 anomaly_op1_w[128] __aligned(8) = {
 };
 
 /* op 1 (fc, enc1 (Linear, linear)): bias */
-static const s32 anomaly_op1_bias[16] __aligned(8) = {
+static const s32 anomaly_ml_op1_bias[16] __aligned(8) = {
 	-7086, 7129, 32343, -32898, -16370, -8309, -57640, 46459, 44723, 33459, 14468, 15191, 32532,
 	8380, -46554, 43195,
 };
 
 /* op 1 (fc, enc1 (Linear, linear)): mult */
-static const s32 anomaly_op1_mult[16] __aligned(8) = {
+static const s32 anomaly_ml_op1_mult[16] __aligned(8) = {
 	1371109817, 1833230545, 1753661681, 1659733261, 2094103513, 1765748887, 1533234238,
 	1409800517, 1472382957, 1653144664, 1419177178, 1639579627, 1655252677, 1799508130,
 	1718298668, 1671926001,
 };
 
 /* op 1 (fc, enc1 (Linear, linear)): shift */
-static const u8 anomaly_op1_shift[16] __aligned(8) = {
+static const u8 anomaly_ml_op1_shift[16] __aligned(8) = {
 	38, 38, 38, 38, 39, 37, 38, 38, 38, 38, 38, 38, 38, 37, 38, 38,
 };
 
 /* op 2 (fc, enc2 (Linear, linear_1)): w, row blocks */
-static const s8 anomaly_op2_w[48] __aligned(8) = {
+static const s8 anomaly_ml_op2_w[48] __aligned(8) = {
 	19, -23, -15, 16, -7, 89, 6, -97, -1, 1, -90, 124, -76, -54, 56, 38, 53, -6, 43, 32, 13,
 	127, 0, -1, 13, 29, 87, -122, -127, -114, 81, 20, 127, -98, 21, -23, 90, 15, 11, -9, 10,
 	-15, -14, -62, 22, -15, -94, 50,
 };
 
 /* op 2 (fc, enc2 (Linear, linear_1)): bias */
-static const s32 anomaly_op2_bias[3] __aligned(8) = {
+static const s32 anomaly_ml_op2_bias[3] __aligned(8) = {
 	5775, 6133, 2406,
 };
 
 /* op 2 (fc, enc2 (Linear, linear_1)): mult */
-static const s32 anomaly_op2_mult[3] __aligned(8) = {
+static const s32 anomaly_ml_op2_mult[3] __aligned(8) = {
 	1628283320, 1145983739, 1616352958,
 };
 
 /* op 2 (fc, enc2 (Linear, linear_1)): shift */
-static const u8 anomaly_op2_shift[3] __aligned(8) = {
+static const u8 anomaly_ml_op2_shift[3] __aligned(8) = {
 	39, 39, 39,
 };
 
 /* op 3 (fc, dec1 (Linear, linear_2)): w, row blocks */
-static const s8 anomaly_op3_w[48] __aligned(8) = {
+static const s8 anomaly_ml_op3_w[48] __aligned(8) = {
 	-127, 127, 1, -127, 54, 127, -8, 84, 127, 127, -37, -127, -110, 43, 112, -69, -86, 103,
 	-127, -127, 110, -60, -100, -56, -87, -52, -127, 54, -127, 54, 55, 117, 87, -120, 127, 52,
 	127, -127, 85, -54, 73, 59, -127, 87, -53, 121, 101, 127,
 };
 
 /* op 3 (fc, dec1 (Linear, linear_2)): bias */
-static const s32 anomaly_op3_bias[16] __aligned(8) = {
+static const s32 anomaly_ml_op3_bias[16] __aligned(8) = {
 	-3712, 3417, 7293, -3574, -3743, 7020, 43, 6864, 3688, -1624, 9006, -4024, 4154, 1639, 5956,
 	3763,
 };
 
 /* op 3 (fc, dec1 (Linear, linear_2)): mult */
-static const s32 anomaly_op3_mult[16] __aligned(8) = {
+static const s32 anomaly_ml_op3_mult[16] __aligned(8) = {
 	1167706693, 1218067836, 1506849354, 2071108164, 1700785923, 2146769589, 1405245593,
 	1650331363, 2043675508, 2115426910, 1228303665, 1087089691, 1615207899, 1103492145,
 	1563269987, 1133123917,
 };
 
 /* op 3 (fc, dec1 (Linear, linear_2)): shift */
-static const u8 anomaly_op3_shift[16] __aligned(8) = {
+static const u8 anomaly_ml_op3_shift[16] __aligned(8) = {
 	37, 38, 38, 38, 38, 38, 37, 38, 38, 38, 39, 38, 38, 37, 38, 37,
 };
 
 /* op 6 (fc, residual (Linear, linear_3)): w, row blocks */
-static const s8 anomaly_op6_w[384] __aligned(8) = {
+static const s8 anomaly_ml_op6_w[384] __aligned(8) = {
 	127, 0, 0, 0, 0, 0, 0, 0, -127, 0, 0, 0, 0, 127, 0, 0, 0, 0, 0, 0, 0, -127, 0, 0, 0, 0, 127,
 	0, 0, 0, 0, 0, 0, 0, -127, 0, 0, 0, 0, 127, 0, 0, 0, 0, 0, 0, 0, -127, 0, 0, 0, 0, 127, 0,
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 127, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 127, 0, 0, 0, 0,
@@ -131,44 +131,44 @@ static const s8 anomaly_op6_w[384] __aligned(8) = {
 };
 
 /* op 6 (fc, residual (Linear, linear_3)): bias */
-static const s32 anomaly_op6_bias[16] __aligned(8) = {
+static const s32 anomaly_ml_op6_bias[16] __aligned(8) = {
 	13731, 13174, 9565, 10522, 11468, 14082, 1620, 9628, -13731, -13174, -9565, -10522, -11468,
 	-14082, -1620, -9628,
 };
 
 /* op 6 (fc, residual (Linear, linear_3)): mult */
-static const s32 anomaly_op6_mult[16] __aligned(8) = {
+static const s32 anomaly_ml_op6_mult[16] __aligned(8) = {
 	1668877489, 1668877489, 1668877489, 1668877489, 1668877489, 1668877489, 1668877489,
 	1668877489, 1668877489, 1668877489, 1668877489, 1668877489, 1668877489, 1668877489,
 	1668877489, 1668877489,
 };
 
 /* op 6 (fc, residual (Linear, linear_3)): shift */
-static const u8 anomaly_op6_shift[16] __aligned(8) = {
+static const u8 anomaly_ml_op6_shift[16] __aligned(8) = {
 	36, 36, 36, 36, 36, 36, 36, 36, 36, 36, 36, 36, 36, 36, 36, 36,
 };
 
 /* op 7 (fc, total (Linear, linear_4)): w, row blocks */
-static const s8 anomaly_op7_w[16] __aligned(8) = {
+static const s8 anomaly_ml_op7_w[16] __aligned(8) = {
 	127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127,
 };
 
 /* op 7 (fc, total (Linear, linear_4)): bias */
-static const s32 anomaly_op7_bias[1] __aligned(8) = {
+static const s32 anomaly_ml_op7_bias[1] __aligned(8) = {
 	260096,
 };
 
 /* op 7 (fc, total (Linear, linear_4)): mult */
-static const s32 anomaly_op7_mult[1] __aligned(8) = {
+static const s32 anomaly_ml_op7_mult[1] __aligned(8) = {
 	1594779602,
 };
 
 /* op 7 (fc, total (Linear, linear_4)): shift */
-static const u8 anomaly_op7_shift[1] __aligned(8) = {
+static const u8 anomaly_ml_op7_shift[1] __aligned(8) = {
 	39,
 };
 
-static const struct ml_lib_tensor anomaly_tensors[8] = {
+static const struct ml_lib_tensor anomaly_ml_tensors[8] = {
 	[0] = { .offset = 0, .len = 8, .zero_point = -78, .dtype = ML_LIB_S8 },
 	[1] = { .offset = 8, .len = 16, .zero_point = -128, .dtype = ML_LIB_S8 },
 	[2] = { .offset = 24, .len = 3, .zero_point = -18, .dtype = ML_LIB_S8 },
@@ -179,7 +179,7 @@ static const struct ml_lib_tensor anomaly_tensors[8] = {
 	[7] = { .offset = 16, .len = 1, .zero_point = -128, .dtype = ML_LIB_S8 },
 };
 
-static const struct ml_lib_op anomaly_ops[9] = {
+static const struct ml_lib_op anomaly_ml_ops[9] = {
 	[0] = {	/* input, input */
 		.code = ML_OP_INPUT,
 		.in = { ML_LIB_NO_TENSOR, ML_LIB_NO_TENSOR },
@@ -187,10 +187,10 @@ static const struct ml_lib_op anomaly_ops[9] = {
 		.u.input = {
 			.in_off = 0,
 			.n = 8,
-			.off = anomaly_op0_off,
-			.pre = anomaly_op0_pre,
-			.mult = anomaly_op0_mult,
-			.shift = anomaly_op0_shift,
+			.off = anomaly_ml_op0_off,
+			.pre = anomaly_ml_op0_pre,
+			.mult = anomaly_ml_op0_mult,
+			.shift = anomaly_ml_op0_shift,
 		},
 	},
 	[1] = {	/* fc, enc1 (Linear, linear) */
@@ -202,10 +202,10 @@ static const struct ml_lib_op anomaly_ops[9] = {
 			.n_out = 16,
 			.lo = -128,
 			.hi = 127,
-			.w = anomaly_op1_w,
-			.bias = anomaly_op1_bias,
-			.mult = anomaly_op1_mult,
-			.shift = anomaly_op1_shift,
+			.w = anomaly_ml_op1_w,
+			.bias = anomaly_ml_op1_bias,
+			.mult = anomaly_ml_op1_mult,
+			.shift = anomaly_ml_op1_shift,
 		},
 	},
 	[2] = {	/* fc, enc2 (Linear, linear_1) */
@@ -217,10 +217,10 @@ static const struct ml_lib_op anomaly_ops[9] = {
 			.n_out = 3,
 			.lo = -128,
 			.hi = 127,
-			.w = anomaly_op2_w,
-			.bias = anomaly_op2_bias,
-			.mult = anomaly_op2_mult,
-			.shift = anomaly_op2_shift,
+			.w = anomaly_ml_op2_w,
+			.bias = anomaly_ml_op2_bias,
+			.mult = anomaly_ml_op2_mult,
+			.shift = anomaly_ml_op2_shift,
 		},
 	},
 	[3] = {	/* fc, dec1 (Linear, linear_2) */
@@ -232,10 +232,10 @@ static const struct ml_lib_op anomaly_ops[9] = {
 			.n_out = 16,
 			.lo = -128,
 			.hi = 127,
-			.w = anomaly_op3_w,
-			.bias = anomaly_op3_bias,
-			.mult = anomaly_op3_mult,
-			.shift = anomaly_op3_shift,
+			.w = anomaly_ml_op3_w,
+			.bias = anomaly_ml_op3_bias,
+			.mult = anomaly_ml_op3_mult,
+			.shift = anomaly_ml_op3_shift,
 		},
 	},
 	[4] = {	/* rescale, <top> (AnomalyScorer, cat) */
@@ -269,10 +269,10 @@ static const struct ml_lib_op anomaly_ops[9] = {
 			.n_out = 16,
 			.lo = -128,
 			.hi = 127,
-			.w = anomaly_op6_w,
-			.bias = anomaly_op6_bias,
-			.mult = anomaly_op6_mult,
-			.shift = anomaly_op6_shift,
+			.w = anomaly_ml_op6_w,
+			.bias = anomaly_ml_op6_bias,
+			.mult = anomaly_ml_op6_mult,
+			.shift = anomaly_ml_op6_shift,
 		},
 	},
 	[7] = {	/* fc, total (Linear, linear_4) */
@@ -284,10 +284,10 @@ static const struct ml_lib_op anomaly_ops[9] = {
 			.n_out = 1,
 			.lo = -128,
 			.hi = 127,
-			.w = anomaly_op7_w,
-			.bias = anomaly_op7_bias,
-			.mult = anomaly_op7_mult,
-			.shift = anomaly_op7_shift,
+			.w = anomaly_ml_op7_w,
+			.bias = anomaly_ml_op7_bias,
+			.mult = anomaly_ml_op7_mult,
+			.shift = anomaly_ml_op7_shift,
 		},
 	},
 	[8] = {	/* output, output */
@@ -311,8 +311,8 @@ const struct ml_lib_graph anomaly_graph = {
 	.n_in = 8,
 	.n_out = 1,
 	.arena_bytes = 48,
-	.tensors = anomaly_tensors,
-	.ops = anomaly_ops,
+	.tensors = anomaly_ml_tensors,
+	.ops = anomaly_ml_ops,
 };
 
 #ifdef __KERNEL__

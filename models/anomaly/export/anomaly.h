@@ -16,6 +16,16 @@
 #include <assert.h>
 #endif
 
+/*
+ * A field name that is a macro where this header is included cannot be a
+ * field: say so rather than leave a puzzling compiler error.
+ */
+#if defined(ctx_switches) || defined(syscalls) || defined(minor_faults) || \
+	defined(major_faults) || defined(forks) || defined(interrupts) || \
+	defined(runnable_x100) || defined(iowait_ticks) || defined(output)
+#error "anomaly.h: a field name below is a macro here; rename it"
+#endif
+
 #define ANOMALY_N_IN 8
 #define ANOMALY_N_OUT 1
 #define ANOMALY_ARENA_BYTES 48

@@ -13,28 +13,28 @@
 #include "anomaly_measured.h"
 
 /* op 0 (input, input): off */
-static const s64 anomaly_measured_op0_off[9] __aligned(8) = {
+static const s64 anomaly_measured_ml_op0_off[9] __aligned(8) = {
 	243, 275, 0, 254, 1, 0, 7, 11, 2,
 };
 
 /* op 0 (input, input): pre */
-static const u8 anomaly_measured_op0_pre[9] __aligned(8) = {
+static const u8 anomaly_measured_ml_op0_pre[9] __aligned(8) = {
 	0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
 
 /* op 0 (input, input): mult */
-static const s32 anomaly_measured_op0_mult[9] __aligned(8) = {
+static const s32 anomaly_measured_ml_op0_mult[9] __aligned(8) = {
 	1465106574, 1411515097, 1228503335, 1749771148, 1781892224, 1195042158, 1299659739,
 	1748448143, 1927064092,
 };
 
 /* op 0 (input, input): shift */
-static const u8 anomaly_measured_op0_shift[9] __aligned(8) = {
+static const u8 anomaly_measured_ml_op0_shift[9] __aligned(8) = {
 	34, 34, 27, 34, 32, 25, 29, 30, 28,
 };
 
 /* op 1 (fc, enc1 (Linear, linear)): w, row blocks */
-static const s8 anomaly_measured_op1_w[144] __aligned(8) = {
+static const s8 anomaly_measured_ml_op1_w[144] __aligned(8) = {
 	30, -55, 108, 106, 124, 93, 78, -86, -73, -85, -92, -26, 29, -90, 107, 54, 93, 79, 60, -107,
 	-45, -55, -121, 73, 79, -86, 27, 80, 4, -32, 24, 57, 48, -48, -30, -58, 60, -75, 55, 104,
 	55, 76, 66, -95, -44, -10, -48, 23, 127, -127, 34, 30, 127, -17, -32, 20, 75, 62, -46, -21,
@@ -46,72 +46,72 @@ static const s8 anomaly_measured_op1_w[144] __aligned(8) = {
 };
 
 /* op 1 (fc, enc1 (Linear, linear)): bias */
-static const s32 anomaly_measured_op1_bias[16] __aligned(8) = {
+static const s32 anomaly_measured_ml_op1_bias[16] __aligned(8) = {
 	38156, -75824, 58689, 16730, 36923, -3270, 11158, -39165, 9803, 5772, -20944, 23275, 10030,
 	-2213, -9253, -55220,
 };
 
 /* op 1 (fc, enc1 (Linear, linear)): mult */
-static const s32 anomaly_measured_op1_mult[16] __aligned(8) = {
+static const s32 anomaly_measured_ml_op1_mult[16] __aligned(8) = {
 	1927377243, 1590078888, 1144151858, 1798579819, 1661632400, 2114338799, 1887192784,
 	1796480051, 1430908709, 1711679172, 1703249892, 1112411564, 1750607454, 1181313463,
 	1209647644, 1535288012,
 };
 
 /* op 1 (fc, enc1 (Linear, linear)): shift */
-static const u8 anomaly_measured_op1_shift[16] __aligned(8) = {
+static const u8 anomaly_measured_ml_op1_shift[16] __aligned(8) = {
 	38, 38, 37, 38, 38, 38, 37, 38, 37, 38, 38, 37, 37, 37, 36, 38,
 };
 
 /* op 2 (fc, enc2 (Linear, linear_1)): w, row blocks */
-static const s8 anomaly_measured_op2_w[48] __aligned(8) = {
+static const s8 anomaly_measured_ml_op2_w[48] __aligned(8) = {
 	-73, 53, 24, 39, 39, 18, 127, 50, -4, 123, 114, 127, -112, -90, -66, -51, -29, 17, -30, -53,
 	107, 6, 23, 14, 100, -84, -41, -122, -81, 110, 67, -77, -124, 74, -43, 19, -78, 88, -73, 7,
 	-88, -66, -43, -15, -127, 20, 44, 24,
 };
 
 /* op 2 (fc, enc2 (Linear, linear_1)): bias */
-static const s32 anomaly_measured_op2_bias[3] __aligned(8) = {
+static const s32 anomaly_measured_ml_op2_bias[3] __aligned(8) = {
 	20906, 10717, -49971,
 };
 
 /* op 2 (fc, enc2 (Linear, linear_1)): mult */
-static const s32 anomaly_measured_op2_mult[3] __aligned(8) = {
+static const s32 anomaly_measured_ml_op2_mult[3] __aligned(8) = {
 	1413593883, 1111582288, 1107241564,
 };
 
 /* op 2 (fc, enc2 (Linear, linear_1)): shift */
-static const u8 anomaly_measured_op2_shift[3] __aligned(8) = {
+static const u8 anomaly_measured_ml_op2_shift[3] __aligned(8) = {
 	39, 39, 39,
 };
 
 /* op 3 (fc, dec1 (Linear, linear_2)): w, row blocks */
-static const s8 anomaly_measured_op3_w[48] __aligned(8) = {
+static const s8 anomaly_measured_ml_op3_w[48] __aligned(8) = {
 	127, -127, -127, 26, -39, -10, -45, 32, 127, -127, 127, -18, -60, 46, 84, -46, -127, 49, 66,
 	-70, 70, -63, 77, 127, 14, -19, 14, 127, -17, -127, 127, -127, 7, 10, 123, -56, -127, 127,
 	29, 58, -84, -62, -127, 127, -20, 5, 87, -13,
 };
 
 /* op 3 (fc, dec1 (Linear, linear_2)): bias */
-static const s32 anomaly_measured_op3_bias[16] __aligned(8) = {
+static const s32 anomaly_measured_ml_op3_bias[16] __aligned(8) = {
 	-3464, 3505, 1678, -3897, 6264, 3486, -5979, 6133, -6580, 5946, -11814, -1439, 7401, -2342,
 	1053, -6555,
 };
 
 /* op 3 (fc, dec1 (Linear, linear_2)): mult */
-static const s32 anomaly_measured_op3_mult[16] __aligned(8) = {
+static const s32 anomaly_measured_ml_op3_mult[16] __aligned(8) = {
 	1321391413, 1385703780, 1254721039, 1400878524, 2128606046, 1523385260, 2049926728,
 	1331797194, 1513899599, 1410831741, 1432414254, 2084321694, 1143734441, 1161880405,
 	1377331963, 1488951053,
 };
 
 /* op 3 (fc, dec1 (Linear, linear_2)): shift */
-static const u8 anomaly_measured_op3_shift[16] __aligned(8) = {
+static const u8 anomaly_measured_ml_op3_shift[16] __aligned(8) = {
 	37, 37, 37, 37, 38, 38, 39, 37, 37, 38, 37, 38, 38, 37, 37, 38,
 };
 
 /* op 7 (fc, residual (Linear, linear_3)): w, row blocks */
-static const s8 anomaly_measured_op7_w[450] __aligned(8) = {
+static const s8 anomaly_measured_ml_op7_w[450] __aligned(8) = {
 	127, 0, 0, 0, 0, 0, 0, 0, 0, -127, 0, 0, 0, 127, 0, 0, 0, 0, 0, 0, 0, 0, -127, 0, 0, 0, 127,
 	0, 0, 0, 0, 0, 0, 0, 0, -127, 0, 0, 0, 127, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 127, 0, 0,
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 127, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 127, 0, 0, 0, 0, 0,
@@ -134,44 +134,44 @@ static const s8 anomaly_measured_op7_w[450] __aligned(8) = {
 };
 
 /* op 7 (fc, residual (Linear, linear_3)): bias */
-static const s32 anomaly_measured_op7_bias[18] __aligned(8) = {
+static const s32 anomaly_measured_ml_op7_bias[18] __aligned(8) = {
 	13415, 15600, 14045, 20999, 3466, -1988, 18124, 19447, -1041, -13415, -15600, -14045,
 	-20999, -3466, 1988, -18124, -19447, 1041,
 };
 
 /* op 7 (fc, residual (Linear, linear_3)): mult */
-static const s32 anomaly_measured_op7_mult[18] __aligned(8) = {
+static const s32 anomaly_measured_ml_op7_mult[18] __aligned(8) = {
 	1476594201, 1476594201, 1476594201, 1476594201, 1476594201, 1476594201, 1476594201,
 	1795244707, 1510634553, 1476594201, 1476594201, 1476594201, 1476594201, 1476594201,
 	1476594201, 1476594201, 1795244707, 1510634553,
 };
 
 /* op 7 (fc, residual (Linear, linear_3)): shift */
-static const u8 anomaly_measured_op7_shift[18] __aligned(8) = {
+static const u8 anomaly_measured_ml_op7_shift[18] __aligned(8) = {
 	34, 34, 34, 34, 34, 34, 34, 33, 34, 34, 34, 34, 34, 34, 34, 34, 33, 34,
 };
 
 /* op 8 (fc, total (Linear, linear_4)): w, row blocks */
-static const s8 anomaly_measured_op8_w[18] __aligned(8) = {
+static const s8 anomaly_measured_ml_op8_w[18] __aligned(8) = {
 	127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127, 127,
 };
 
 /* op 8 (fc, total (Linear, linear_4)): bias */
-static const s32 anomaly_measured_op8_bias[1] __aligned(8) = {
+static const s32 anomaly_measured_ml_op8_bias[1] __aligned(8) = {
 	292608,
 };
 
 /* op 8 (fc, total (Linear, linear_4)): mult */
-static const s32 anomaly_measured_op8_mult[1] __aligned(8) = {
+static const s32 anomaly_measured_ml_op8_mult[1] __aligned(8) = {
 	1788992632,
 };
 
 /* op 8 (fc, total (Linear, linear_4)): shift */
-static const u8 anomaly_measured_op8_shift[1] __aligned(8) = {
+static const u8 anomaly_measured_ml_op8_shift[1] __aligned(8) = {
 	39,
 };
 
-static const struct ml_lib_tensor anomaly_measured_tensors[9] = {
+static const struct ml_lib_tensor anomaly_measured_ml_tensors[9] = {
 	[0] = { .offset = 0, .len = 9, .zero_point = -103, .dtype = ML_LIB_S8 },
 	[1] = { .offset = 9, .len = 16, .zero_point = -128, .dtype = ML_LIB_S8 },
 	[2] = { .offset = 25, .len = 3, .zero_point = 36, .dtype = ML_LIB_S8 },
@@ -183,7 +183,7 @@ static const struct ml_lib_tensor anomaly_measured_tensors[9] = {
 	[8] = { .offset = 18, .len = 1, .zero_point = -128, .dtype = ML_LIB_S8 },
 };
 
-static const struct ml_lib_op anomaly_measured_ops[10] = {
+static const struct ml_lib_op anomaly_measured_ml_ops[10] = {
 	[0] = {	/* input, input */
 		.code = ML_OP_INPUT,
 		.in = { ML_LIB_NO_TENSOR, ML_LIB_NO_TENSOR },
@@ -191,10 +191,10 @@ static const struct ml_lib_op anomaly_measured_ops[10] = {
 		.u.input = {
 			.in_off = 0,
 			.n = 9,
-			.off = anomaly_measured_op0_off,
-			.pre = anomaly_measured_op0_pre,
-			.mult = anomaly_measured_op0_mult,
-			.shift = anomaly_measured_op0_shift,
+			.off = anomaly_measured_ml_op0_off,
+			.pre = anomaly_measured_ml_op0_pre,
+			.mult = anomaly_measured_ml_op0_mult,
+			.shift = anomaly_measured_ml_op0_shift,
 		},
 	},
 	[1] = {	/* fc, enc1 (Linear, linear) */
@@ -206,10 +206,10 @@ static const struct ml_lib_op anomaly_measured_ops[10] = {
 			.n_out = 16,
 			.lo = -128,
 			.hi = 127,
-			.w = anomaly_measured_op1_w,
-			.bias = anomaly_measured_op1_bias,
-			.mult = anomaly_measured_op1_mult,
-			.shift = anomaly_measured_op1_shift,
+			.w = anomaly_measured_ml_op1_w,
+			.bias = anomaly_measured_ml_op1_bias,
+			.mult = anomaly_measured_ml_op1_mult,
+			.shift = anomaly_measured_ml_op1_shift,
 		},
 	},
 	[2] = {	/* fc, enc2 (Linear, linear_1) */
@@ -221,10 +221,10 @@ static const struct ml_lib_op anomaly_measured_ops[10] = {
 			.n_out = 3,
 			.lo = -128,
 			.hi = 127,
-			.w = anomaly_measured_op2_w,
-			.bias = anomaly_measured_op2_bias,
-			.mult = anomaly_measured_op2_mult,
-			.shift = anomaly_measured_op2_shift,
+			.w = anomaly_measured_ml_op2_w,
+			.bias = anomaly_measured_ml_op2_bias,
+			.mult = anomaly_measured_ml_op2_mult,
+			.shift = anomaly_measured_ml_op2_shift,
 		},
 	},
 	[3] = {	/* fc, dec1 (Linear, linear_2) */
@@ -236,10 +236,10 @@ static const struct ml_lib_op anomaly_measured_ops[10] = {
 			.n_out = 16,
 			.lo = -128,
 			.hi = 127,
-			.w = anomaly_measured_op3_w,
-			.bias = anomaly_measured_op3_bias,
-			.mult = anomaly_measured_op3_mult,
-			.shift = anomaly_measured_op3_shift,
+			.w = anomaly_measured_ml_op3_w,
+			.bias = anomaly_measured_ml_op3_bias,
+			.mult = anomaly_measured_ml_op3_mult,
+			.shift = anomaly_measured_ml_op3_shift,
 		},
 	},
 	[4] = {	/* rescale, <top> (AnomalyScorer, cat) */
@@ -285,10 +285,10 @@ static const struct ml_lib_op anomaly_measured_ops[10] = {
 			.n_out = 18,
 			.lo = -128,
 			.hi = 127,
-			.w = anomaly_measured_op7_w,
-			.bias = anomaly_measured_op7_bias,
-			.mult = anomaly_measured_op7_mult,
-			.shift = anomaly_measured_op7_shift,
+			.w = anomaly_measured_ml_op7_w,
+			.bias = anomaly_measured_ml_op7_bias,
+			.mult = anomaly_measured_ml_op7_mult,
+			.shift = anomaly_measured_ml_op7_shift,
 		},
 	},
 	[8] = {	/* fc, total (Linear, linear_4) */
@@ -300,10 +300,10 @@ static const struct ml_lib_op anomaly_measured_ops[10] = {
 			.n_out = 1,
 			.lo = -128,
 			.hi = 127,
-			.w = anomaly_measured_op8_w,
-			.bias = anomaly_measured_op8_bias,
-			.mult = anomaly_measured_op8_mult,
-			.shift = anomaly_measured_op8_shift,
+			.w = anomaly_measured_ml_op8_w,
+			.bias = anomaly_measured_ml_op8_bias,
+			.mult = anomaly_measured_ml_op8_mult,
+			.shift = anomaly_measured_ml_op8_shift,
 		},
 	},
 	[9] = {	/* output, output */
@@ -327,8 +327,8 @@ const struct ml_lib_graph anomaly_measured_graph = {
 	.n_in = 9,
 	.n_out = 1,
 	.arena_bytes = 56,
-	.tensors = anomaly_measured_tensors,
-	.ops = anomaly_measured_ops,
+	.tensors = anomaly_measured_ml_tensors,
+	.ops = anomaly_measured_ml_ops,
 };
 
 #ifdef __KERNEL__

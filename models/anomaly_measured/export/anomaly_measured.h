@@ -16,6 +16,16 @@
 #include <assert.h>
 #endif
 
+/*
+ * A field name that is a macro where this header is included cannot be a
+ * field: say so rather than leave a puzzling compiler error.
+ */
+#if defined(ctx_switches) || defined(interrupts) || defined(forks) || defined(softirqs) || \
+	defined(minor_faults) || defined(major_faults) || defined(user_ticks) || \
+	defined(system_ticks) || defined(runnable) || defined(output)
+#error "anomaly_measured.h: a field name below is a macro here; rename it"
+#endif
+
 #define ANOMALY_MEASURED_N_IN 9
 #define ANOMALY_MEASURED_N_OUT 1
 #define ANOMALY_MEASURED_ARENA_BYTES 56

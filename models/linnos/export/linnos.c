@@ -13,18 +13,18 @@
 #include "linnos.h"
 
 /* op 0 (input, input): off */
-static const s64 linnos_op0_off[31] __aligned(8) = {
+static const s64 linnos_ml_op0_off[31] __aligned(8) = {
 	7, 188, 187, 186, 187, 186, 186, 186, 187, 187, 187, 187, 187, 187, 187, 188, 4, 4, 4, 4, 4,
 	4, 4, 4, 4, 5, 5, 5, 5, 5, 5,
 };
 
 /* op 0 (input, input): pre */
-static const u8 linnos_op0_pre[31] __aligned(8) = {
+static const u8 linnos_ml_op0_pre[31] __aligned(8) = {
 	0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0,
 };
 
 /* op 0 (input, input): mult */
-static const s32 linnos_op0_mult[31] __aligned(8) = {
+static const s32 linnos_ml_op0_mult[31] __aligned(8) = {
 	1228384610, 1447662952, 1448247055, 1457572448, 1455828114, 1461680443, 1459849839,
 	1479221135, 1479797805, 1478271103, 1473515246, 1475710673, 1481754495, 1485914810,
 	1482375503, 1479837071, 1660989230, 1665139499, 1664405633, 1666977173, 1667958949,
@@ -33,13 +33,13 @@ static const s32 linnos_op0_mult[31] __aligned(8) = {
 };
 
 /* op 0 (input, input): shift */
-static const u8 linnos_op0_shift[31] __aligned(8) = {
+static const u8 linnos_ml_op0_shift[31] __aligned(8) = {
 	30, 35, 35, 35, 35, 35, 35, 35, 35, 35, 35, 35, 35, 35, 35, 35, 30, 30, 30, 30, 30, 30, 30,
 	30, 30, 30, 30, 30, 30, 30, 30,
 };
 
 /* op 1 (fc, 1 (Linear, linear)): w, row blocks */
-static const s8 linnos_op1_w[7936] __aligned(8) = {
+static const s8 linnos_ml_op1_w[7936] __aligned(8) = {
 	-127, -20, -127, -127, -127, 38, -113, -127, 8, -1, -127, -54, -21, 21, -86, -48, 20, 47, 2,
 	-9, 10, -94, -11, -92, 32, -11, -2, -80, 47, 11, 40, 28, 65, -57, 29, -71, -4, 26, 17, 22,
 	25, -79, -5, 7, -61, 27, -47, 39, 0, 90, -22, -34, -65, 56, 60, 8, -47, 47, -13, 4, 13, 54,
@@ -435,7 +435,7 @@ static const s8 linnos_op1_w[7936] __aligned(8) = {
 };
 
 /* op 1 (fc, 1 (Linear, linear)): bias */
-static const s32 linnos_op1_bias[256] __aligned(8) = {
+static const s32 linnos_ml_op1_bias[256] __aligned(8) = {
 	-3136, 14386, -12148, -15371, -5325, -9125, -97785, -13351, -4836, -17380, -10721, -64210,
 	-83492, -18375, -28614, -16429, -13105, -61031, -10968, -26813, -43900, 45764, 21187,
 	-102659, -42733, -105246, -63895, -18500, -42523, -107888, -1506, -36567, -16184, -26122,
@@ -462,7 +462,7 @@ static const s32 linnos_op1_bias[256] __aligned(8) = {
 };
 
 /* op 1 (fc, 1 (Linear, linear)): mult */
-static const s32 linnos_op1_mult[256] __aligned(8) = {
+static const s32 linnos_ml_op1_mult[256] __aligned(8) = {
 	1298638124, 1613486721, 1715905001, 1437664376, 1512217982, 1486409033, 1175030002,
 	2074743814, 1818449675, 1610552244, 1828258618, 1075779267, 1832345576, 1637012387,
 	1079455937, 1592163016, 1720979222, 1205429767, 1757236184, 1217517094, 1719388652,
@@ -503,7 +503,7 @@ static const s32 linnos_op1_mult[256] __aligned(8) = {
 };
 
 /* op 1 (fc, 1 (Linear, linear)): shift */
-static const u8 linnos_op1_shift[256] __aligned(8) = {
+static const u8 linnos_ml_op1_shift[256] __aligned(8) = {
 	38, 40, 39, 39, 39, 40, 39, 39, 40, 40, 39, 39, 39, 40, 38, 40, 39, 39, 40, 38, 40, 39, 39,
 	39, 40, 39, 39, 39, 39, 40, 40, 40, 38, 40, 38, 40, 39, 40, 38, 39, 40, 39, 40, 40, 39, 40,
 	39, 39, 39, 39, 39, 40, 38, 39, 40, 40, 40, 40, 39, 39, 39, 40, 39, 38, 39, 39, 40, 39, 40,
@@ -519,7 +519,7 @@ static const u8 linnos_op1_shift[256] __aligned(8) = {
 };
 
 /* op 2 (fc, 3 (Linear, linear_1)): w, row blocks */
-static const s8 linnos_op2_w[512] __aligned(8) = {
+static const s8 linnos_ml_op2_w[512] __aligned(8) = {
 	42, -9, -1, 3, 32, -52, 45, -11, 10, -8, -9, -9, 23, -30, 50, -49, 5, -6, 4, 10, 34, -39,
 	42, -37, -94, 88, 3, -5, 69, -91, -12, 8, 61, -59, 33, -39, -3, -5, 56, -72, 27, -12, -11,
 	21, -37, 52, -100, 115, -7, 18, -66, 65, 27, -34, 52, -40, 40, -49, 11, -41, -14, 6, 20, -8,
@@ -548,28 +548,28 @@ static const s8 linnos_op2_w[512] __aligned(8) = {
 };
 
 /* op 2 (fc, 3 (Linear, linear_1)): bias */
-static const s32 linnos_op2_bias[2] __aligned(8) = {
+static const s32 linnos_ml_op2_bias[2] __aligned(8) = {
 	215797, -236591,
 };
 
 /* op 2 (fc, 3 (Linear, linear_1)): mult */
-static const s32 linnos_op2_mult[2] __aligned(8) = {
+static const s32 linnos_ml_op2_mult[2] __aligned(8) = {
 	1797185768, 1647894557,
 };
 
 /* op 2 (fc, 3 (Linear, linear_1)): shift */
-static const u8 linnos_op2_shift[2] __aligned(8) = {
+static const u8 linnos_ml_op2_shift[2] __aligned(8) = {
 	41, 41,
 };
 
-static const struct ml_lib_tensor linnos_tensors[4] = {
+static const struct ml_lib_tensor linnos_ml_tensors[4] = {
 	[0] = { .offset = 0, .len = 31, .zero_point = -120, .dtype = ML_LIB_S8 },
 	[1] = { .offset = 31, .len = 256, .zero_point = -128, .dtype = ML_LIB_S8 },
 	[2] = { .offset = 0, .len = 2, .zero_point = -1, .dtype = ML_LIB_S8 },
 	[3] = { .offset = 4, .len = 1, .zero_point = 0, .dtype = ML_LIB_S32 },
 };
 
-static const struct ml_lib_op linnos_ops[5] = {
+static const struct ml_lib_op linnos_ml_ops[5] = {
 	[0] = {	/* input, input */
 		.code = ML_OP_INPUT,
 		.in = { ML_LIB_NO_TENSOR, ML_LIB_NO_TENSOR },
@@ -577,10 +577,10 @@ static const struct ml_lib_op linnos_ops[5] = {
 		.u.input = {
 			.in_off = 0,
 			.n = 31,
-			.off = linnos_op0_off,
-			.pre = linnos_op0_pre,
-			.mult = linnos_op0_mult,
-			.shift = linnos_op0_shift,
+			.off = linnos_ml_op0_off,
+			.pre = linnos_ml_op0_pre,
+			.mult = linnos_ml_op0_mult,
+			.shift = linnos_ml_op0_shift,
 		},
 	},
 	[1] = {	/* fc, 1 (Linear, linear) */
@@ -592,10 +592,10 @@ static const struct ml_lib_op linnos_ops[5] = {
 			.n_out = 256,
 			.lo = -128,
 			.hi = 127,
-			.w = linnos_op1_w,
-			.bias = linnos_op1_bias,
-			.mult = linnos_op1_mult,
-			.shift = linnos_op1_shift,
+			.w = linnos_ml_op1_w,
+			.bias = linnos_ml_op1_bias,
+			.mult = linnos_ml_op1_mult,
+			.shift = linnos_ml_op1_shift,
 		},
 	},
 	[2] = {	/* fc, 3 (Linear, linear_1) */
@@ -607,10 +607,10 @@ static const struct ml_lib_op linnos_ops[5] = {
 			.n_out = 2,
 			.lo = -128,
 			.hi = 127,
-			.w = linnos_op2_w,
-			.bias = linnos_op2_bias,
-			.mult = linnos_op2_mult,
-			.shift = linnos_op2_shift,
+			.w = linnos_ml_op2_w,
+			.bias = linnos_ml_op2_bias,
+			.mult = linnos_ml_op2_mult,
+			.shift = linnos_ml_op2_shift,
 		},
 	},
 	[3] = {	/* argmax, --argmax */
@@ -643,8 +643,8 @@ const struct ml_lib_graph linnos_graph = {
 	.n_in = 31,
 	.n_out = 1,
 	.arena_bytes = 288,
-	.tensors = linnos_tensors,
-	.ops = linnos_ops,
+	.tensors = linnos_ml_tensors,
+	.ops = linnos_ml_ops,
 };
 
 #ifdef __KERNEL__

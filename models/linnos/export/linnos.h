@@ -16,6 +16,21 @@
 #include <assert.h>
 #endif
 
+/*
+ * A field name that is a macro where this header is included cannot be a
+ * field: say so rather than leave a puzzling compiler error.
+ */
+#if defined(queue_len) || defined(lat_0) || defined(lat_1) || defined(lat_2) || defined(lat_3) || \
+	defined(lat_4) || defined(lat_5) || defined(lat_6) || defined(lat_7) || defined(lat_8) || \
+	defined(lat_9) || defined(lat_10) || defined(lat_11) || defined(lat_12) || \
+	defined(lat_13) || defined(lat_14) || defined(qlen_0) || defined(qlen_1) || \
+	defined(qlen_2) || defined(qlen_3) || defined(qlen_4) || defined(qlen_5) || \
+	defined(qlen_6) || defined(qlen_7) || defined(qlen_8) || defined(qlen_9) || \
+	defined(qlen_10) || defined(qlen_11) || defined(qlen_12) || defined(qlen_13) || \
+	defined(qlen_14) || defined(output)
+#error "linnos.h: a field name below is a macro here; rename it"
+#endif
+
 #define LINNOS_N_IN 31
 #define LINNOS_N_OUT 1
 #define LINNOS_ARENA_BYTES 288

@@ -13,27 +13,27 @@
 #include "readahead.h"
 
 /* op 0 (input, input): off */
-static const s64 readahead_op0_off[5] __aligned(8) = {
+static const s64 readahead_ml_op0_off[5] __aligned(8) = {
 	6, 28246, 32553, 195, 386,
 };
 
 /* op 0 (input, input): pre */
-static const u8 readahead_op0_pre[5] __aligned(8) = {
+static const u8 readahead_ml_op0_pre[5] __aligned(8) = {
 	0, 0, 0, 0, 0,
 };
 
 /* op 0 (input, input): mult */
-static const s32 readahead_op0_mult[5] __aligned(8) = {
+static const s32 readahead_ml_op0_mult[5] __aligned(8) = {
 	1100803893, 1490538023, 1268640922, 1140883233, 1858526648,
 };
 
 /* op 0 (input, input): shift */
-static const u8 readahead_op0_shift[5] __aligned(8) = {
+static const u8 readahead_ml_op0_shift[5] __aligned(8) = {
 	27, 40, 40, 33, 34,
 };
 
 /* op 1 (fc, 1 (Linear, linear)): w, row blocks */
-static const s8 readahead_op1_w[75] __aligned(8) = {
+static const s8 readahead_ml_op1_w[75] __aligned(8) = {
 	-109, -36, -27, -92, -5, -92, 127, 36, 106, -25, -127, 127, -58, 127, -127, -55, 92, 3,
 	-118, 94, -127, -115, -118, 116, 127, -84, 112, -13, 127, -83, -71, -20, -60, -127, 42, -81,
 	16, 103, -10, 82, -45, -127, -47, 86, -3, 56, -67, -84, 26, -16, -46, 127, -71, 117, -89,
@@ -42,25 +42,25 @@ static const s8 readahead_op1_w[75] __aligned(8) = {
 };
 
 /* op 1 (fc, 1 (Linear, linear)): bias */
-static const s32 readahead_op1_bias[15] __aligned(8) = {
+static const s32 readahead_ml_op1_bias[15] __aligned(8) = {
 	-2251, 18304, -6810, 3496, 12783, -16904, -15488, 25297, -28843, -23816, -21078, 20643,
 	1813, -24191, 19499,
 };
 
 /* op 1 (fc, 1 (Linear, linear)): mult */
-static const s32 readahead_op1_mult[15] __aligned(8) = {
+static const s32 readahead_ml_op1_mult[15] __aligned(8) = {
 	1939802754, 1558502277, 1516640352, 1111565921, 1982127089, 1225361448, 1114188715,
 	2014016944, 1209797592, 1441285868, 1524313812, 1952763298, 1518489409, 1488951350,
 	1986613454,
 };
 
 /* op 1 (fc, 1 (Linear, linear)): shift */
-static const u8 readahead_op1_shift[15] __aligned(8) = {
+static const u8 readahead_ml_op1_shift[15] __aligned(8) = {
 	38, 39, 38, 38, 38, 38, 38, 40, 39, 38, 38, 39, 38, 38, 39,
 };
 
 /* op 2 (fc, 3 (Linear, linear_1)): w, row blocks */
-static const s8 readahead_op2_w[75] __aligned(8) = {
+static const s8 readahead_ml_op2_w[75] __aligned(8) = {
 	93, -71, -5, -13, 13, 66, -20, 63, 125, -127, 6, 9, -35, 58, -1, 72, 36, -9, -127, -97,
 	-109, -57, 6, 50, 73, -11, 18, -35, 14, 20, -4, -16, -82, -85, 4, 127, 44, -33, 42, -106,
 	111, -61, 15, 118, -127, 21, -20, 73, -25, 65, -35, 39, 50, 63, 5, 76, 75, 30, -33, 11,
@@ -68,42 +68,42 @@ static const s8 readahead_op2_w[75] __aligned(8) = {
 };
 
 /* op 2 (fc, 3 (Linear, linear_1)): bias */
-static const s32 readahead_op2_bias[5] __aligned(8) = {
+static const s32 readahead_ml_op2_bias[5] __aligned(8) = {
 	36015, -16379, -19264, 52754, -14492,
 };
 
 /* op 2 (fc, 3 (Linear, linear_1)): mult */
-static const s32 readahead_op2_mult[5] __aligned(8) = {
+static const s32 readahead_ml_op2_mult[5] __aligned(8) = {
 	1613781757, 1899938375, 1775343168, 1187898008, 1943998474,
 };
 
 /* op 2 (fc, 3 (Linear, linear_1)): shift */
-static const u8 readahead_op2_shift[5] __aligned(8) = {
+static const u8 readahead_ml_op2_shift[5] __aligned(8) = {
 	37, 37, 35, 37, 37,
 };
 
 /* op 3 (fc, 5 (Linear, linear_2)): w, row blocks */
-static const s8 readahead_op3_w[20] __aligned(8) = {
+static const s8 readahead_ml_op3_w[20] __aligned(8) = {
 	87, 11, -48, -127, -27, 82, -127, -87, 127, -127, 7, -36, -114, -1, -11, 84, -88, 99, -24,
 	-96,
 };
 
 /* op 3 (fc, 5 (Linear, linear_2)): bias */
-static const s32 readahead_op3_bias[4] __aligned(8) = {
+static const s32 readahead_ml_op3_bias[4] __aligned(8) = {
 	2496, 7595, -29284, -27228,
 };
 
 /* op 3 (fc, 5 (Linear, linear_2)): mult */
-static const s32 readahead_op3_mult[4] __aligned(8) = {
+static const s32 readahead_ml_op3_mult[4] __aligned(8) = {
 	1976835236, 1158651597, 1718122857, 1519655260,
 };
 
 /* op 3 (fc, 5 (Linear, linear_2)): shift */
-static const u8 readahead_op3_shift[4] __aligned(8) = {
+static const u8 readahead_ml_op3_shift[4] __aligned(8) = {
 	39, 38, 38, 40,
 };
 
-static const struct ml_lib_tensor readahead_tensors[5] = {
+static const struct ml_lib_tensor readahead_ml_tensors[5] = {
 	[0] = { .offset = 0, .len = 5, .zero_point = -86, .dtype = ML_LIB_S8 },
 	[1] = { .offset = 5, .len = 15, .zero_point = -128, .dtype = ML_LIB_S8 },
 	[2] = { .offset = 0, .len = 5, .zero_point = -128, .dtype = ML_LIB_S8 },
@@ -111,7 +111,7 @@ static const struct ml_lib_tensor readahead_tensors[5] = {
 	[4] = { .offset = 0, .len = 1, .zero_point = 0, .dtype = ML_LIB_S32 },
 };
 
-static const struct ml_lib_op readahead_ops[6] = {
+static const struct ml_lib_op readahead_ml_ops[6] = {
 	[0] = {	/* input, input */
 		.code = ML_OP_INPUT,
 		.in = { ML_LIB_NO_TENSOR, ML_LIB_NO_TENSOR },
@@ -119,10 +119,10 @@ static const struct ml_lib_op readahead_ops[6] = {
 		.u.input = {
 			.in_off = 0,
 			.n = 5,
-			.off = readahead_op0_off,
-			.pre = readahead_op0_pre,
-			.mult = readahead_op0_mult,
-			.shift = readahead_op0_shift,
+			.off = readahead_ml_op0_off,
+			.pre = readahead_ml_op0_pre,
+			.mult = readahead_ml_op0_mult,
+			.shift = readahead_ml_op0_shift,
 		},
 	},
 	[1] = {	/* fc, 1 (Linear, linear) */
@@ -134,10 +134,10 @@ static const struct ml_lib_op readahead_ops[6] = {
 			.n_out = 15,
 			.lo = -128,
 			.hi = 127,
-			.w = readahead_op1_w,
-			.bias = readahead_op1_bias,
-			.mult = readahead_op1_mult,
-			.shift = readahead_op1_shift,
+			.w = readahead_ml_op1_w,
+			.bias = readahead_ml_op1_bias,
+			.mult = readahead_ml_op1_mult,
+			.shift = readahead_ml_op1_shift,
 		},
 	},
 	[2] = {	/* fc, 3 (Linear, linear_1) */
@@ -149,10 +149,10 @@ static const struct ml_lib_op readahead_ops[6] = {
 			.n_out = 5,
 			.lo = -128,
 			.hi = 127,
-			.w = readahead_op2_w,
-			.bias = readahead_op2_bias,
-			.mult = readahead_op2_mult,
-			.shift = readahead_op2_shift,
+			.w = readahead_ml_op2_w,
+			.bias = readahead_ml_op2_bias,
+			.mult = readahead_ml_op2_mult,
+			.shift = readahead_ml_op2_shift,
 		},
 	},
 	[3] = {	/* fc, 5 (Linear, linear_2) */
@@ -164,10 +164,10 @@ static const struct ml_lib_op readahead_ops[6] = {
 			.n_out = 4,
 			.lo = -128,
 			.hi = 127,
-			.w = readahead_op3_w,
-			.bias = readahead_op3_bias,
-			.mult = readahead_op3_mult,
-			.shift = readahead_op3_shift,
+			.w = readahead_ml_op3_w,
+			.bias = readahead_ml_op3_bias,
+			.mult = readahead_ml_op3_mult,
+			.shift = readahead_ml_op3_shift,
 		},
 	},
 	[4] = {	/* argmax, --argmax */
@@ -200,8 +200,8 @@ const struct ml_lib_graph readahead_graph = {
 	.n_in = 5,
 	.n_out = 1,
 	.arena_bytes = 24,
-	.tensors = readahead_tensors,
-	.ops = readahead_ops,
+	.tensors = readahead_ml_tensors,
+	.ops = readahead_ml_ops,
 };
 
 #ifdef __KERNEL__

@@ -16,6 +16,15 @@
 #include <assert.h>
 #endif
 
+/*
+ * A field name that is a macro where this header is included cannot be a
+ * field: say so rather than leave a puzzling compiler error.
+ */
+#if defined(mean_req_pages) || defined(mean_abs_delta) || defined(std_delta) || \
+	defined(seq_permille) || defined(fwd_near_permille) || defined(output)
+#error "readahead.h: a field name below is a macro here; rename it"
+#endif
+
 #define READAHEAD_N_IN 5
 #define READAHEAD_N_OUT 1
 #define READAHEAD_ARENA_BYTES 24

@@ -114,13 +114,18 @@ def export(args) -> dict:
     name = args.name if args.name is not None else c_name(Path(args.model).stem)
     if not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]{0,30}", name):
         raise UserError(f"--name {name!r} is not a C identifier of at most 31 characters")
-    if name != name.lower():
-        raise UserError(f"--name {name!r}: use lower case (kernel style; the name becomes C "
-                        f"identifiers such as {name}_infer), e.g. --name {name.lower()}")
     if name.lower().startswith("ml_lib"):
         # <name>_run, <name>_infer... would clash with the library's own ml_lib_* symbols
         raise UserError(f"model name {name!r}: names starting with ml_lib are reserved for the "
                         "library's symbols; choose another with --name (e.g. --name my_model)")
+    if name != name.lower():
+        raise UserError(f"--name {name!r}: use lower case (kernel style; the name becomes C "
+                        f"identifiers such as {name}_infer), e.g. --name {name.lower()}")
+    if name.endswith(("_ml", "_mod")):
+        # model X builds X_ml.ko from X.c and X_mod.c: X_ml or X_mod as a model's name
+        # would reuse those file names when both are built in one directory
+        raise UserError(f"model name {name!r}: names ending in _ml or _mod are reserved for "
+                        "the generated module files; choose another with --name")
     feats = [f.strip() for f in args.features.split(",")] if args.features else header
     sample = x[:2] if x.shape[0] >= 2 else np.repeat(x, 2, axis=0)
     fg, fmt = frontend.load(args.model, sample)

@@ -46,14 +46,19 @@ _OPCODE_ENUM = {
     "softmax": "ML_OP_SOFTMAX", "argmax": "ML_OP_ARGMAX", "output": "ML_OP_OUTPUT",
 }
 
-# C keywords, and names the kernel defines as macros or types, which a struct field can't use
+# C keywords, gcc's predefined lower-case macros, and common kernel macros and types, which a
+# struct field can't use (names are lower-cased first). The kernel has hundreds more lower-case
+# object-like macros: model.h.j2 turns any of them that is defined where the header is included
+# into an #error naming the field, instead of a puzzling compiler error.
 _RESERVED = set("""
 auto break case char const continue default do double else enum extern float for goto if inline
 int long register restrict return short signed sizeof static struct switch typedef union unsigned
-void volatile while _Bool _Complex _Imaginary _Alignas _Alignof _Atomic _Generic _Noreturn
-_Static_assert _Thread_local asm typeof bool true false NULL current u8 u16 u32 u64 s8 s16 s32 s64
-size_t ssize_t loff_t pid_t
+void volatile while asm typeof bool true false current u8 u16 u32 u64 s8 s16 s32 s64
+size_t ssize_t loff_t pid_t linux unix i386 fallthrough noinline notrace asmlinkage pgoff_t
 """.split())
+#: identifiers are cut to this many characters (before de-duplication), so that the fields and
+#: their kernel-doc lines fit MAX_COLS
+MAX_IDENT = 48
 
 _env = jinja2.Environment(
     loader=jinja2.FileSystemLoader(str(Path(__file__).parent / "templates")),
@@ -76,6 +81,7 @@ def c_identifiers(names: list[str]) -> list[str]:
         s = re.sub(r"__+", "_", s)
         if s[0].isdigit():
             s = "f_" + s
+        s = s[:MAX_IDENT].rstrip("_") or "f"
         if s in _RESERVED or keyword.iskeyword(s):
             s += "_"
         base, k = s, 2
@@ -159,6 +165,21 @@ def _static_assert(lhs: str, rhs: str, msg: str) -> str:
     return f'static_assert({lhs} ==\n{pad}{rhs},\n{pad}"{msg}");'
 
 
+def _macro_guard(idents: list[str]) -> str:
+    """``#if defined(a) || defined(b) ...`` over lines of at most MAX_COLS columns."""
+    lines, cur = [], "#if"
+    for k, ident in enumerate(idents):
+        # checkpatch: a logical continuation ends the line, it does not start the next
+        piece = f"defined({ident})" + (" ||" if k + 1 < len(idents) else "")
+        if len(cur.expandtabs(8)) + 1 + len(piece) + 2 > MAX_COLS:  # room for " \\"
+            lines.append(cur + " \\")
+            cur = "\t" + piece
+        else:
+            cur = f"{cur} {piece}"
+    lines.append(cur)
+    return "\n".join(lines)
+
+
 def _io_fields(specs, total: int, default: str, doc) -> list[dict]:
     """One field per vector element: names from the IOSpecs' features, else ``<spec>_<i>``."""
     names = [f"{default}{i}" for i in range(total)]
@@ -174,7 +195,9 @@ def _io_fields(specs, total: int, default: str, doc) -> list[dict]:
             else:
                 names[i] = s.name if s.len == 1 else f"{s.name}_{k}"
             docs[i] = doc(s, k, names[i])
-    return [{"ident": ident, "doc": _comment(d, 70)} for ident, d in zip(c_identifiers(names), docs)]
+    # " * @ident: doc" within MAX_COLS
+    return [{"ident": ident, "doc": _comment(d, MAX_COLS - len(" * @: ") - len(ident))}
+            for ident, d in zip(c_identifiers(names), docs)]
 
 
 def _in_doc(s, k, feat):
@@ -202,18 +225,27 @@ def generate(graph: Graph, check: bool = True) -> dict[str, str]:
     for i, op in enumerate(g.ops):
         fields = [(p, _c_int(op.params[p])) for p in op.spec.params]
         for spec, arr in zip(op.spec.arrays, op_arrays(op, g)):
-            ident = f"{name}_op{i}_{spec.name}"
+            # <name>_ml_*: file-scope names a kernel global is unlikely to have (<name>_ops
+            # would clash with pv_ops for a model named pv)
+            ident = f"{name}_ml_op{i}_{spec.name}"
+            # FC weights: storage order of docs/blob-format.md
+            field = spec.name + (", row blocks" if (op.kind, spec.name) == ("fc", "w") else "")
+            # "/* op I (KIND, SOURCE): FIELD */" within MAX_COLS
+            room = MAX_COLS - len(f"/* op {i} ({op.kind}, ): {field} */")
             arrays.append({
-                "op": i, "kind": op.kind, "source": _comment(op.source) if op.source else "",
-                # FC weights: storage order of docs/blob-format.md
-                "field": spec.name + (", row blocks" if (op.kind, spec.name) == ("fc", "w") else ""),
+                "op": i, "kind": op.kind,
+                "source": _comment(op.source, room) if op.source else "",
+                "field": field,
                 "ctype": _CTYPE[spec.dtype], "ident": ident, "len": int(arr.size),
                 "lines": _wrap_items([_c_int(v) for v in arr.tolist()]),
             })
             fields.append((spec.name, ident))
         ins = list(op.inputs) + [NO_TENSOR] * (2 - len(op.inputs))
+        # "\t[I] = {\t/* KIND, SOURCE */" within MAX_COLS (the second tab ends at column 24
+        # for any I < 1024)
+        room = MAX_COLS - 24 - len(f"/* {op.kind},  */")
         ops.append({
-            "kind": op.kind, "source": _comment(op.source) if op.source else "",
+            "kind": op.kind, "source": _comment(op.source, room) if op.source else "",
             "code": _OPCODE_ENUM[op.kind], "member": C_UNION_MEMBER[op.kind],
             "in0": "ML_LIB_NO_TENSOR" if ins[0] == NO_TENSOR else ins[0],
             "in1": "ML_LIB_NO_TENSOR" if ins[1] == NO_TENSOR else ins[1],
@@ -231,6 +263,8 @@ def generate(graph: Graph, check: bool = True) -> dict[str, str]:
         "inputs": _io_fields(g.inputs, g.n_in, "in", _in_doc),
         "outputs": _io_fields(g.outputs, g.n_out, "out", _out_doc),
     }
+    idents = dict.fromkeys(f["ident"] for f in ctx["inputs"] + ctx["outputs"])
+    ctx["macro_guard"] = _macro_guard(list(idents))
     # signatures wrapped by column so long model names stay within MAX_COLS
     n_in_c, n_out_c = f"{upper}_N_IN", f"{upper}_N_OUT"
     ctx["assert_in"] = _static_assert(f"sizeof(struct {name}_input)", f"{n_in_c} * sizeof(s64)",

@@ -210,7 +210,8 @@ def generate(manifest: dict) -> dict[str, str]:
     timeout_us = _timeout_us(manifest)
     feats = list(manifest.get("features") or [])
     if feats and len(feats) == n_in:
-        lines = [f" *   in[{k}]: {re.sub(r'[^A-Za-z0-9_.-]', '_', str(f))}"
+        # each line within 100 columns
+        lines = [f" *   in[{k}]: {re.sub(r'[^A-Za-z0-9_.-]', '_', str(f))}"[:100]
                  for k, f in enumerate(feats)]
         input_doc = "/*\n * Input features (raw s64):\n" + "\n".join(lines) + "\n */"
     else:
