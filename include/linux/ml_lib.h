@@ -74,7 +74,8 @@ struct ml_lib_tensor {
 /*
  * Per-op parameters. Field meanings and the formulas that use them are in
  * docs/arithmetic.md, one section per op; "mult"/"shift" are a requantization
- * multiplier M in [0, 2^31 - 1] and a right shift t in [1, 62].
+ * multiplier M in [0, 2^31 - 1] and a right shift t in [1, 62] (OUTPUT mode 1
+ * ignores them).
  */
 struct ml_lib_input_params {
 	u32 in_off, n;
@@ -236,8 +237,11 @@ int ml_lib_model_unload(const char *name);
 /*
  * ml_lib_infer() returns the &enum ml_lib_source of the answer (>= 0) or a
  * negative errno. For an in-kernel model it never sleeps and is safe in any
- * context, NMI included; for a proxy model it may sleep (bounded by the
- * model's timeout), so it needs process context.
+ * context, NMI included. For a proxy model it waits for the daemon in
+ * process context (bounded by the model's timeout); where it may not sleep
+ * (interrupt, interrupts off, preemption off where the kernel counts it)
+ * the fallback answers at once (counted as no_wait), and in NMI it returns
+ * -EBUSY.
  */
 int ml_lib_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
 		 s32 *out, u32 n_out);

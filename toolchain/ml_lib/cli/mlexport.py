@@ -52,7 +52,9 @@ def parser() -> argparse.ArgumentParser:
                         "(default kernel; e.g. --target auto)")
     p.add_argument("-o", "--output", metavar="DIR",
                    help="output folder, created if needed (default ./<name>; e.g. -o out/)")
-    p.add_argument("--name", help="C identifier of the model (default from the file name; "
+    p.add_argument("--name", help="C identifier of the model: at most 31 characters, lower case, "
+                                  "not starting with ml_lib nor ending in _ml/_mod; it prefixes "
+                                  "every global of the export (default from the file name; "
                                   "e.g. --name io_sched)")
     p.add_argument("--bits", type=int, choices=(8, 16), default=8,
                    help="activation bits: 8 (asymmetric, default) or 16 (symmetric); weights are "
