@@ -33,7 +33,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_DIR := $(BUILD)/fuzz
 
 .PHONY: core-lib core-san core-kflags stack-check stack-check-kernel fuzz fuzz-seeds check-core \
-	print-core-srcs core-kflags-probe bench-core
+	print-core-srcs core-kflags-probe bench-core core-m32
 CHECK_TARGETS += check-core
 bench: bench-core
 
@@ -69,6 +69,19 @@ core-kflags: $(CORE_KOBJS)
 $(CORE_KOBJ_DIR)/%.o: $(TOP)/lib/ml/%.c $(CORE_HDRS)
 	@mkdir -p $(@D)
 	$(CC) $(CORE_KFLAGS) -fstack-usage -fcallgraph-info=su -c -o $@ $<
+
+# The same objects for i386: a 32-bit kernel has no libgcc, so a 64-bit
+# division that is not div_u64() & co. (__divdi3, __udivdi3, ...) or any
+# other helper call would not link there.
+CORE_M32_DIR := $(BUILD)/core/m32
+CORE_M32_OBJS := $(patsubst $(TOP)/lib/ml/%.c,$(CORE_M32_DIR)/%.o,$(CORE_SRCS))
+core-m32: $(CORE_M32_OBJS)
+	@bad=$$(nm -u $(CORE_M32_OBJS) | awk '$$1 == "U" && $$2 ~ /^__/ {print $$2}' | sort -u); \
+	if [ -n "$$bad" ]; then echo "core-m32: libgcc helpers a 32-bit kernel lacks: $$bad"; exit 1; fi
+	@echo "core-m32: lib/ml builds for i386 with kernel-like flags, no libgcc helpers"
+$(CORE_M32_DIR)/%.o: $(TOP)/lib/ml/%.c $(CORE_HDRS)
+	@mkdir -p $(@D)
+	$(CC) -m32 $(filter-out -mno-red-zone,$(CORE_KFLAGS)) -c -o $@ $<
 
 stack-check: core-kflags
 	$(PY) bench/stack_check.py --root ml_lib_run --root ml_lib_graph_validate \
@@ -114,7 +127,7 @@ fuzz: $(FUZZ_DIR)/fuzz_blob fuzz-seeds
 	    echo "fuzz: crash, reproducer in $(FUZZ_DIR)/crashes/"; exit 1; fi
 	@echo "fuzz: $(FUZZ_SECONDS) s, no crash"
 
-check-core: venv core-lib core-san core-kflags stack-check stack-check-kernel fuzz
+check-core: venv core-lib core-san core-kflags core-m32 stack-check stack-check-kernel fuzz
 	$(PY) -m pytest -q tests/test_c_build.py tests/test_blob_errors.py
 	@echo "check-core: user-space, sanitizer and kernel-flag builds, stack, fuzz, tests passed"
 

@@ -69,6 +69,30 @@ void *memcpy(void *dst, const void *src, size_t n);
 #define check_add_overflow(a, b, d)	__builtin_add_overflow(a, b, d)
 #define check_mul_overflow(a, b, d)	__builtin_mul_overflow(a, b, d)
 
+/*
+ * <linux/math64.h>: a 32-bit kernel has no libgcc for a 64-bit division.
+ * The i386 gate (make core-m32) fails on any libgcc call, so this twin
+ * must not make one either: long division, one bit at a time.
+ */
+static inline u64 div_u64(u64 dividend, u32 divisor)
+{
+#if __SIZEOF_LONG__ == 8
+	return dividend / divisor;
+#else
+	u64 q = 0, rem = 0;
+	int i;
+
+	for (i = 63; i >= 0; i--) {
+		rem = rem << 1 | (dividend >> i & 1);
+		if (rem >= divisor) {
+			rem -= divisor;
+			q |= 1ULL << i;
+		}
+	}
+	return q;
+#endif
+}
+
 static inline u16 get_unaligned_le16(const void *p)
 {
 	const u8 *b = p;

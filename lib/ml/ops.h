@@ -12,6 +12,7 @@
 
 #ifdef __KERNEL__
 #include <linux/kernel.h>
+#include <linux/math64.h>
 #endif
 #include <linux/ml_lib.h>
 

@@ -321,7 +321,7 @@ static int ml_lib_check_conv1d(const struct ml_lib_vctx *v, const struct ml_lib_
 			return -EINVAL;
 	/* l_out = floor((l_in + 2 pad - dil (k - 1) - 1) / stride) + 1 >= 1 */
 	span = (s64)p->l_in + 2 * (s64)p->pad - (s64)p->dil * (p->k - 1) - 1;
-	if (span < 0 || (u64)span / p->stride + 1 != p->l_out)
+	if (span < 0 || div_u64((u64)span, p->stride) + 1 != p->l_out)
 		return -EINVAL;
 	if (ml_lib_charge(v, op))
 		return -E2BIG;

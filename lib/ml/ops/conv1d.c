@@ -25,9 +25,10 @@ static void ml_lib_conv_taps(const struct ml_lib_conv1d_params *p, u32 l,
 	s64 start = (s64)l * p->stride - p->pad;	/* dims <= 65535: no overflow */
 	s64 lo = 0, hi;
 
+	/* both dividends are positive: div_u64(), as 32-bit kernels need */
 	if (start < 0)
-		lo = (-start + p->dil - 1) / p->dil;
-	hi = start >= p->l_in ? 0 : (p->l_in - start + p->dil - 1) / p->dil;
+		lo = div_u64((u64)(-start + p->dil - 1), p->dil);
+	hi = start >= p->l_in ? 0 : div_u64((u64)(p->l_in - start + p->dil - 1), p->dil);
 	if (hi > p->k)
 		hi = p->k;
 	if (lo > hi)
