@@ -27,7 +27,7 @@ define no_warnings
 	  echo "$(2): the log above has warnings ($(1))"; exit 1; fi
 endef
 
-.PHONY: kernel-env kernel-src kernel-module kernel-sparse kernel-float-probe \
+.PHONY: kernel-env kernel-src kernel-module kernel-sparse kernel-float-probe kunit-i386 \
 	check-kernel-style kunit kunit-lint kernel-boot check-kernel kernel-vectors
 CHECK_TARGETS += check-kernel
 
@@ -119,6 +119,23 @@ kunit: kernel-src
 	@n=$$(sed -nE 's/.*Testing complete\. Ran ([0-9]+) tests: passed: ([0-9]+)$$/\2/p' $(BUILD)/kunit.log); \
 	  test "$${n:-0}" -ge 20 || { echo "kunit: only $${n:-0} tests passed, need >= 20"; exit 1; }
 
+# The same suite in a 32-bit kernel (i386, UBSAN; KASAN is 64-bit only),
+# with the proxy built in: proves lib/ml links without libgcc (no plain
+# 64-bit division) and gives the same integers on a 32-bit ABI.
+KUNIT_I386_BUILD := $(BUILD)/kunit-i386
+kunit-i386: kunit
+	cd $(KSRC) && python3 tools/testing/kunit/kunit.py run --arch=i386 \
+	  --kunitconfig=$(TOP)/mk/kunit-i386.config --build_dir=$(KUNIT_I386_BUILD) --jobs=2 \
+	  --qemu_args='-smp 2' --timeout=900 2>&1 | tee $(BUILD)/kunit-i386.log; \
+	  test $${PIPESTATUS[0]} = 0
+	@test -s $(KUNIT_I386_BUILD)/test.log || { echo "kunit-i386: no guest log"; exit 1; }
+	@if grep -E '\bBUG\b|UBSAN:|\bWARNING\b|\bOops\b|Call Trace' $(KUNIT_I386_BUILD)/test.log; then \
+	  echo "kunit-i386: the guest kernel log above has sanitizer reports or warnings"; exit 1; fi
+	@grep -q '^CONFIG_X86_32=y' $(KUNIT_I386_BUILD)/.config || { echo "kunit-i386: not a 32-bit kernel"; exit 1; }
+	@n=$$(sed -nE 's/.*Testing complete\. Ran ([0-9]+) tests: passed: ([0-9]+)$$/\2/p' $(BUILD)/kunit-i386.log); \
+	  test "$${n:-0}" -ge 20 || { echo "kunit-i386: only $${n:-0} tests passed, need >= 20"; exit 1; }; \
+	  echo "kunit-i386: $$n KUnit tests passed in a 32-bit kernel"
+
 # The KUnit suite is kernel code too, but Debian's headers lack CONFIG_KUNIT:
 # W=1 and sparse on lib/ml/ (suite included) inside the KUnit build tree.
 kunit-lint: kunit
@@ -132,5 +149,5 @@ kernel-boot: kernel-env venv kernel-module
 	$(PY) -m pytest -q tests/test_kernel.py $(wildcard tests/test_kernel_*.py)
 
 check-kernel: kernel-module kernel-sparse kernel-float-probe check-kernel-style kunit kunit-lint \
-	kernel-boot
+	kunit-i386 kernel-boot
 	@echo "check-kernel: module W=1, sparse, float probe, checkpatch, KUnit, booted tests passed"

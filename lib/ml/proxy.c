@@ -36,6 +36,7 @@
 #include <linux/spinlock.h>
 #include <linux/string.h>
 #include <linux/log2.h>
+#include <linux/math64.h>
 #include <linux/sizes.h>
 #include <linux/hardirq.h>
 #include <linux/preempt.h>
@@ -491,7 +492,8 @@ static long ml_lib_proxy_dataset_read(struct ml_lib_proxy_conn *conn,
 		ret = -EINVAL;
 		goto unlock;
 	}
-	max = min_t(u64, rd.buf_len / rec_size, p->cfg.dataset_records);
+	/* div_u64(): no plain 64-bit division on 32-bit kernels */
+	max = min_t(u64, div_u64(rd.buf_len, (u32)rec_size), p->cfg.dataset_records);
 	max = min_t(u64, max, max_t(size_t, ML_LIB_DS_READ_BYTES / rec_size, 1));
 	if (max) {
 		bounce = kvmalloc(max * rec_size, GFP_KERNEL);
