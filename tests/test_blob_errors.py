@@ -360,20 +360,7 @@ def test_work_budget_stops_a_huge_conv_before_its_weights(lib):
     """The review's case: one CONV1D with c_in = c_out = 1, l_in = l_out = k
     = 65535 and pad 32767 (4.3e9 MACs, ~2.8 s per inference) validated. Now
     -E2BIG, decided before the weights are scanned."""
-    n, k = 65535, 65535
-    tensors = [Tensor("x", "s8", (n,), zero_point=0), Tensor("y", "s8", (n,), zero_point=0)]
-    ops = [
-        Op("input", [], 0, {"in_off": 0, "n": n},
-           {"off": np.zeros(n, np.int64), "pre": np.zeros(n, np.uint8),
-            "mult": np.full(n, 1 << 30, np.int32), "shift": np.full(n, 31, np.uint8)}),
-        Op("conv1d", [0], 1, {"c_in": 1, "l_in": n, "c_out": 1, "l_out": n, "k": k, "stride": 1,
-                              "pad": 32767, "dil": 1, "lo": -128, "hi": 127},
-           {"w": np.zeros(k, np.int8), "bias": np.zeros(1, np.int32),
-            "mult": np.full(1, 1 << 30, np.int32), "shift": np.full(1, 31, np.uint8)}),
-        Op("output", [1], None, {"out_off": 0, "n": n, "mode": 1, "mult": 0, "shift": 0}),
-    ]
-    g = Graph("bigconv", tensors, ops, [IOSpec("x", 0, (n,))], [IOSpec("y", 0, (n,))])
-    plan_arena(g)
+    g = conv_budget_graph(65535, 65535, 32767)  # l_out = 65535
     b = bytearray(write_blob(g))
     expect(lib, b, "E2BIG")
     # a weight of -128 (EDOM if scanned) does not change that: the budget comes first

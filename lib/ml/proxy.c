@@ -73,7 +73,6 @@ struct ml_lib_proxy {
 	u32 id;
 	u32 mode;
 	bool detached;
-	bool fb_own_module;		/* fallback is ours: not pinned */
 	atomic_t collab_seq;
 	struct list_head node;		/* proxy_list, under proxy_mutex */
 	struct ml_lib_proxy_conn *conn;	/* under proxy_lock */
@@ -874,6 +873,23 @@ static int ml_lib_proxy_check(const struct ml_lib_model *m,
 	return 0;
 }
 
+/* A fallback registered by @m's own module: the proxy does not pin it. */
+static bool ml_lib_fb_is_own(const struct ml_lib_model *m,
+			     const struct ml_lib_model *fb)
+{
+	return fb && fb->owner && fb->owner == m->owner;
+}
+
+/* Drops the reference to @fb that ml_lib_proxy_attach() took. */
+static void ml_lib_proxy_put_fallback(const struct ml_lib_model *m,
+				      struct ml_lib_model *fb)
+{
+	/* attach already dropped the module reference of an own fallback */
+	if (ml_lib_fb_is_own(m, fb))
+		__module_get(fb->owner);
+	ml_lib_model_put(fb);
+}
+
 /**
  * ml_lib_proxy_attach() - make @m a model answered by the user-space daemon
  * @m: the model, not yet registered, with @m->graph NULL
@@ -916,8 +932,7 @@ int ml_lib_proxy_attach(struct ml_lib_model *m,
 		 * never be removed, since detach runs from its exit. Its exit
 		 * detaches before unregistering the fallback.
 		 */
-		p->fb_own_module = fb->owner && fb->owner == m->owner;
-		if (p->fb_own_module)
+		if (ml_lib_fb_is_own(m, fb))
 			module_put(fb->owner);
 	}
 	p->m = m;
@@ -964,12 +979,10 @@ int ml_lib_proxy_attach(struct ml_lib_model *m,
 				   &ml_lib_proxy_mode_fops);
 	return 0;
 err:
-	if (p->fb_own_module)
-		__module_get(fb->owner);	/* the put drops it */
 	kvfree(p->ds_buf);
 	kfree(p->fallback_out);
 	kfree(p);
-	ml_lib_model_put(fb);
+	ml_lib_proxy_put_fallback(m, fb);
 	return ret;
 }
 EXPORT_SYMBOL_GPL(ml_lib_proxy_attach);
@@ -1018,9 +1031,7 @@ void ml_lib_proxy_detach(struct ml_lib_model *m)
 	debugfs_remove(p->dir);
 	ida_free(&proxy_ida, p->id);
 	WRITE_ONCE(m->proxy, NULL);
-	if (p->fb_own_module)
-		__module_get(p->cfg.fallback->owner);	/* the put drops it */
-	ml_lib_model_put(p->cfg.fallback);
+	ml_lib_proxy_put_fallback(m, p->cfg.fallback);
 	kvfree(p->ds_buf);
 	kfree(p->fallback_out);
 	kfree(p);
