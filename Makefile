@@ -13,7 +13,8 @@ export PATH := $(VENV)/bin:$(PATH)
 # Debian packages the whole project needs (installed by `make setup` as root).
 APT_PACKAGES := gcc gcc-multilib make clang libclang-rt-14-dev sparse flex bison bc cpio \
 	libelf-dev libssl-dev rsync kmod qemu-system-x86 busybox-static \
-	linux-image-amd64 linux-headers-amd64 linux-source-6.1 xz-utils python3-venv
+	linux-image-amd64 linux-headers-amd64 linux-source-6.1 xz-utils python3-venv \
+	gcc-s390x-linux-gnu libc6-dev-s390x-cross qemu-user
 
 CHECK_TARGETS :=
 

@@ -8,6 +8,8 @@
 #   make stack-check     worst stack of the ml_lib_run() call chain <= 512 bytes
 #   make stack-check-kernel  the same on ml_lib.ko built with the kernel's flags
 #   make fuzz            libFuzzer over ml_lib_blob_parse + ml_lib_run, 60 s
+#   make core-be         lib/ml on big-endian s390x (cross gcc + qemu-user):
+#                        random models, generated tables, corrupted blobs
 #   make check-core      all of the above plus the core pytest files
 #   make bench           build/bench.json and the table for the README
 #   make print-core-srcs the engine's C sources (for compiling generated C)
@@ -33,7 +35,7 @@ FUZZ_SECONDS ?= 60
 FUZZ_DIR := $(BUILD)/fuzz
 
 .PHONY: core-lib core-san core-kflags stack-check stack-check-kernel fuzz fuzz-seeds check-core \
-	print-core-srcs core-kflags-probe bench-core core-m32
+	print-core-srcs core-kflags-probe bench-core core-m32 core-be
 CHECK_TARGETS += check-core
 bench: bench-core
 
@@ -127,7 +129,12 @@ fuzz: $(FUZZ_DIR)/fuzz_blob fuzz-seeds
 	    echo "fuzz: crash, reproducer in $(FUZZ_DIR)/crashes/"; exit 1; fi
 	@echo "fuzz: $(FUZZ_SECONDS) s, no crash"
 
-check-core: venv core-lib core-san core-kflags core-m32 stack-check stack-check-kernel fuzz
+# Blobs are little-endian everywhere; this runs the loader's conversion
+# and the engine on a big-endian CPU (tests/test_big_endian.py says how).
+core-be: venv
+	$(PY) -m pytest -q tests/test_big_endian.py
+
+check-core: venv core-lib core-san core-kflags core-m32 core-be stack-check stack-check-kernel fuzz
 	$(PY) -m pytest -q tests/test_c_build.py tests/test_blob_errors.py
 	@echo "check-core: user-space, sanitizer and kernel-flag builds, stack, fuzz, tests passed"
 

@@ -14,16 +14,16 @@ c_engine fixture; if it cannot be built the tests fail, they never skip.
 import collections
 import errno
 import os
-import struct
 
 import numpy as np
 from hypothesis import HealthCheck, given, settings
 
 from ml_lib import cengine
-from ml_lib.blob import HEADER_LEN, read_blob, write_blob
+from ml_lib.blob import read_blob, write_blob
 from ml_lib.codegen import generate
 from ml_lib.ir import OP_SPECS, Graph, IOSpec, Op, Tensor
-from ml_lib.randgraph import REQUIRED_TAGS, cases, corner_tags, random_case, random_graph, random_inputs
+from ml_lib.randgraph import (REQUIRED_TAGS, cases, corner_tags, mutate_blob, random_case, random_graph,
+                              random_inputs)
 from ml_lib.reference import run
 from ml_lib.validate import GraphError, validate
 
@@ -135,28 +135,6 @@ def test_accumulator_at_the_bound(c_engine, tmp_path):
     assert cengine.run_blob(write_blob(g), raw, c_engine).tolist() == [[-16384]]
 
 
-def _mutate(blob: bytearray, g, rng):
-    """One random change: an op parameter, a tensor field (dtype included) or a data byte."""
-    nt, no = len(g.tensors), len(g.ops)
-    r = rng.random()
-    if r < 0.6:
-        pos = HEADER_LEN + 16 * nt + 64 * int(rng.integers(no)) + 8 + 4 * int(rng.integers(10))
-    elif r < 0.8:
-        field = int(rng.integers(4))  # offset, len, zero_point, dtype
-        pos = HEADER_LEN + 16 * int(rng.integers(nt)) + 4 * field
-        if field == 3:
-            blob[pos] = int(rng.integers(0, 5))
-            return
-    else:
-        data_off = struct.unpack_from("<I", blob, 36)[0]
-        if data_off < len(blob):
-            blob[int(rng.integers(data_off, len(blob)))] = int(rng.integers(256))
-        return
-    v = struct.unpack_from("<i", blob, pos)[0]
-    nv = int(rng.choice([v + 1, v - 1, 0, -1, 1, 62, 63, 127, -128, 2**31 - 1, -(2**31), 2 * v, 65536]))
-    struct.pack_into("<i", blob, pos, max(-(2**31), min(2**31 - 1, nv)))
-
-
 def test_mutated_blobs_python_and_c_agree(c_engine):
     """Random one-field changes to valid blobs: the Python validator and the C loader give
     the same errno, and whatever both accept still runs identically."""
@@ -167,7 +145,7 @@ def test_mutated_blobs_python_and_c_agree(c_engine):
         clean = write_blob(g)
         for _ in range(8):
             b = bytearray(clean)
-            _mutate(b, g, rng)
+            mutate_blob(b, g, rng)
             b = bytes(b)
             try:
                 g2 = read_blob(b)

@@ -18,10 +18,12 @@ of ops gets extreme parameters on purpose.
 from __future__ import annotations
 
 import math
+import struct
 
 import numpy as np
 
 from .arith import M_MAX, quantize_multiplier
+from .blob import HEADER_LEN
 from .ir import DTYPE_RANGE, OUTPUT_COPY, OUTPUT_DEQUANT, Graph, IOSpec, Op, Tensor, plan_arena
 from .reference.ops import OPS, Ctx
 from .validate import S32_MAX, acc_bound, validate
@@ -586,3 +588,27 @@ REQUIRED_TAGS = (
     "add of two tensors", "concat of two tensors", "pre 63", "off at 2^62-1", "output mode 0",
     "output mode 1", "s16 tensors", "several inputs", "several outputs",
 )
+
+
+def mutate_blob(blob: bytearray, graph: Graph, rng) -> None:
+    """One random change to ``blob`` (written from ``graph``) in place: an op
+    parameter, a tensor field (dtype included) or a data byte. For tests that
+    check the C loader and the Python validator give the same errno."""
+    nt, no = len(graph.tensors), len(graph.ops)
+    r = rng.random()
+    if r < 0.6:
+        pos = HEADER_LEN + 16 * nt + 64 * int(rng.integers(no)) + 8 + 4 * int(rng.integers(10))
+    elif r < 0.8:
+        field = int(rng.integers(4))  # offset, len, zero_point, dtype
+        pos = HEADER_LEN + 16 * int(rng.integers(nt)) + 4 * field
+        if field == 3:
+            blob[pos] = int(rng.integers(0, 5))
+            return
+    else:
+        data_off = struct.unpack_from("<I", blob, 36)[0]
+        if data_off < len(blob):
+            blob[int(rng.integers(data_off, len(blob)))] = int(rng.integers(256))
+        return
+    v = struct.unpack_from("<i", blob, pos)[0]
+    nv = int(rng.choice([v + 1, v - 1, 0, -1, 1, 62, 63, 127, -128, 2**31 - 1, -(2**31), 2 * v, 65536]))
+    struct.pack_into("<i", blob, pos, max(-(2**31), min(2**31 - 1, nv)))
