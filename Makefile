@@ -9,6 +9,9 @@ TORCH_PIP_ARGS ?=
 PY := $(VENV)/bin/python
 BUILD := $(TOP)/build
 export PATH := $(VENV)/bin:$(PATH)
+# A developer's knob that narrows a pytest run (ML_LIB_PROXY_ONLY picks
+# booted proxy scenarios) never reaches a make target: `make check` runs all.
+unexport ML_LIB_PROXY_ONLY
 
 # Debian packages the whole project needs (installed by `make setup` as root).
 APT_PACKAGES := gcc gcc-multilib make clang libclang-rt-14-dev sparse flex bison bc cpio \

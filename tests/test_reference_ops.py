@@ -343,9 +343,32 @@ def test_output_copy():
 REF_DIR = Path(__file__).resolve().parents[1] / "toolchain" / "ml_lib" / "reference"
 
 
+#: the numpy names the reference may use: all of them keep integers integers.
+#: A name outside this list (np.tanh, np.hypot, np.pi, ...) is flagged.
+INT_SAFE_NUMPY = {
+    "arange", "argmax", "asarray", "broadcast_to", "concatenate", "full", "iinfo", "int8", "int16",
+    "int32", "int64", "uint8", "minimum", "maximum", "ndarray", "shape", "where", "zeros",
+}
+#: the only modules the reference may import (besides its own package)
+ALLOWED_IMPORTS = {"numpy", "__future__", "dataclasses"}
+
+
 def _float_uses(tree, where):
     bad = []
     for node in ast.walk(tree):
+        if isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name) and \
+                node.value.id in ("np", "numpy") and node.attr not in INT_SAFE_NUMPY:
+            bad.append(f"{where}:{node.lineno}: np.{node.attr} is not in the integer allowlist")
+        elif isinstance(node, ast.Import):
+            bad += [f"{where}:{node.lineno}: import {a.name}" for a in node.names
+                    if a.name.split(".")[0] not in ALLOWED_IMPORTS]
+        elif isinstance(node, ast.ImportFrom) and node.level == 0 and \
+                node.module.split(".")[0] not in ALLOWED_IMPORTS:
+            bad.append(f"{where}:{node.lineno}: from {node.module} import")
+        elif isinstance(node, ast.BinOp) and isinstance(node.op, ast.Pow) and not (
+                isinstance(node.right, ast.Constant) and isinstance(node.right.value, int)
+                and node.right.value >= 0):
+            bad.append(f"{where}:{node.lineno}: '**' without a non-negative integer exponent")
         if isinstance(node, ast.Constant) and isinstance(node.value, (float, complex)):
             bad.append(f"{where}:{node.lineno}: float literal {node.value!r}")
         elif isinstance(node, (ast.BinOp, ast.AugAssign)) and isinstance(node.op, ast.Div):
@@ -378,6 +401,11 @@ def test_reference_has_no_float():
 
 def test_float_detector_catches_float():
     assert _float_uses(ast.parse("y = x / 2\nz = np.float64(1)\nw = 0.5"), "probe")
+    # float functions that return integer-valued results slip past a blacklist
+    for probe in ("j = np.rint(np.hypot(u, np.tanh(0))).astype(u.dtype) >> 7", "import math",
+                  "from math import log", "k = np.pi", "y = x ** -1", "y = x ** e"):
+        assert _float_uses(ast.parse(probe), "probe"), probe
+    assert not _float_uses(ast.parse("y = np.minimum(x, 2 ** 7).astype(np.int64)"), "probe")
 
 
 # --- exactness: int64 numpy == arbitrary-precision Python integers ---------
