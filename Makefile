@@ -14,10 +14,12 @@ export PATH := $(VENV)/bin:$(PATH)
 unexport ML_LIB_PROXY_ONLY
 
 # Debian packages the whole project needs (installed by `make setup` as root).
+# s390x (make core-be) is compiled by clang with s390x binutils, libgcc and
+# libc: Debian's gcc-s390x-linux-gnu conflicts with gcc-multilib (-m32 gates).
 APT_PACKAGES := gcc gcc-multilib make clang libclang-rt-14-dev sparse flex bison bc cpio \
 	libelf-dev libssl-dev rsync kmod qemu-system-x86 busybox-static \
 	linux-image-amd64 linux-headers-amd64 linux-source-6.1 xz-utils python3-venv \
-	gcc-s390x-linux-gnu libc6-dev-s390x-cross qemu-user
+	binutils-s390x-linux-gnu libgcc-12-dev-s390x-cross libc6-dev-s390x-cross qemu-user
 
 CHECK_TARGETS :=
 

@@ -5,16 +5,19 @@ array to the CPU's order (ml_lib_blob_array_to_cpu() in lib/ml/blob.c),
 and the generated C tables are compiled for the target, so they need no
 conversion. Both are tested here on s390x, a 64-bit big-endian CPU: the
 engine, tests/big_endian/engine_runner.c and some generated tables are built
-with s390x-linux-gnu-gcc (static) and run under qemu-s390x (user mode).
+with clang --target=s390x-linux-gnu (static, s390x binutils, libgcc and
+libc) and run under qemu-s390x (user mode).
 
 - random models (toolchain/ml_lib/randgraph.py) through the blob path;
 - generated-C tables of some of them, compiled for s390x;
 - randomly corrupted blobs: the big-endian loader's errno equals the
   Python validator's.
 
-The cross compiler and qemu come from `make setup` (Debian packages
-gcc-s390x-linux-gnu, libc6-dev-s390x-cross, qemu-user). When they are
-missing the tests fail naming them; they never skip.
+The s390x toolchain and qemu come from `make setup` (Debian packages
+binutils-s390x-linux-gnu, libgcc-12-dev-s390x-cross, libc6-dev-s390x-cross,
+qemu-user; not gcc-s390x-linux-gnu, which Debian will not install next to
+gcc-multilib). When they are missing the tests fail naming them; they
+never skip.
 """
 from __future__ import annotations
 
@@ -38,7 +41,8 @@ from ml_lib.reference import run
 from ml_lib.validate import GraphError, validate
 
 TOP = Path(__file__).resolve().parents[1]
-CC = "s390x-linux-gnu-gcc"
+CC = ["clang", "--target=s390x-linux-gnu"]
+PACKAGES = "binutils-s390x-linux-gnu libgcc-12-dev-s390x-cross libc6-dev-s390x-cross qemu-user"
 QEMU = "qemu-s390x"
 N_BLOB_MODELS = 2000
 GENERATED_SEEDS = range(7100, 7120)
@@ -48,10 +52,11 @@ CFLAGS = ["-std=gnu11", "-O2", "-static", "-Wall", "-Wextra", "-Werror", "-Wvla"
 
 
 def _tools():
-    missing = [t for t in (CC, QEMU) if shutil.which(t) is None]
+    missing = [t for t in ("clang", "s390x-linux-gnu-ld", QEMU) if shutil.which(t) is None]
+    missing += [p for p in ("/usr/s390x-linux-gnu/lib/libc.a",) if not Path(p).exists()]
     if missing:
         pytest.fail(f"{', '.join(missing)} not found: run `make setup` as root (Debian packages "
-                    "gcc-s390x-linux-gnu, libc6-dev-s390x-cross, qemu-user)")
+                    f"{PACKAGES})")
 
 
 @pytest.fixture(scope="module")
@@ -76,7 +81,7 @@ def runner(tmp_path_factory, generated_cases):
         + "".join(f"\t&{n}_graph,\n" for n in names) + "};\n"
         + f"const u32 runner_n_graphs = {len(names)};\n")
     exe = work / "engine_runner"
-    cmd = [CC, *CFLAGS, f"-I{TOP / 'include'}", f"-I{TOP / 'lib' / 'ml'}", f"-I{work}",
+    cmd = [*CC, *CFLAGS, f"-I{TOP / 'include'}", f"-I{TOP / 'lib' / 'ml'}", f"-I{work}",
            "-o", str(exe), str(TOP / "tests" / "big_endian" / "engine_runner.c"),
            str(work / "runner_graphs.c"), *map(str, tables), *cengine.core_sources()]
     r = subprocess.run(cmd, capture_output=True, text=True)
