@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0
 """Booted-kernel tests of the user-space proxy (Debian's kernel under QEMU
-TCG via virtme-ng). One boot runs every scenario of ml_lib.proxy.guest and
+TCG via virtme-ng). One boot runs every scenario of ml_lib.proxy.guest, then
+this file's own guest part (guest_lookup(): answers in any order), and
 records what it saw; the tests below judge it. A second boot runs
 run_exported() on a ~4M-parameter model and compares with onnxruntime."""
 
@@ -8,6 +9,7 @@ import errno
 import json
 import os
 import re
+import select
 import subprocess
 import sys
 from pathlib import Path
@@ -22,6 +24,13 @@ pytestmark = pytest.mark.kernel
 
 SRC_ENGINE, SRC_PROXY, SRC_FALLBACK = 0, 1, 2
 FALLBACK_OUT = [-1, -2, -3, -4]  # the test caller's default answer
+# guest_lookup(): BURST requests read at once fill each bucket of the
+# daemon's sent table three times over
+SENT_BUCKETS = int(re.search(r"#define ML_LIB_SENT_BUCKETS\s+(\d+)",
+                             (boot.TOP / "lib/ml/proxy.c").read_text()).group(1))
+BURST = 3 * SENT_BUCKETS
+READ_RECORDS = 500  # requests one read() takes at most
+LOOKUP_ORDERS = ("reverse", "reverse_by_read", "shuffled")
 
 
 @pytest.fixture(scope="module")
@@ -35,14 +44,19 @@ def suite():
     ident = models.identity_dir(work / "ident")
     small = small_kernel_model(work / "small")
     out = work / "suite.json"
+    lookup = work / "lookup.json"
     out.unlink(missing_ok=True)
+    lookup.unlink(missing_ok=True)
     only = os.environ.get("ML_LIB_PROXY_ONLY", "")
     cmd = (f"cd {boot.TOP} && {sys.executable} -m ml_lib.proxy.guest suite --build {build} "
-           f"--ident {ident} --small {small} --out {out}" + (f" --only {only}" if only else ""))
+           f"--ident {ident} --small {small} --out {out}" + (f" --only {only}" if only else "")
+           + f"; {sys.executable} {Path(__file__).resolve()} --build {build} --out {lookup}")
     cp = boot.boot(cmd, rwdir=work, timeout=1800)
     assert out.exists(), (cp.stdout + cp.stderr)[-3000:]
     res = json.loads(out.read_text())
     res["_ref_small"] = np.load(small / "ref.npy").tolist()
+    res["_lookup"] = (json.loads(lookup.read_text()) if lookup.exists()
+                      else {"error": "guest_lookup wrote nothing: " + (cp.stdout + cp.stderr)[-3000:]})
     return res
 
 
@@ -231,6 +245,60 @@ def test_models_named_like_debugfs_files(suite):
         assert n["models_after_unload"] == []
 
 
+def lookup_result(suite):
+    r = suite["_lookup"]
+    assert "error" not in r, r["error"]
+    assert r["dmesg_bad"] == [], r["dmesg_bad"]
+    return r
+
+
+@pytest.mark.parametrize("order", LOOKUP_ORDERS)
+def test_answers_in_any_order_reach_their_request(suite, order):
+    """BURST requests held by the daemon at once, answered in ORDER: each
+    answer must find its own request in the sent table (3 per bucket), so
+    every caller gets the daemon's answer, none the fallback. A lookup that
+    looked at the bucket's head only would fail reverse_by_read and shuffled
+    (the head is the newest request of a bucket: plain reverse order always
+    finds it there)."""
+    r = lookup_result(suite)[order]
+    assert r["n_read"] == BURST and r["ids_ascending"] and r["reads"] > 1
+    assert r["write"] == r["len"]  # one write, every answer taken
+    v = r["verdict"]
+    assert v["sent"] == BURST and v["ok"] == BURST, v
+    assert v["bad"] == v["fallback"] == v["error"] == v["lost"] == 0, v
+    st, before = r["stats"], r["stats_before"]
+    assert st["answers"] - before["answers"] == BURST
+    assert st["fallbacks"] == before["fallbacks"] and st["timeouts"] == 0
+    assert st["invalid_answers"] == before["invalid_answers"] and st["inflight"] == 0
+
+
+def test_unknown_and_duplicate_answers_are_refused_and_counted(suite):
+    r = lookup_result(suite)["refused"]
+    einval = -errno.EINVAL
+    assert r["unknown"] == einval and r["duplicate"] == einval
+    # good answers before a duplicate in one write are taken, the duplicate is not
+    assert r["good_then_duplicate"] == r["len_good"]
+    assert r["rest"] == r["len_rest"]
+    # an unknown id naming a model this file does not serve: refused, counted nowhere
+    assert r["other_model"] == einval
+    v = r["verdict"]
+    assert v["ok"] == 8 and v["fallback"] == v["bad"] == v["lost"] == 0, v
+    st, before = r["stats"], r["stats_before"]
+    assert st["invalid_answers"] - before["invalid_answers"] == 3
+    assert st["answers"] - before["answers"] == 8 and st["inflight"] == 0
+
+
+def test_close_fails_read_requests_at_once(suite):
+    r = lookup_result(suite)["close"]
+    assert r["answered"] == 100 and r["n_read"] == 300
+    v = r["verdict"]
+    assert v["sent"] == 300 and v["ok"] == 100 and v["fallback"] == 200 and v["lost"] == 0, v
+    st, before = r["stats"], r["stats_before"]
+    assert st["daemon_gone"] - before["daemon_gone"] == 200
+    assert st["timeouts"] == before["timeouts"] and st["inflight"] == 0
+    assert lookup_result(suite)["unload"] and suite["_lookup"]["rmmod_ml_lib"] == 0
+
+
 def test_module_unloads_clean(suite):
     assert suite["rmmod_ml_lib"] == 0
     assert suite["dmesg_final_bad"] == []
@@ -267,3 +335,115 @@ def test_end_to_end_4m_model_routed_by_mlexport_auto(tmp_path):
     direct = np.concatenate([sess.run(None, {name: man.to_float(man.to_raw(x[k:k + 1]))})[0]
                              for k in range(len(x))])
     np.testing.assert_array_equal(y, man.to_fixed(direct) / 2.0**man.frac_bits)
+
+
+# --- guest part: answers in any order (run by the suite's boot) ---
+
+
+def guest_read(c, n: int) -> list:
+    """N requests from raw client C, as the reads returned them."""
+    from ml_lib.proxy import abi
+
+    batches, got = [], 0
+    while got < n:
+        if not select.select([c.fd], [], [], 60)[0]:
+            raise TimeoutError(f"{got} of {n} requests arrived")
+        batch = abi.parse_requests(os.read(c.fd, READ_RECORDS * abi.req_size(4)))
+        batches.append(batch)
+        got += len(batch)
+    return batches
+
+
+def guest_answers(reqs) -> bytes:
+    """The identity model's answers to REQS, in that order."""
+    from ml_lib.proxy import abi
+
+    ids = np.array([rid for rid, _, _ in reqs], dtype=np.uint64)
+    return abi.pack_responses(ids, reqs[0][1], np.stack([x for _, _, x in reqs]).astype(np.int32))
+
+
+def guest_lookup_scenarios(g) -> dict:
+    from ml_lib.proxy import abi
+    from ml_lib.proxy.guest import IDENT, RawClient, in_thread
+
+    g.load_test(**IDENT, timeout_ms=60000)
+    c = RawClient("ident", 4, 4)
+    res = {}
+    for order in LOOKUP_ORDERS:
+        before = g.stats("ident")
+        t, box = in_thread(g.stress, "burst", 1, BURST)
+        batches = guest_read(c, BURST)
+        flat = [q for b in batches for q in b]
+        ids = [rid for rid, _, _ in flat]
+        if order == "reverse":
+            reqs = flat[::-1]
+        elif order == "reverse_by_read":
+            reqs = [q for b in batches for q in b[::-1]]
+        else:
+            reqs = [flat[k] for k in np.random.default_rng(0).permutation(len(flat))]
+        buf = guest_answers(reqs)
+        ret = c.write(buf)
+        t.join()
+        res[order] = {"n_read": len(flat), "reads": len(batches),
+                      "ids_ascending": ids == sorted(ids), "write": ret, "len": len(buf),
+                      "verdict": box.get("value", box), "stats_before": before,
+                      "stats": g.stats("ident")}
+
+    before = g.stats("ident")
+    last_id = max(ids)
+    t, box = in_thread(g.stress, "burst", 1, 8)
+    reqs = [q for b in guest_read(c, 8) for q in b]
+    rid, mid, x = reqs[0]
+    good, rest = guest_answers(reqs[4:][::-1]), guest_answers(reqs[:4][::-1])
+    dup = guest_answers(reqs[7:])
+    res["refused"] = {
+        "unknown": c.write(abi.pack_response(last_id + 1_000_000, mid, x)),
+        "other_model": c.write(abi.pack_response(last_id + 1_000_001, mid + 1, x)),
+        "len_good": len(good), "good_then_duplicate": c.write(good + dup),
+        "duplicate": c.write(dup),
+        "len_rest": len(rest), "rest": c.write(rest)}
+    t.join()
+    res["refused"].update(verdict=box.get("value", box), stats_before=before,
+                          stats=g.stats("ident"))
+
+    # the daemon closes holding read requests: they fail at once (EPIPE)
+    before = g.stats("ident")
+    t, box = in_thread(g.stress, "burst", 1, 300)
+    flat = [q for b in guest_read(c, 300) for q in b]
+    answered = flat[::3][::-1]
+    c.write(guest_answers(answered))
+    c.close()
+    t.join(30)
+    res["close"] = {"n_read": len(flat), "answered": len(answered),
+                    "verdict": box.get("value", box), "stats_before": before,
+                    "stats": g.stats("ident")}
+    res["unload"] = g.unload_test()
+    return res
+
+
+def guest_lookup(build: str, out: str):
+    """In the guest, as root: run guest_lookup_scenarios(), write JSON to OUT."""
+    from ml_lib.proxy.guest import Guest
+
+    g = Guest(build)
+    g.load_lib()
+    g.dmesg_bad()
+    try:
+        res = guest_lookup_scenarios(g)
+    except BaseException as e:  # reported to the host, not swallowed
+        res = {"error": repr(e)}
+        g.unload_test()
+    res["dmesg_bad"] = g.dmesg_bad()
+    res["rmmod_ml_lib"] = subprocess.run(["rmmod", "ml_lib"]).returncode
+    res["dmesg_bad"] += g.dmesg_bad()
+    Path(out).write_text(json.dumps(res, indent=1))
+
+
+if __name__ == "__main__":
+    import argparse
+
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--build", required=True)
+    ap.add_argument("--out", required=True)
+    a = ap.parse_args()
+    guest_lookup(a.build, a.out)

@@ -298,6 +298,7 @@ struct ml_lib_proxy_config {
  *          -ESHUTDOWN (model detached), -ECANCELED (mode)
  * @node: private
  * @tnode: private
+ * @hnode: private
  * @id: private
  * @deadline: private
  * @start: private
@@ -313,6 +314,7 @@ struct ml_lib_request {
 	int status;
 	int reason;
 	struct list_head node, tnode;
+	struct hlist_node hnode;
 	u64 id;
 	ktime_t deadline, start;
 	struct ml_lib_model *m;

@@ -5,12 +5,14 @@
  *
  * Kernel callers keep the one API (ml_lib_model_get() + ml_lib_infer(), or
  * ml_lib_infer_async()); no kernel path waits on user space longer than the
- * model's timeout. Every request is on two lists under proxy_lock: its
- * daemon's queue or sent list (by ->node) and its model's pending list (by
- * ->tnode, oldest first, which is also deadline order because one model has
- * one timeout). Whoever takes a request off those lists under proxy_lock -
- * the response write, the model's timer, the daemon's release, the model's
- * detach - is the one that completes it, exactly once.
+ * model's timeout. Every request is in two places under proxy_lock: its
+ * daemon's queue (by ->node) or, once read, its daemon's sent table (by
+ * ->hnode, hashed by id so that an answer finds it without a scan), and its
+ * model's pending list (by ->tnode, oldest first, which is also deadline
+ * order because one model has one timeout). Whoever takes a request out of
+ * them under proxy_lock - the response write, the model's timer, the
+ * daemon's release, the model's detach - is the one that completes it,
+ * exactly once.
  *
  * The protocol is in include/uapi/linux/ml_lib.h, the design in
  * docs/proxy.md.
@@ -53,11 +55,16 @@
 /* Bytes of a dataset ring, and of records one DATASET_READ returns. */
 #define ML_LIB_MAX_DS_BYTES	SZ_64M
 #define ML_LIB_DS_READ_BYTES	SZ_64K
+/*
+ * Buckets of a daemon's sent table, indexed by the id's low bits: ids are
+ * handed out in sequence, so any 1024 in a row land in distinct buckets.
+ */
+#define ML_LIB_SENT_BUCKETS	1024
 
 /* One open file of /dev/ml_lib: a daemon. */
 struct ml_lib_proxy_conn {
 	struct list_head queue;		/* requests not read yet */
-	struct list_head sent;		/* read, waiting for an answer */
+	struct hlist_head *sent;	/* read, waiting for an answer, by id */
 	struct list_head models;	/* proxies this daemon serves */
 	wait_queue_head_t wq;
 	struct mutex rlock;		/* serializes readers on rbuf */
@@ -149,6 +156,22 @@ static void ml_lib_proxy_finish(struct ml_lib_proxy *p,
 		wake_up_var(&p->inflight);
 }
 
+static struct hlist_head *ml_lib_proxy_bucket(struct ml_lib_proxy_conn *conn,
+					      u64 id)
+{
+	return &conn->sent[id & (ML_LIB_SENT_BUCKETS - 1)];
+}
+
+/*
+ * Take @req off its daemon, queued or sent; the other link is empty (both
+ * deletions are no-ops then). Callers hold proxy_lock.
+ */
+static void ml_lib_proxy_unlink_conn(struct ml_lib_request *req)
+{
+	list_del_init(&req->node);
+	hlist_del_init(&req->hnode);
+}
+
 /*
  * The longest one run of the timer spends on fallbacks in softirq; the rest
  * waits ML_LIB_TIMER_PAUSE_US for the next run, so that a flood of expired
@@ -180,7 +203,7 @@ static enum hrtimer_restart ml_lib_proxy_timer(struct hrtimer *t)
 			next = ktime_add_us(now, ML_LIB_TIMER_PAUSE_US);
 			break;
 		}
-		list_del(&req->node);
+		ml_lib_proxy_unlink_conn(req);
 		list_del(&req->tnode);
 		spin_unlock_irqrestore(&proxy_lock, flags);
 
@@ -276,6 +299,7 @@ int ml_lib_infer_async(struct ml_lib_model *m, struct ml_lib_request *req)
 	req->id = ++proxy_next_id;
 	req->deadline = ktime_add_us(req->start, p->cfg.timeout_us);
 	atomic_inc(&p->inflight);
+	INIT_HLIST_NODE(&req->hnode);
 	list_add_tail(&req->node, &conn->queue);
 	first = list_empty(&p->pending);
 	list_add_tail(&req->tnode, &p->pending);
@@ -557,14 +581,17 @@ static int ml_lib_proxy_open(struct inode *inode, struct file *f)
 		return -ENOMEM;
 	conn->rbuf = kvmalloc(ML_LIB_RBUF_BYTES, GFP_KERNEL);
 	conn->wbuf = kvmalloc_array(ML_LIB_PROXY_MAX_OUT, sizeof(s32), GFP_KERNEL);
-	if (!conn->rbuf || !conn->wbuf) {
+	/* zeroed hlist_heads are empty */
+	conn->sent = kvcalloc(ML_LIB_SENT_BUCKETS, sizeof(*conn->sent),
+			      GFP_KERNEL);
+	if (!conn->rbuf || !conn->wbuf || !conn->sent) {
 		kvfree(conn->rbuf);
 		kvfree(conn->wbuf);
+		kvfree(conn->sent);
 		kfree(conn);
 		return -ENOMEM;
 	}
 	INIT_LIST_HEAD(&conn->queue);
-	INIT_LIST_HEAD(&conn->sent);
 	INIT_LIST_HEAD(&conn->models);
 	init_waitqueue_head(&conn->wq);
 	mutex_init(&conn->rlock);
@@ -577,8 +604,10 @@ static int ml_lib_proxy_release(struct inode *inode, struct file *f)
 {
 	struct ml_lib_proxy_conn *conn = f->private_data;
 	struct ml_lib_request *req, *tmp;
+	struct hlist_node *htmp;
 	struct ml_lib_proxy *p, *ptmp;
 	LIST_HEAD(dead);
+	unsigned int i;
 
 	spin_lock_irq(&proxy_lock);
 	list_for_each_entry_safe(p, ptmp, &conn->models, conn_node) {
@@ -586,7 +615,13 @@ static int ml_lib_proxy_release(struct inode *inode, struct file *f)
 		list_del_init(&p->conn_node);
 	}
 	list_splice_init(&conn->queue, &dead);
-	list_splice_tail_init(&conn->sent, &dead);
+	/* ->node of a sent request is free: collect them on it */
+	for (i = 0; i < ML_LIB_SENT_BUCKETS; i++) {
+		hlist_for_each_entry_safe(req, htmp, &conn->sent[i], hnode) {
+			hlist_del_init(&req->hnode);
+			list_add_tail(&req->node, &dead);
+		}
+	}
 	list_for_each_entry(req, &dead, node)
 		list_del(&req->tnode);
 	spin_unlock_irq(&proxy_lock);
@@ -601,6 +636,7 @@ static int ml_lib_proxy_release(struct inode *inode, struct file *f)
 	}
 	kvfree(conn->rbuf);
 	kvfree(conn->wbuf);
+	kvfree(conn->sent);
 	kfree(conn);
 	return 0;
 }
@@ -645,7 +681,9 @@ static ssize_t ml_lib_proxy_read(struct file *f, char __user *buf,
 			hdr->model_id = req->m->proxy->id;
 			hdr->n_in = req->n_in;
 			memcpy(hdr->in, req->in, req->n_in * sizeof(s64));
-			list_move_tail(&req->node, &conn->sent);
+			list_del_init(&req->node);
+			hlist_add_head(&req->hnode,
+				       ml_lib_proxy_bucket(conn, req->id));
 			n += size;
 		}
 		left = !list_empty(&conn->queue);
@@ -671,6 +709,18 @@ static ssize_t ml_lib_proxy_read(struct file *f, char __user *buf,
 out:
 	mutex_unlock(&conn->rlock);
 	return ret;
+}
+
+/* The model with id @model_id that @conn serves, or NULL; under proxy_lock. */
+static struct ml_lib_proxy *
+ml_lib_proxy_conn_model(struct ml_lib_proxy_conn *conn, u32 model_id)
+{
+	struct ml_lib_proxy *p;
+
+	list_for_each_entry(p, &conn->models, conn_node)
+		if (p->id == model_id)
+			return p;
+	return NULL;
 }
 
 /* Take one answer from @buf; return its size or a negative errno. */
@@ -699,24 +749,27 @@ static ssize_t ml_lib_proxy_write_one(struct ml_lib_proxy_conn *conn,
 		return -EINVAL;
 
 	spin_lock_irq(&proxy_lock);
-	list_for_each_entry(req, &conn->sent, node) {
+	hlist_for_each_entry(req, ml_lib_proxy_bucket(conn, hdr.id), hnode) {
 		if (req->id == hdr.id) {
 			found = req;
 			break;
 		}
 	}
-	if (found) {
+	/*
+	 * Counted for the request's model, or for an unknown id (late,
+	 * duplicate, never sent) the one the answer names, if served here.
+	 */
+	if (found)
 		p = found->m->proxy;
-		if (p->id != hdr.model_id || p->cfg.n_out != hdr.n_out) {
+	else
+		p = ml_lib_proxy_conn_model(conn, hdr.model_id);
+	if (!found || p->id != hdr.model_id || p->cfg.n_out != hdr.n_out) {
+		if (p)
 			atomic64_inc(&p->invalid);
-			found = NULL;
-		}
-	}
-	if (!found) {
 		spin_unlock_irq(&proxy_lock);
 		return -EINVAL;
 	}
-	list_del(&found->node);
+	hlist_del_init(&found->hnode);
 	list_del(&found->tnode);
 	memcpy(found->out, conn->wbuf, hdr.n_out * sizeof(s32));
 	spin_unlock_irq(&proxy_lock);
@@ -1015,7 +1068,7 @@ void ml_lib_proxy_detach(struct ml_lib_model *m)
 		p->conn = NULL;
 	}
 	list_for_each_entry(req, &p->pending, tnode)
-		list_del(&req->node);
+		ml_lib_proxy_unlink_conn(req);
 	list_splice_init(&p->pending, &dead);
 	spin_unlock_irq(&proxy_lock);
 	mutex_unlock(&proxy_mutex);

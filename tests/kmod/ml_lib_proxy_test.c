@@ -8,9 +8,11 @@
  *
  *   infer    write k rows of n_in s64; read back k rows of
  *            [source, latency ns, out[0..n_out-1]] as s64
- *   stress   write "sync|async THREADS COUNT"; kernel threads send COUNT
- *            requests each, input row (t, i, t * 100000 + i, ...), and
- *            check the answers of an identity model; read the verdict
+ *   stress   write "sync|irqoff|async|burst THREADS COUNT"; kernel threads
+ *            send COUNT requests each, input row (t, i, t * 100000 + i, ...),
+ *            and check the answers of an identity model; read the verdict.
+ *            async keeps ASYNC_WINDOW requests in flight per thread, burst
+ *            all COUNT at once (a daemon then holds them all)
  *   publish  write k rows of dataset_features s64, published with
  *            interrupts off (atomic context)
  */
@@ -70,6 +72,7 @@ struct stress_ctx {
 	u32 t, count;
 	bool async;
 	bool irqoff;	/* sync calls with interrupts off */
+	u32 window;	/* async: most requests in flight */
 	u64 ok, bad, fallbacks, errors;
 	/*
 	 * Async: completions update the counters and wake the thread under
@@ -159,7 +162,7 @@ static int stress_thread(void *arg)
 		spin_lock_irq(&c->wq.lock);
 		/* kthreads get no signals: this only returns with a free slot */
 		wait_event_interruptible_locked_irq(c->wq,
-						    c->outstanding < ASYNC_WINDOW);
+						    c->outstanding < c->window);
 		if (!r) {
 			c->errors++;
 			spin_unlock_irq(&c->wq.lock);
@@ -219,7 +222,8 @@ static ssize_t stress_write(struct file *f, const char __user *ubuf,
 	for (t = 0; t < threads; t++) {
 		ctx[t].t = t;
 		ctx[t].count = count;
-		ctx[t].async = !strcmp(kind, "async");
+		ctx[t].async = !strcmp(kind, "async") || !strcmp(kind, "burst");
+		ctx[t].window = strcmp(kind, "burst") ? ASYNC_WINDOW : U32_MAX;
 		ctx[t].irqoff = !strcmp(kind, "irqoff");
 		init_waitqueue_head(&ctx[t].wq);
 		init_completion(&ctx[t].done);
