@@ -298,3 +298,23 @@ def test_help_documents_every_option():
     assert helps == {"-h": ", --help  help", "--a": " A  first (e.g. 1)", "--b": "       second, more"}
     r = subprocess.run([str(BIN / "mlexport"), "--help"], capture_output=True, text=True)
     assert "weights_only=False" in r.stdout.replace("\n", " ")
+
+
+def test_work_budget(tmp_path):
+    """FC 4096 -> 4096 is 4096 * (4096 + 8) = 16,809,984 work units, over the 2^24 =
+    16,777,216 the loader allows: refused for the kernel. A small model's report
+    gives its work by the same formula."""
+    torch.manual_seed(0)
+    np.save(tmp_path / "calib.npy", np.random.default_rng(0).normal(size=(32, 4096)).astype(np.float32))
+    for n_out in (4096, 16):
+        torch.save(nn.Linear(4096, n_out).eval(), tmp_path / f"w{n_out}.pt")
+    argv = [tmp_path / "w4096.pt", "--calib", tmp_path / "calib.npy", "--target", "kernel",
+            "-o", tmp_path / "o4096", "-q"]
+    msg = _err(argv)
+    assert "work" in msg and str(2**24) in msg, msg
+    rc, so, se = mm.run_export([str(tmp_path / "w16.pt"), "--calib", str(tmp_path / "calib.npy"),
+                                "-o", str(tmp_path / "o16")])
+    assert rc == 0, se
+    # INPUT 16 * 4096 + FC 16 * (4096 + 8) + OUTPUT 8 * 16 = 131,328 = 0.78 % of 2^24
+    assert mm.manifest(tmp_path / "o16")["sizes"]["work_units"] == 16 * 4096 + 16 * 4104 + 8 * 16
+    assert "work 131328 units, 0.78% of the 2^24" in so, so

@@ -13,6 +13,7 @@ import numpy as np
 
 from ml_lib.frontend.graph import FloatGraph, run_float
 from ml_lib.ir import Graph
+from ml_lib.validate import WORK_BUDGET, graph_work
 
 #: worst stack of the ml_lib_run() call chain: the bound `make stack-check`
 #: (mk/core.mk) enforces; the caller adds its input/output structs
@@ -38,6 +39,8 @@ def sizes(graph: Graph) -> dict:
         "table_bytes": graph.table_bytes(),
         "scratch_bytes": graph.arena_bytes,
         "macs": macs(graph),
+        # the loader refuses a graph over WORK_BUDGET (docs/arithmetic.md, "Work budget")
+        "work_units": graph_work(graph),
         "stack_bytes_estimate": ENGINE_FRAME_BYTES + 8 * graph.n_in + 4 * graph.n_out,
         "n_ops": len(graph.ops),
         "n_tensors": len(graph.tensors),
@@ -112,6 +115,9 @@ def format_text(man: dict) -> str:
              f"activations, {s['n_ops']} ops",
              f"  parameters {s['parameters']}, tables {s['table_bytes']} B, scratch "
              f"{s['scratch_bytes']} B, {s['macs']} MACs, stack ~{s['stack_bytes_estimate']} B"]
+    if s.get("work_units"):
+        lines.append(f"  work {s['work_units']} units, {s['work_units'] / WORK_BUDGET:.2%} of the "
+                     "2^24 the loader allows per inference")
     for nm, e in (rep.get("proxy_input_rounding") or {}).items():
         lines.append(f"  proxy serves the float model: output {nm} changes by at most "
                      f"{e['max_abs']:.3g} (mean {e['mean_abs']:.3g}) from rounding inputs to "

@@ -186,7 +186,8 @@ def export(args) -> dict:
         graph = _float_only_graph(fg, x, name, feats, args.frac_bits)
         sizes = {"parameters": int(sum(np.asarray(v).size for n in fg.nodes
                                        for k, v in n.attrs.items() if k in ("w", "b"))),
-                 "table_bytes": 0, "scratch_bytes": 0, "macs": 0, "stack_bytes_estimate": 0,
+                 "table_bytes": 0, "scratch_bytes": 0, "macs": 0, "work_units": 0,
+                 "stack_bytes_estimate": 0,
                  "n_ops": 0, "n_tensors": 0}
     classes = fg.meta.get("classes")
     if target == "kernel":
