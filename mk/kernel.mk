@@ -129,10 +129,11 @@ kunit: kernel-src
 
 # The same suite in another architecture's kernel (UBSAN; KASAN is not on
 # every arch), with the proxy built in. $(call kunit_arch,NAME,KUNIT.PY
-# ARGS,.config LINE PROVING THE ARCH,WHAT): the failure rules of `kunit`.
+# ARGS,.config LINE PROVING THE ARCH,WHAT,KUNITCONFIG): the failure rules
+# of `kunit`.
 define kunit_arch
 	cd $(KSRC) && python3 tools/testing/kunit/kunit.py run $(2) \
-	  --kunitconfig=$(TOP)/mk/kunit-cross.config --build_dir=$(BUILD)/$(1) --jobs=2 \
+	  --kunitconfig=$(TOP)/$(5) --build_dir=$(BUILD)/$(1) --jobs=2 \
 	  --qemu_args='-smp 2' --timeout=900 2>&1 | tee $(BUILD)/$(1).log; \
 	  test $${PIPESTATUS[0]} = 0
 	@test -s $(BUILD)/$(1)/test.log || { echo "$(1): no guest log"; exit 1; }
@@ -146,15 +147,19 @@ endef
 # i386: proves lib/ml links without libgcc (no plain 64-bit division) and
 # gives the same integers on a 32-bit ABI. Part of check-kernel.
 kunit-i386: kunit
-	$(call kunit_arch,kunit-i386,--arch=i386,CONFIG_X86_32=y,a 32-bit kernel)
+	$(call kunit_arch,kunit-i386,--arch=i386,CONFIG_X86_32=y,a 32-bit kernel,mk/kunit-cross.config)
 
 # s390x: a big-endian kernel loads the little-endian blobs of the KUnit
 # suite and runs the vectors. Not in check (about 5 min of cross build);
 # make core-be runs the same loader and engine on s390x in user space.
+# CC=clang with s390x binutils, as Documentation/kbuild/llvm.rst gives for
+# s390 (6.1 wants clang >= 15 there): Debian's gcc-s390x-linux-gnu cannot be
+# installed next to gcc-multilib.
 kunit-s390: kunit
-	@command -v qemu-system-s390x >/dev/null || \
-	  { echo "kunit-s390: qemu-system-s390x missing (apt-get install qemu-system-misc)"; exit 2; }
-	$(call kunit_arch,kunit-s390,--arch=s390 --cross_compile=s390x-linux-gnu-,CONFIG_CPU_BIG_ENDIAN=y,a big-endian kernel)
+	@for t in qemu-system-s390x:qemu-system-misc clang-15:clang-15; do \
+	  command -v $${t%%:*} >/dev/null || \
+	  { echo "kunit-s390: $${t%%:*} missing (apt-get install $${t#*:})"; exit 2; }; done
+	$(call kunit_arch,kunit-s390,--arch=s390 --cross_compile=s390x-linux-gnu- --make_options CC=clang-15,CONFIG_CPU_BIG_ENDIAN=y,a big-endian kernel,mk/kunit-s390.config)
 
 # The KUnit suite is kernel code too, but Debian's headers lack CONFIG_KUNIT:
 # W=1 and sparse on lib/ml/ (suite included) inside the KUnit build tree.
