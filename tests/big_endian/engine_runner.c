@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0
 /*
  * lib/ml on a big-endian CPU: tests/test_big_endian.py builds this with
- * s390x-linux-gnu-gcc (static), together with the engine's sources and
+ * clang --target=s390x-linux-gnu (static), with the engine's sources and
  * some generated C tables, and runs it under qemu-s390x. Everything on the
  * pipe is little-endian, whatever the CPU, so the Python side needs no
  * knowledge of the target.
