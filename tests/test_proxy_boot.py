@@ -12,6 +12,7 @@ import re
 import select
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -30,6 +31,9 @@ SENT_BUCKETS = int(re.search(r"#define ML_LIB_SENT_BUCKETS\s+(\d+)",
                              (boot.TOP / "lib/ml/proxy.c").read_text()).group(1))
 BURST = 3 * SENT_BUCKETS
 READ_RECORDS = 500  # requests one read() takes at most
+HOLD = 2 * SENT_BUCKETS + 7  # requests a daemon holds when their model is detached
+HELD_LINE = re.compile(r"ml_lib_proxy_test: held (\d+): completed (\d+), fallback (\d+), "
+                       r"proxy (\d+), error (\d+)")
 LOOKUP_ORDERS = ("reverse", "reverse_by_read", "shuffled")
 
 
@@ -57,6 +61,9 @@ def suite():
     res["_ref_small"] = np.load(small / "ref.npy").tolist()
     res["_lookup"] = (json.loads(lookup.read_text()) if lookup.exists()
                       else {"error": "guest_lookup wrote nothing: " + (cp.stdout + cp.stderr)[-3000:]})
+    if "stage" in res["_lookup"]:  # only the marker of the step it was in: the guest died
+        res["_lookup"] = {"error": f"guest died during guest_lookup's {res['_lookup']['stage']!r} "
+                          "(a kernel oops panics it): " + (cp.stdout + cp.stderr)[-3000:]}
     return res
 
 
@@ -289,14 +296,45 @@ def test_unknown_and_duplicate_answers_are_refused_and_counted(suite):
 
 
 def test_close_fails_read_requests_at_once(suite):
+    """The daemon holds BURST read requests (3 per bucket, consecutive ids:
+    each chain is newest, middle, oldest), answers the middle one of every
+    bucket and closes. release() must fail both others of every bucket at
+    once: one that took only each bucket's head would leave the oldest to
+    the 60 s timeout, hashed in the freed table."""
     r = lookup_result(suite)["close"]
-    assert r["answered"] == 100 and r["n_read"] == 300
-    v = r["verdict"]
-    assert v["sent"] == 300 and v["ok"] == 100 and v["fallback"] == 200 and v["lost"] == 0, v
+    assert r["dmesg_bad"] == [], r["dmesg_bad"]
+    assert r["n_read"] == BURST and r["ids_ascending"]
+    assert r["answered"] == SENT_BUCKETS and r["write"] == r["len"]
+    # the middle third of the ids is the middle of each bucket's chain
+    assert r["bucket_sizes"] == [3] and r["answered_buckets"] == SENT_BUCKETS
+    assert r["answered_rank"] == [1]
     st, before = r["stats"], r["stats_before"]
-    assert st["daemon_gone"] - before["daemon_gone"] == 200
+    assert st["answers"] - before["answers"] == SENT_BUCKETS
+    assert st["daemon_gone"] - before["daemon_gone"] == 2 * SENT_BUCKETS
     assert st["timeouts"] == before["timeouts"] and st["inflight"] == 0
-    assert lookup_result(suite)["unload"] and suite["_lookup"]["rmmod_ml_lib"] == 0
+    # a fallback before the 60 s timeout can only come from the close
+    assert st["timeout_us"] == 60_000_000 and r["seconds_close_to_all_answered"] < 30
+    v = r["verdict"]
+    assert v["sent"] == BURST and v["ok"] == SENT_BUCKETS, v
+    assert v["fallback"] == 2 * SENT_BUCKETS and v["bad"] == v["error"] == v["lost"] == 0, v
+    assert suite["_lookup"]["rmmod_ml_lib"] == 0
+
+
+def test_detach_falls_back_requests_the_daemon_holds(suite):
+    """The daemon has read HOLD requests (chains of 2 and 3 per bucket) and
+    answers none; the caller's module is removed. ml_lib_proxy_detach()
+    must unlink them from the daemon's sent table and fall them back before
+    the module's memory goes; the daemon's answers then find nothing (EINVAL)
+    and its close finds an empty table."""
+    r = lookup_result(suite)["hold"]
+    assert r["dmesg_bad"] == [], r["dmesg_bad"]
+    assert r["verdict"] == {"held": HOLD, "error": 0}
+    assert r["n_read"] == HOLD and r["stats_before"]["inflight"] == HOLD
+    assert r["stats_before"]["timeouts"] == 0 and r["stats_before"]["timeout_us"] == 60_000_000
+    assert r["unload"]
+    assert r["writes"] == {str(-errno.EINVAL): HOLD}, r["writes"]
+    # the module's exit, after detach: held, completed, fallback, proxy, error
+    assert r["held_lines"] == [[HOLD, HOLD, HOLD, 0, 0]], r["held_lines"]
 
 
 def test_module_unloads_clean(suite):
@@ -362,14 +400,16 @@ def guest_answers(reqs) -> bytes:
     return abi.pack_responses(ids, reqs[0][1], np.stack([x for _, _, x in reqs]).astype(np.int32))
 
 
-def guest_lookup_scenarios(g) -> dict:
+def guest_lookup_scenarios(g, res: dict, stage):
+    """Fills RES as it goes, so that what ran before a failure is reported;
+    STAGE(name) marks each step for the host in case the guest dies in it."""
     from ml_lib.proxy import abi
-    from ml_lib.proxy.guest import IDENT, RawClient, in_thread
+    from ml_lib.proxy.guest import IDENT, RawClient, in_thread, sh
 
     g.load_test(**IDENT, timeout_ms=60000)
     c = RawClient("ident", 4, 4)
-    res = {}
     for order in LOOKUP_ORDERS:
+        stage(f"answers in {order} order")
         before = g.stats("ident")
         t, box = in_thread(g.stress, "burst", 1, BURST)
         batches = guest_read(c, BURST)
@@ -389,6 +429,7 @@ def guest_lookup_scenarios(g) -> dict:
                       "verdict": box.get("value", box), "stats_before": before,
                       "stats": g.stats("ident")}
 
+    stage("refused answers")
     before = g.stats("ident")
     last_id = max(ids)
     t, box = in_thread(g.stress, "burst", 1, 8)
@@ -406,19 +447,59 @@ def guest_lookup_scenarios(g) -> dict:
     res["refused"].update(verdict=box.get("value", box), stats_before=before,
                           stats=g.stats("ident"))
 
-    # the daemon closes holding read requests: they fail at once (EPIPE)
+    # the daemon closes holding BURST read requests, 3 per bucket, having
+    # answered the middle one of each: the other two fail at once (EPIPE)
+    stage("close holding requests")
     before = g.stats("ident")
-    t, box = in_thread(g.stress, "burst", 1, 300)
-    flat = [q for b in guest_read(c, 300) for q in b]
-    answered = flat[::3][::-1]
-    c.write(guest_answers(answered))
+    t, box = in_thread(g.stress, "burst", 1, BURST)
+    flat = [q for b in guest_read(c, BURST) for q in b]
+    ids = [rid for rid, _, _ in flat]
+    # ids consecutive and read in order, each added at its bucket's head:
+    # a chain is newest, middle, oldest, and the middle third of the ids
+    # holds the middle one of every bucket
+    answered = flat[SENT_BUCKETS:2 * SENT_BUCKETS]
+    by_bucket = {}
+    for rid in ids:
+        by_bucket.setdefault(rid % SENT_BUCKETS, []).append(rid)
+    ranks = {sorted(by_bucket[rid % SENT_BUCKETS]).index(rid) for rid, _, _ in answered}
+    buf = guest_answers(answered)
+    ret = c.write(buf)
+    # the log so far (orders, refused) is judged with the rest; close's own from here
+    res["refused"]["dmesg_bad"] = g.dmesg_bad()
+    t0 = time.monotonic()
     c.close()
     t.join(30)
-    res["close"] = {"n_read": len(flat), "answered": len(answered),
+    res["close"] = {"n_read": len(flat), "ids_ascending": ids == sorted(ids),
+                    "answered": len(answered), "write": ret, "len": len(buf),
+                    "answered_buckets": len({rid % SENT_BUCKETS for rid, _, _ in answered}),
+                    "answered_rank": sorted(ranks),
+                    "bucket_sizes": sorted({len(v) for v in by_bucket.values()}),
+                    "seconds_close_to_all_answered": time.monotonic() - t0,
                     "verdict": box.get("value", box), "stats_before": before,
-                    "stats": g.stats("ident")}
-    res["unload"] = g.unload_test()
-    return res
+                    "stats": g.stats("ident"), "dmesg_bad": g.dmesg_bad()}
+
+    # the caller's module goes while a daemon holds its requests: detach
+    # takes them out of the sent table and falls them back
+    stage("hold: requests read")
+    c = RawClient("ident", 4, 4)
+    verdict = g.stress("hold", 1, HOLD)
+    reqs = [q for b in guest_read(c, HOLD) for q in b]
+    before = g.stats("ident")
+    stage("hold: rmmod with the requests held")
+    unload = g.unload_test()
+    stage("hold: answers after rmmod")
+    writes = {}
+    for q in reqs:
+        w = str(c.write(guest_answers([q])))
+        writes[w] = writes.get(w, 0) + 1
+    stage("hold: close after rmmod")
+    c.close()
+    res["hold"] = {"verdict": verdict, "n_read": len(reqs), "stats_before": before,
+                   "unload": unload, "writes": writes,
+                   "held_lines": [[int(x) for x in m.groups()]
+                                  for m in HELD_LINE.finditer(sh("dmesg"))],
+                   "dmesg_bad": g.dmesg_bad()}
+    res["unload"] = unload
 
 
 def guest_lookup(build: str, out: str):
@@ -426,14 +507,25 @@ def guest_lookup(build: str, out: str):
     from ml_lib.proxy.guest import Guest
 
     g = Guest(build)
+    # an oops here (say, a request left in a freed sent table) can leave
+    # proxy_lock held and the guest hung until the boot's timeout; vng boots
+    # with panic=-1, so a panic ends the boot at once and prints to the console
+    Path("/proc/sys/kernel/panic_on_oops").write_text("1\n")
     g.load_lib()
     g.dmesg_bad()
+    res = {}
+
+    def stage(name):
+        Path(out).write_text(json.dumps({"stage": name}))
+
     try:
-        res = guest_lookup_scenarios(g)
+        guest_lookup_scenarios(g, res, stage)
     except BaseException as e:  # reported to the host, not swallowed
-        res = {"error": repr(e)}
+        res["error"] = repr(e)
         g.unload_test()
-    res["dmesg_bad"] = g.dmesg_bad()
+    # the scenarios that took their own share of the log count here too
+    res["dmesg_bad"] = [ln for r in res.values() if isinstance(r, dict)
+                        for ln in r.get("dmesg_bad", [])] + g.dmesg_bad()
     res["rmmod_ml_lib"] = subprocess.run(["rmmod", "ml_lib"]).returncode
     res["dmesg_bad"] += g.dmesg_bad()
     Path(out).write_text(json.dumps(res, indent=1))

@@ -7,12 +7,12 @@
  * ml_lib_infer_async()); no kernel path waits on user space longer than the
  * model's timeout. Every request is in two places under proxy_lock: its
  * daemon's queue (by ->node) or, once read, its daemon's sent table (by
- * ->hnode, hashed by id so that an answer finds it without a scan), and its
- * model's pending list (by ->tnode, oldest first, which is also deadline
- * order because one model has one timeout). Whoever takes a request out of
- * them under proxy_lock - the response write, the model's timer, the
- * daemon's release, the model's detach - is the one that completes it,
- * exactly once.
+ * ->hnode, hashed by id so that an answer walks one bucket, not every
+ * request the daemon holds), and its model's pending list (by ->tnode,
+ * oldest first, which is also deadline order because one model has one
+ * timeout). Whoever takes a request out of them under proxy_lock - the
+ * response write, the model's timer, the daemon's release, the model's
+ * detach - is the one that completes it, exactly once.
  *
  * The protocol is in include/uapi/linux/ml_lib.h, the design in
  * docs/proxy.md.
@@ -56,8 +56,12 @@
 #define ML_LIB_MAX_DS_BYTES	SZ_64M
 #define ML_LIB_DS_READ_BYTES	SZ_64K
 /*
- * Buckets of a daemon's sent table, indexed by the id's low bits: ids are
- * handed out in sequence, so any 1024 in a row land in distinct buckets.
+ * Buckets of a daemon's sent table, indexed by the id's low bits. Ids come
+ * from one counter shared by every daemon. While one daemon's ids are
+ * consecutive its N outstanding requests fill the buckets evenly, and an
+ * answer's lookup walks one bucket, about 1 + N / 1024 requests, instead of
+ * all N; when daemons interleave, a daemon's ids skip and can fill its
+ * buckets less evenly (two daemons strictly alternating use half each).
  */
 #define ML_LIB_SENT_BUCKETS	1024
 

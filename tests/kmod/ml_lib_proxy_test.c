@@ -12,7 +12,13 @@
  *            send COUNT requests each, input row (t, i, t * 100000 + i, ...),
  *            and check the answers of an identity model; read the verdict.
  *            async keeps ASYNC_WINDOW requests in flight per thread, burst
- *            all COUNT at once (a daemon then holds them all)
+ *            all COUNT at once (a daemon then holds them all).
+ *            "hold 1 COUNT" submits COUNT async requests from the writer
+ *            and returns at once; the verdict says how many went out.
+ *            Their completions are counted in module globals, which the
+ *            module's exit prints after detaching the model:
+ *            "ml_lib_proxy_test: held N: completed C, fallback F, proxy P,
+ *            error E" (a daemon may still hold them at rmmod)
  *   publish  write k rows of dataset_features s64, published with
  *            interrupts off (atomic context)
  */
@@ -67,6 +73,9 @@ static size_t infer_result_bytes;
 
 static DEFINE_MUTEX(stress_lock);
 static char stress_verdict[256];
+
+/* "hold" requests: no thread waits for them, the exit reports them */
+static atomic_t held, held_completed, held_fallback, held_proxy, held_error;
 
 struct stress_ctx {
 	u32 t, count;
@@ -134,6 +143,54 @@ static void stress_async_done(struct ml_lib_request *req)
 	wake_up_locked(&c->wq);
 	spin_unlock_irqrestore(&c->wq.lock, flags);
 	kfree(r);
+}
+
+/*
+ * Any context. A held request owns its memory (no thread context to point
+ * to) and frees it here; the count comes last, once it is classified.
+ */
+static void stress_hold_done(struct ml_lib_request *req)
+{
+	struct stress_req *r = container_of(req, struct stress_req, req);
+
+	if (req->status < 0)
+		atomic_inc(&held_error);
+	else if (req->status == ML_LIB_SRC_FALLBACK)
+		atomic_inc(&held_fallback);
+	else if (req->status == ML_LIB_SRC_PROXY)
+		atomic_inc(&held_proxy);
+	kfree(r);
+	atomic_inc(&held_completed);
+}
+
+/* Submit @count requests that nobody waits for; stress_lock held. */
+static void stress_hold(u32 count)
+{
+	struct stress_req *r;
+	u32 i, sent = 0, errs = 0;
+
+	for (i = 0; i < count; i++) {
+		r = kzalloc(sizeof(*r), GFP_KERNEL);
+		if (!r) {
+			errs++;
+			continue;
+		}
+		stress_fill(r->in, 0, i);
+		r->req.in = r->in;
+		r->req.n_in = n_in;
+		r->req.out = r->out;
+		r->req.n_out = n_out;
+		r->req.done = stress_hold_done;
+		if (ml_lib_infer_async(&model, &r->req)) {
+			kfree(r);
+			errs++;
+			continue;
+		}
+		atomic_inc(&held);
+		sent++;
+	}
+	snprintf(stress_verdict, sizeof(stress_verdict),
+		 "held %u error %u\n", sent, errs);
 }
 
 static int stress_thread(void *arg)
@@ -214,6 +271,14 @@ static ssize_t stress_write(struct file *f, const char __user *ubuf,
 	if (sscanf(buf, "%7s %u %u", kind, &threads, &count) != 3 ||
 	    !threads || threads > STRESS_MAX_THREADS)
 		return -EINVAL;
+	if (!strcmp(kind, "hold")) {
+		if (threads != 1)
+			return -EINVAL;
+		mutex_lock(&stress_lock);
+		stress_hold(count);
+		mutex_unlock(&stress_lock);
+		return len;
+	}
 	ctx = kcalloc(threads, sizeof(*ctx), GFP_KERNEL);
 	if (!ctx)
 		return -ENOMEM;
@@ -407,7 +472,13 @@ static void __exit proxy_test_exit(void)
 {
 	debugfs_remove(dir);
 	ml_lib_model_unregister(&model);
+	/* every request is completed (held ones freed) when this returns */
 	ml_lib_proxy_detach(&model);
+	if (atomic_read(&held))
+		pr_info("ml_lib_proxy_test: held %d: completed %d, fallback %d, proxy %d, error %d\n",
+			atomic_read(&held), atomic_read(&held_completed),
+			atomic_read(&held_fallback), atomic_read(&held_proxy),
+			atomic_read(&held_error));
 	ml_lib_model_put(fb_model);
 	kfree(fallback_out);
 	kvfree(infer_result);
