@@ -8,7 +8,7 @@
 #   make stack-check     worst stack of the ml_lib_run() call chain <= 512 bytes
 #   make stack-check-kernel  the same on ml_lib.ko built with the kernel's flags
 #   make fuzz            libFuzzer over ml_lib_blob_parse + ml_lib_run, 60 s
-#   make core-be         lib/ml on big-endian s390x (cross gcc + qemu-user):
+#   make core-be         lib/ml on big-endian s390x (clang + qemu-user):
 #                        random models, generated tables, corrupted blobs
 #   make check-core      all of the above plus the core pytest files
 #   make bench           build/bench.json and the table for the README

@@ -45,12 +45,13 @@ static void read_bytes(void *p, size_t n)
 		die("short read on stdin");
 }
 
+/* get_unaligned_le*() come with ml_lib_compat.h, as the blob loader uses them */
 static u32 read_le32(void)
 {
 	u8 b[4];
 
 	read_bytes(b, 4);
-	return (u32)b[0] | (u32)b[1] << 8 | (u32)b[2] << 16 | (u32)b[3] << 24;
+	return get_unaligned_le32(b);
 }
 
 static void write_le32(u32 v)
@@ -73,18 +74,13 @@ static void *xmalloc(size_t n)
 /* rows * n_in little-endian s64 from stdin, in the CPU's order */
 static s64 *read_rows(u32 rows, u32 n_in)
 {
-	size_t n = (size_t)rows * n_in, i, k;
+	size_t n = (size_t)rows * n_in, i;
 	u8 *b = xmalloc(n * 8);
 	s64 *raw = xmalloc(n * sizeof(*raw));
 
 	read_bytes(b, n * 8);
-	for (i = 0; i < n; i++) {
-		u64 v = 0;
-
-		for (k = 0; k < 8; k++)
-			v |= (u64)b[8 * i + k] << (8 * k);
-		raw[i] = (s64)v;
-	}
+	for (i = 0; i < n; i++)
+		raw[i] = (s64)get_unaligned_le64(b + 8 * i);
 	free(b);
 	return raw;
 }

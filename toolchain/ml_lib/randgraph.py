@@ -23,10 +23,10 @@ import struct
 import numpy as np
 
 from .arith import M_MAX, quantize_multiplier
-from .blob import HEADER_LEN
+from .blob import HEADER_LEN, read_blob, write_blob
 from .ir import DTYPE_RANGE, OUTPUT_COPY, OUTPUT_DEQUANT, Graph, IOSpec, Op, Tensor, plan_arena
 from .reference.ops import OPS, Ctx
-from .validate import S32_MAX, acc_bound, validate
+from .validate import S32_MAX, GraphError, acc_bound, validate
 
 S64_MIN, S64_MAX = -(2**63), 2**63 - 1
 MAX_WIDTH = 512
@@ -612,3 +612,22 @@ def mutate_blob(blob: bytearray, graph: Graph, rng) -> None:
     v = struct.unpack_from("<i", blob, pos)[0]
     nv = int(rng.choice([v + 1, v - 1, 0, -1, 1, 62, 63, 127, -128, 2**31 - 1, -(2**31), 2 * v, 65536]))
     struct.pack_into("<i", blob, pos, max(-(2**31), min(2**31 - 1, nv)))
+
+
+def mutated_blobs(rng, n_graphs: int = 300, per_graph: int = 8):
+    """Yield (seed, graph, blob, verdict) for ``per_graph`` :func:`mutate_blob`
+    changes of the blob of each ``random_graph(0 .. n_graphs - 1)``; verdict is
+    the Graph the Python reader and validator accept, or their GraphError."""
+    for seed in range(n_graphs):
+        g = random_graph(seed)
+        clean = write_blob(g)
+        for _ in range(per_graph):
+            b = bytearray(clean)
+            mutate_blob(b, g, rng)
+            b = bytes(b)
+            try:
+                verdict = read_blob(b)
+                validate(verdict)
+            except GraphError as e:
+                verdict = e
+            yield seed, g, b, verdict
