@@ -6,8 +6,10 @@ The booted-kernel tests are in test_proxy_boot.py."""
 import errno
 import json
 import platform
+import shutil
 import subprocess
 import sys
+import types
 from pathlib import Path
 
 import numpy as np
@@ -20,60 +22,107 @@ from ml_lib.proxy.manifest import load_manifest, write_model_dir
 TOP = Path(__file__).resolve().parents[1]
 KDIR = next(iter(sorted(Path("/lib/modules").glob("*-amd64/build"))), None)
 
-C_LAYOUT = r"""
-#include <stdio.h>
-#include <stddef.h>
-#include <linux/ml_lib.h>
-#define S(t) printf(#t " %zu\n", sizeof(struct t))
-#define O(t, f) printf(#t "." #f " %zu\n", offsetof(struct t, f))
-int main(void)
-{
-	S(ml_lib_proxy_req); O(ml_lib_proxy_req, size); O(ml_lib_proxy_req, id);
-	O(ml_lib_proxy_req, model_id); O(ml_lib_proxy_req, n_in); O(ml_lib_proxy_req, in);
-	S(ml_lib_proxy_resp); O(ml_lib_proxy_resp, id); O(ml_lib_proxy_resp, n_out);
-	O(ml_lib_proxy_resp, out);
-	S(ml_lib_proxy_register); O(ml_lib_proxy_register, name);
-	S(ml_lib_proxy_record); O(ml_lib_proxy_record, feat);
-	S(ml_lib_proxy_dataset_read); O(ml_lib_proxy_dataset_read, buf);
-	O(ml_lib_proxy_dataset_read, n_records); O(ml_lib_proxy_dataset_read, dropped);
-	printf("IOC_REGISTER %lu\nIOC_DATASET_READ %lu\n",
-	       (unsigned long)ML_LIB_IOC_REGISTER, (unsigned long)ML_LIB_IOC_DATASET_READ);
-	printf("VERSION %d\nNAME_LEN %d\nMAX_IN %d\nMAX_OUT %d\n", ML_LIB_PROXY_VERSION,
-	       ML_LIB_PROXY_NAME_LEN, ML_LIB_PROXY_MAX_IN, ML_LIB_PROXY_MAX_OUT);
-	return 0;
-}
-"""
+LAYOUT_C = TOP / "tests" / "proxy_abi" / "layout.c"
+S390X_CC = ["clang", "--target=s390x-linux-gnu", "-static"]
+S390X_PACKAGES = "binutils-s390x-linux-gnu libgcc-12-dev-s390x-cross libc6-dev-s390x-cross qemu-user"
+
+
+def expected_layout(a, machine: str) -> dict[str, int]:
+    """What tests/proxy_abi/layout.c must print for the ABI mirror ``a`` on ``machine``."""
+    bits, write, read = a._ioc_layout(machine)
+
+    def ioc(direction, nr, size):
+        return (direction << (16 + bits)) | (size << 16) | (a.IOC_MAGIC << 8) | nr
+
+    return {
+        "ml_lib_proxy_req": a.REQ_HDR.size, "ml_lib_proxy_req.size": 4,
+        "ml_lib_proxy_req.id": 8, "ml_lib_proxy_req.model_id": 16, "ml_lib_proxy_req.n_in": 20,
+        "ml_lib_proxy_req.in": 24,
+        "ml_lib_proxy_resp": a.RESP_HDR.size, "ml_lib_proxy_resp.id": 8,
+        "ml_lib_proxy_resp.n_out": 20, "ml_lib_proxy_resp.out": 24,
+        "ml_lib_proxy_register": a.REGISTER.size, "ml_lib_proxy_register.name": 16,
+        "ml_lib_proxy_record": a.RECORD_HDR.size, "ml_lib_proxy_record.feat": 16,
+        "ml_lib_proxy_dataset_read": a.DATASET_READ.size, "ml_lib_proxy_dataset_read.buf": 8,
+        "ml_lib_proxy_dataset_read.n_records": 24, "ml_lib_proxy_dataset_read.dropped": 32,
+        "IOC_REGISTER": ioc(write, 1, a.REGISTER.size),
+        "IOC_DATASET_READ": ioc(read | write, 2, a.DATASET_READ.size),
+        "VERSION": a.VERSION, "NAME_LEN": a.NAME_LEN, "MAX_IN": a.MAX_IN, "MAX_OUT": a.MAX_OUT,
+    }
+
+
+def _key_values(text: str, conv=int) -> dict:
+    return {k: conv(v) for k, v in (line.rsplit(" ", 1) for line in text.splitlines())}
 
 
 @pytest.mark.parametrize("bits", ["-m64", "-m32"])
 def test_abi_matches_uapi_header(tmp_path, bits):
-    src = tmp_path / "layout.c"
-    src.write_text(C_LAYOUT)
     exe = tmp_path / "layout"
-    cc = subprocess.run(["gcc", bits, "-Wall", "-Werror", "-I", str(TOP / "include/uapi"),
-                         str(src), "-o", str(exe)], capture_output=True, text=True)
+    cc = subprocess.run(["gcc", bits, "-Wall", "-Wextra", "-Werror", "-I", str(TOP / "include/uapi"),
+                         str(LAYOUT_C), "-o", str(exe)], capture_output=True, text=True)
     # make setup installs gcc-multilib: a missing -m32 toolchain is a failure, not a skip
     assert cc.returncode == 0, cc.stderr
-    got = dict(line.rsplit(" ", 1) for line in subprocess.check_output([str(exe)], text=True).splitlines())
-    got = {k: int(v) for k, v in got.items()}
+    got = _key_values(subprocess.check_output([str(exe)], text=True))
     # the same layout on 32- and 64-bit user space: no compat code needed
-    assert got == {
-        "ml_lib_proxy_req": abi.REQ_HDR.size, "ml_lib_proxy_req.size": 4,
-        "ml_lib_proxy_req.id": 8, "ml_lib_proxy_req.model_id": 16, "ml_lib_proxy_req.n_in": 20,
-        "ml_lib_proxy_req.in": 24,
-        "ml_lib_proxy_resp": abi.RESP_HDR.size, "ml_lib_proxy_resp.id": 8,
-        "ml_lib_proxy_resp.n_out": 20, "ml_lib_proxy_resp.out": 24,
-        "ml_lib_proxy_register": abi.REGISTER.size, "ml_lib_proxy_register.name": 16,
-        "ml_lib_proxy_record": abi.RECORD_HDR.size, "ml_lib_proxy_record.feat": 16,
-        "ml_lib_proxy_dataset_read": abi.DATASET_READ.size, "ml_lib_proxy_dataset_read.buf": 8,
-        "ml_lib_proxy_dataset_read.n_records": 24, "ml_lib_proxy_dataset_read.dropped": 32,
-        "IOC_REGISTER": abi.IOC_REGISTER, "IOC_DATASET_READ": abi.IOC_DATASET_READ,
-        "VERSION": abi.VERSION, "NAME_LEN": abi.NAME_LEN, "MAX_IN": abi.MAX_IN,
-        "MAX_OUT": abi.MAX_OUT,
-    }
+    assert got == expected_layout(abi, platform.machine())
+    assert got["IOC_REGISTER"] == abi.IOC_REGISTER and got["IOC_DATASET_READ"] == abi.IOC_DATASET_READ
     if abi._ioc_layout(platform.machine()) == (14, 1, 2):
         # hand-computed: _IOW(0xb7, 1, 48 bytes), _IOWR(0xb7, 2, 40 bytes)
         assert abi.IOC_REGISTER == 0x4030B701 and abi.IOC_DATASET_READ == 0xC028B702
+
+
+def abi_in_byte_order(order: str):
+    """toolchain/ml_lib/proxy/abi.py as Python runs it on a CPU of byte order ``order``
+    ('>' or '<'): its native-order ("=") structs and dtypes become ``order``."""
+    path = Path(abi.__file__)
+    src = path.read_text()
+    assert src.count('"=') >= 10, "abi.py no longer spells its formats with a native '='"
+    mod = types.ModuleType(f"abi{order}")
+    exec(compile(src.replace('"=', f'"{order}'), str(path), "exec"), mod.__dict__)
+    return mod
+
+
+def test_abi_big_endian(tmp_path):
+    """The daemon's ABI code on a big-endian kernel: layout.c is built for s390x and run
+    under qemu-s390x, and abi.py, with its native order made big-endian as it would be
+    there, must pack and parse exactly the bytes the s390x C compiler lays out."""
+    missing = [t for t in ("clang", "s390x-linux-gnu-ld", "qemu-s390x") if shutil.which(t) is None]
+    if not Path("/usr/s390x-linux-gnu/lib/libc.a").exists():
+        missing.append("/usr/s390x-linux-gnu/lib/libc.a")
+    if missing:
+        pytest.fail(f"{', '.join(missing)} not found: run `make setup` as root (Debian packages "
+                    f"{S390X_PACKAGES})")
+    exe = tmp_path / "layout-s390x"
+    cc = subprocess.run([*S390X_CC, "-O2", "-Wall", "-Wextra", "-Werror", "-I",
+                         str(TOP / "include/uapi"), str(LAYOUT_C), "-o", str(exe)],
+                        capture_output=True, text=True)
+    assert cc.returncode == 0, cc.stderr
+    be = abi_in_byte_order(">")
+    layout = _key_values(subprocess.check_output(["qemu-s390x", str(exe)], text=True))
+    assert layout == expected_layout(be, "s390x")
+    got = _key_values(subprocess.check_output(["qemu-s390x", str(exe), "bytes"], text=True),
+                      bytes.fromhex)
+
+    x = np.array([-2, 0x1122334455667788, -2**63])
+    assert be.pack_request(0x0102030405060708, 0x0A0B0C0D, x) == got["req"]
+    # the host's (little-endian) bytes differ, so the comparisons here can fail
+    assert abi.pack_request(0x0102030405060708, 0x0A0B0C0D, x) != got["req"]
+    ((rid, mid, xs),) = be.parse_requests(got["req"])
+    assert (rid, mid, xs.tolist()) == (0x0102030405060708, 0x0A0B0C0D, x.tolist())
+    ids, xs = be.parse_batch(got["req"] * 3)[0x0A0B0C0D]    # the record-array path
+    assert ids.tolist() == [0x0102030405060708] * 3 and xs.tolist() == [x.tolist()] * 3
+    mixed = be.parse_batch(got["req"] + be.pack_request(9, 5, np.array([4])))  # one by one
+    assert {m: (i.tolist(), v.tolist()) for m, (i, v) in mixed.items()} == \
+        {0x0A0B0C0D: ([0x0102030405060708], [x.tolist()]), 5: ([9], [[4]])}
+
+    y = np.array([-1, 7, 0x12345678])
+    assert be.pack_response(0x8877665544332211, 0x01020304, y) == got["resp"]
+    assert be.pack_responses(np.array([0x8877665544332211] * 2, dtype=np.uint64), 0x01020304,
+                             np.stack([y, y])) == got["resp"] * 2
+    assert be.pack_register("be-model", 0x01020304, 2) == got["register"]
+    ((seq, feat),) = be.parse_records(got["record"], 1, len(got["record"]))
+    assert (seq, feat.tolist()) == (0x0102030405060708, [5, -0x0102030405060708])
+    assert be.DATASET_READ.unpack(got["dataset_read"]) == \
+        (1, 3, 0x1122334455667788, 4096, 7, 32, 0x100000002)
 
 
 @pytest.mark.parametrize("machine, blkbszset", [
