@@ -88,7 +88,7 @@ struct ml_lib_input_params {
 struct ml_lib_fc_params {
 	u32 n_in, n_out;
 	s32 lo, hi;
-	const s8 *w;		/* [n_out][n_in] */
+	const s8 *w;		/* row blocks: docs/blob-format.md, ops.h */
 	const s32 *bias;	/* [n_out] */
 	const s32 *mult;	/* [n_out] */
 	const u8 *shift;	/* [n_out] */
@@ -116,8 +116,8 @@ struct ml_lib_pool1d_params {
 struct ml_lib_eltwise_params {
 	u32 n;
 	s32 lo, hi;
-	s32 mult, shift;		/* rescale; leaky positive side */
-	s32 mult_b, shift_b;		/* add: B side; leaky negative side */
+	s32 mult, shift;		/* rescale; leaky >= 0 side; add: x side, shared shift */
+	s32 mult_b, shift_b;		/* add: mult_b for b; leaky < 0 side */
 	const s16 *table;		/* lut: 256 (S8 in) or 513 (S16 in) */
 };
 
@@ -258,20 +258,22 @@ enum ml_lib_mode {
 
 /**
  * struct ml_lib_proxy_config - how a proxy model is served
- * @n_in: raw s64 input features per request
- * @n_out: s32 outputs per answer
- * @timeout_us: longest wait for the daemon, in microseconds (> 0)
+ * @n_in: raw s64 input features per request, 1..%ML_LIB_PROXY_MAX_IN
+ * @n_out: s32 outputs per answer, 1..%ML_LIB_PROXY_MAX_OUT
+ * @timeout_us: longest wait for the daemon, in microseconds (1..60,000,000)
  * @mode: an &enum ml_lib_mode
  * @collab_percent: share of requests sent to the daemon in COLLABORATION
+ *                  (0..100)
  * @fallback: a registered in-kernel model (graph run by the engine) with
  *            the same @n_in and @n_out that answers when the daemon cannot;
  *            or NULL. The proxy holds a reference to it until detached
  * @fallback_out: the caller's default answer (@n_out values) used when
  *                @fallback is NULL; with both NULL, failures return an errno
- * @dataset_records: capacity of the dataset ring (0: no dataset)
- * @dataset_features: features per dataset record; the ring
- *                    (@dataset_records * @dataset_features * 8 bytes) is at
- *                    most 64 MiB
+ * @dataset_records: capacity of the dataset ring (0: no dataset; at most
+ *                   65,536)
+ * @dataset_features: features per dataset record (1..%ML_LIB_PROXY_MAX_IN
+ *                    with a ring); the ring (@dataset_records *
+ *                    @dataset_features * 8 bytes) is at most 64 MiB
  */
 struct ml_lib_proxy_config {
 	u32 n_in, n_out;

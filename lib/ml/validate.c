@@ -598,10 +598,10 @@ static bool ml_lib_covers(const struct ml_lib_graph *g, u16 code, u32 total)
  * reads was written by an earlier op (and not clobbered since), that no
  * op overwrites its own input except the element-wise ops allowed to run
  * in place, that INPUT and OUTPUT ops cover the caller's vectors, and
- * that the graph's work stays within ML_LIB_WORK_BUDGET (about 10 ms).
+ * that the graph's work stays within ML_LIB_WORK_BUDGET (at most about 12 ms).
  * ml_lib_run() relies on all of it.
  *
- * Context: Any context; does not sleep or allocate. Uses about 450 bytes
+ * Context: Any context; does not sleep or allocate. Uses about 490 bytes
  * of stack and time linear in the size of the graph's tables (quadratic
  * only in the number of ops and tensors, both at most 1024); the arrays
  * it scans are bounded by the work budget, which is checked first.
