@@ -32,12 +32,12 @@ import numpy as np
 import pytest
 
 from ml_lib import cengine
-from ml_lib.blob import write_blob
+from ml_lib.blob import read_blob, write_blob
 from ml_lib.codegen import generate
 from ml_lib.ir import OP_SPECS, Graph, IOSpec, Op, Tensor
 from ml_lib.randgraph import REQUIRED_TAGS, corner_tags, mutated_blobs, random_case, random_inputs
 from ml_lib.reference import run
-from ml_lib.validate import GraphError
+from ml_lib.validate import GraphError, validate
 
 TOP = Path(__file__).resolve().parents[1]
 CC = ["clang", "--target=s390x-linux-gnu"]
@@ -161,6 +161,21 @@ def test_hand_computed_model(runner):
     assert run(g, raw).tolist() == [[90, -274]]
     (got,) = run_be(runner, [(blob_request(write_blob(g), raw), 1, 2)])
     assert isinstance(got, np.ndarray) and got.tolist() == [[90, -274]], got
+
+
+def test_arrays_sharing_bytes_are_refused(runner):
+    """INPUT's s32 mult pointed at its s64 off: read little-endian, mult[0..1] are off[0]'s
+    two halves, but a big-endian loader that converted both in place would end with one
+    order or the other. Both loaders refuse arrays that share bytes (-ERANGE) instead."""
+    b = bytearray(write_blob(_hand_graph()))
+    n_t = struct.unpack_from("<I", b, 16)[0]
+    rec = 80 + 16 * n_t                                   # op 0, INPUT
+    struct.pack_into("<I", b, rec + 48 + 8, struct.unpack_from("<I", b, rec + 48)[0])
+    with pytest.raises(GraphError) as e:
+        validate(read_blob(bytes(b)))
+    assert e.value.errno == errno.ERANGE
+    (got,) = run_be(runner, [(blob_request(bytes(b), np.zeros((1, 2), np.int64)), 1, 2)])
+    assert got == errno.ERANGE, got
 
 
 def test_random_models_blob_path(runner):

@@ -161,6 +161,39 @@ def test_array_misaligned(lib, blob):
     expect(lib, blob, "ERANGE")
 
 
+@pytest.mark.parametrize("op, k, onto", [
+    (1, 2, (1, 1)),     # FC mult shares FC bias (same size and length)
+    (1, 1, (0, 0)),     # FC bias (s32) inside INPUT's off (s64): bytes two sizes would share
+    (1, 3, (1, 2)),     # FC shift (u8) inside FC mult (s32)
+    (0, 1, (0, 0)),     # INPUT pre inside its own off
+])
+def test_arrays_overlap(lib, blob, op, k, onto):
+    """Arrays may not share bytes (docs/blob-format.md): a shared array made one blob of
+    a few MiB cost seconds of conversion per reference, and bytes read as two element
+    sizes convert differently on a big-endian CPU."""
+    struct.pack_into("<I", blob, op_at(blob, op) + 48 + 4 * k, d_of(blob, *onto))
+    expect(lib, blob, "ERANGE")
+
+
+def test_arrays_out_of_order(lib, blob):
+    """Disjoint but not in op and slot order: the loader checks order, not overlap, so
+    that the check is one comparison per array."""
+    bias, mult = d_of(blob, 1, 1), d_of(blob, 1, 2)
+    struct.pack_into("<II", blob, op_at(blob, 1) + 48 + 4, mult, bias)   # swap, both s32[3]
+    expect(lib, blob, "ERANGE")
+
+
+def test_arrays_with_gaps(lib, blob):
+    """A gap between arrays is allowed: move FC's shift (u8[3], the last array) up by 4,
+    into its padding."""
+    d = d_of(blob, 1, 3)
+    assert d + 4 + 3 <= len(blob) - data_off(blob)
+    at = data_off(blob) + d
+    blob[at + 4:at + 7] = blob[at:at + 3]
+    struct.pack_into("<I", blob, op_at(blob, 1) + 48 + 12, d + 4)
+    expect(lib, blob, None)
+
+
 def test_tensor_outside_arena(lib, blob):
     arena = struct.unpack_from("<I", blob, 32)[0]
     struct.pack_into("<I", blob, tensor_at(1), arena - 2)  # 3 bytes at arena - 2

@@ -197,9 +197,9 @@ static s64 ml_lib_blob_array_len(const struct ml_lib_blob_op *o, u32 k, u32 lut_
 /*
  * Arrays are stored little-endian: convert @n elements of @esize bytes
  * from the blob (@src) into the graph's copy (@dst, aligned to @esize).
- * On a little-endian CPU this copies the same bytes again. It reads @src,
- * never @dst, so an array that several ops share converts to the same
- * values each time.
+ * On a little-endian CPU this copies the same bytes again. Arrays do not
+ * overlap (ml_lib_blob_resolve()), so each byte is converted at most once
+ * and means the same on every CPU.
  */
 static void ml_lib_blob_array_to_cpu(u8 *dst, const u8 *src, u32 esize, s64 n)
 {
@@ -219,10 +219,18 @@ static void ml_lib_blob_array_to_cpu(u8 *dst, const u8 *src, u32 esize, s64 n)
  * Check the op's data references, convert the arrays to CPU byte order and
  * turn them into pointers into @data, the graph's copy of the blob's data
  * section @src. @ptr[k] is left NULL for unused arrays.
+ *
+ * Each array must start at or after the end of the one before it, in op
+ * and slot order (@next: that end), as write_blob() lays them out. Shared
+ * or overlapping arrays would let a blob of a few MiB make the loader
+ * convert the whole data section once per reference (tens of seconds
+ * before the work budget is checked), and bytes that two arrays of
+ * different element sizes share would convert differently on big-endian
+ * CPUs than the little-endian reference reads them.
  */
 static int ml_lib_blob_resolve(const struct ml_lib_blob_op *o, const struct ml_lib_blob_hdr *h,
 			       const struct ml_lib_tensor *tensors, const u8 *src, u8 *data,
-			       const void *ptr[ML_LIB_BLOB_N_D])
+			       u64 *next, const void *ptr[ML_LIB_BLOB_N_D])
 {
 	const struct ml_lib_blob_opdesc *desc = &ml_lib_blob_ops[o->code];
 	u32 k, lut_len = 0;
@@ -244,8 +252,10 @@ static int ml_lib_blob_resolve(const struct ml_lib_blob_op *o, const struct ml_l
 			return -EINVAL;
 		/* n * esize < 2^29: no overflow */
 		if (o->d[k] == ML_LIB_BLOB_NO_DATA || o->d[k] % desc->esize[k] ||
-		    (u64)o->d[k] + (u64)n * desc->esize[k] > h->data_len)
+		    (u64)o->d[k] + (u64)n * desc->esize[k] > h->data_len ||
+		    o->d[k] < *next)
 			return -ERANGE;
+		*next = (u64)o->d[k] + (u64)n * desc->esize[k];
 		if (desc->esize[k] > 1)
 			ml_lib_blob_array_to_cpu(data + o->d[k], src + o->d[k],
 						 desc->esize[k], n);
@@ -381,6 +391,7 @@ static int ml_lib_blob_fill(struct ml_lib_graph *g, const u8 *b, const struct ml
 	const u8 *rec = b + ML_LIB_BLOB_HDR_LEN;
 	const u8 *src = b + h->data_off;
 	u8 *data = mem + l->data;
+	u64 next = 0;
 	u32 i;
 	int ret;
 
@@ -395,7 +406,7 @@ static int ml_lib_blob_fill(struct ml_lib_graph *g, const u8 *b, const struct ml
 
 		ret = ml_lib_blob_read_op(rec, &o);
 		if (!ret)
-			ret = ml_lib_blob_resolve(&o, h, tensors, src, data, ptr);
+			ret = ml_lib_blob_resolve(&o, h, tensors, src, data, &next, ptr);
 		if (ret)
 			return ret;
 		ml_lib_blob_fill_op(&ops[i], &o, ptr);

@@ -462,6 +462,7 @@ static const struct ml_blob_case blob_cases[] = {
 	{ "tensor outside the arena", BLOB_TREC + 16, 16, 4, -ERANGE },
 	{ "bias array outside the data section", OP_D(1, 1), BLOB_DATA_LEN, 4, -ERANGE },
 	{ "bias array misaligned", OP_D(1, 1), 37, 4, -ERANGE },
+	{ "fc mult shares the input's mult bytes", OP_D(1, 2), 20, 4, -ERANGE },
 	{ "unknown op code", OPF(2, 0), 99, 2, -EOPNOTSUPP },
 	{ "tensor index out of range", OPF(1, 2), 7, 2, -EINVAL },
 	{ "op reads a tensor not yet written", OPF(1, 2), 1, 2, -EINVAL },

@@ -217,6 +217,7 @@ def read_blob(data: bytes) -> Graph:
         tensors.append(Tensor(f"t{i}", _DTYPE_BY_CODE[dt], (ln,), zero_point=zp, offset=off))
 
     section = data[data_off:]
+    next_free = 0   # arrays in op and slot order, none overlapping (ml_lib_blob_resolve())
     g = Graph(name.decode("ascii"), tensors, [], [IOSpec("x", 0, (n_in,))],
               [IOSpec("y", 0, (n_out,))], arena_bytes=arena)
     for i in range(n_o):
@@ -246,6 +247,10 @@ def read_blob(data: bytes) -> Graph:
             if d == NO_ARRAY or d % item or d + length * item > data_len:
                 raise GraphError("ERANGE", f"op {i} ({spec.name}): array '{a.name}' at {d:#x} "
                                            f"({length} x {item} bytes) is outside the data section or misaligned")
+            if d < next_free:
+                raise GraphError("ERANGE", f"op {i} ({spec.name}): array '{a.name}' at {d:#x} starts "
+                                           f"before the end of the previous array ({next_free:#x})")
+            next_free = d + length * item
             arr = np.frombuffer(section, dtype=np.dtype(a.dtype).newbyteorder("<"),
                                 count=length, offset=d).astype(a.dtype)
             if spec.name == "fc" and a.name == "w" and op.params["n_out"] > 0 and op.params["n_in"] > 0:
