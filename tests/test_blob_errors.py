@@ -194,6 +194,16 @@ def test_arrays_with_gaps(lib, blob):
     expect(lib, blob, None)
 
 
+def test_blob_length_limit(lib, blob):
+    """At most 64 MiB (ML_LIB_MAX_BLOB_LEN): the data section padded with unused bytes
+    to exactly the limit is accepted, 8 bytes more is -E2BIG, before any allocation."""
+    for total, want in ((64 << 20, None), ((64 << 20) + 8, "E2BIG")):
+        b = blob + bytes(total - len(blob))
+        struct.pack_into("<I", b, 12, total)
+        struct.pack_into("<I", b, 40, total - data_off(b))
+        expect(lib, b, want)
+
+
 def test_tensor_outside_arena(lib, blob):
     arena = struct.unpack_from("<I", blob, 32)[0]
     struct.pack_into("<I", blob, tensor_at(1), arena - 2)  # 3 bytes at arena - 2

@@ -56,6 +56,12 @@ enum ml_lib_opcode {
 #define ML_LIB_MAX_IO		65536
 #define ML_LIB_MAX_DIM		65535
 #define ML_LIB_NAME_LEN		32
+/*
+ * Longest blob ml_lib_blob_parse() takes. A graph within the work budget
+ * needs at most about 22 MiB: 10/9 byte of arrays per work unit (FC with
+ * n_in = 1) plus 1024 softmax tables of 4 KiB.
+ */
+#define ML_LIB_MAX_BLOB_LEN	(64U * 1024U * 1024U)
 
 /**
  * struct ml_lib_tensor - one activation buffer in the scratch arena

@@ -115,7 +115,7 @@ static int ml_lib_blob_read_hdr(const u8 *b, size_t len, struct ml_lib_blob_hdr 
 	if (!h->n_tensors || !h->n_ops || !h->n_in || !h->n_out || !h->arena_bytes ||
 	    h->n_tensors > ML_LIB_MAX_TENSORS || h->n_ops > ML_LIB_MAX_OPS ||
 	    h->n_in > ML_LIB_MAX_IO || h->n_out > ML_LIB_MAX_IO ||
-	    h->arena_bytes > ML_LIB_MAX_ARENA)
+	    h->arena_bytes > ML_LIB_MAX_ARENA || len > ML_LIB_MAX_BLOB_LEN)
 		return -E2BIG;
 	records = ML_LIB_BLOB_HDR_LEN + (u64)ML_LIB_BLOB_TENSOR_LEN * h->n_tensors +
 		  (u64)ML_LIB_BLOB_OP_LEN * h->n_ops;

@@ -80,8 +80,8 @@ struct ml_lib_scratch {
 	void *mem;	/* one allocation holding all the arenas */
 };
 
-/* Bytes of blob the debugfs load file accepts. */
-#define ML_LIB_MAX_BLOB		SZ_64M
+/* Bytes of blob the debugfs load file accepts: all ml_lib_blob_parse() would. */
+#define ML_LIB_MAX_BLOB		ML_LIB_MAX_BLOB_LEN
 /* Bytes of input one write to an infer file may carry, and of output. */
 #define ML_LIB_MAX_INFER_IN	SZ_1M
 #define ML_LIB_MAX_INFER_OUT	SZ_4M

@@ -11,8 +11,8 @@ import struct
 
 import numpy as np
 
-from .ir import (DTYPE_CODES, DTYPE_SIZE, MAX_ARENA, MAX_IO, MAX_OPS, MAX_TENSORS, NAME_LEN,
-                 NO_TENSOR, OP_BY_CODE, Graph, IOSpec, Op, Tensor, plan_arena)
+from .ir import (DTYPE_CODES, DTYPE_SIZE, MAX_ARENA, MAX_BLOB_LEN, MAX_IO, MAX_OPS, MAX_TENSORS,
+                 NAME_LEN, NO_TENSOR, OP_BY_CODE, Graph, IOSpec, Op, Tensor, plan_arena)
 from .validate import GraphError
 
 MAGIC = b"MLLB"
@@ -155,6 +155,9 @@ def write_blob(graph: Graph) -> bytes:
     data += b"\0" * (_align8(len(data)) - len(data))
 
     total = data_off + len(data)
+    if total > MAX_BLOB_LEN:
+        raise GraphError("E2BIG", f"blob would be {total} bytes, more than the {MAX_BLOB_LEN} "
+                                  f"the loader takes")
     header = _HEADER.pack(MAGIC, VERSION_MAJOR, VERSION_MINOR, HEADER_LEN, total, n_t, n_o,
                           g.n_in, g.n_out, g.arena_bytes, data_off, len(data), 0, name)
     body = header + tensor_recs + b"".join(op_recs)
@@ -189,9 +192,9 @@ def read_blob(data: bytes) -> Graph:
         raise GraphError("EMSGSIZE", f"total_len {total}, data_off {data_off}, data_len {data_len} "
                                      f"disagree with the blob length {len(data)}")
     if not (1 <= n_t <= MAX_TENSORS and 1 <= n_o <= MAX_OPS and 1 <= n_in <= MAX_IO
-            and 1 <= n_out <= MAX_IO and 1 <= arena <= MAX_ARENA):
+            and 1 <= n_out <= MAX_IO and 1 <= arena <= MAX_ARENA and total <= MAX_BLOB_LEN):
         raise GraphError("E2BIG", f"counts out of limits: {n_t} tensors, {n_o} ops, n_in {n_in}, "
-                                  f"n_out {n_out}, arena {arena} bytes")
+                                  f"n_out {n_out}, arena {arena} bytes, {total} bytes long")
     want_off = _align8(HEADER_LEN + TENSOR_REC_LEN * n_t + OP_REC_LEN * n_o)
     if data_off != want_off:
         raise GraphError("EMSGSIZE", f"data_off {data_off} (want {want_off})")
