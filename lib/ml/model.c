@@ -166,34 +166,28 @@ static void ml_lib_debugfs_add(struct ml_lib_model *m);
 /* Registers @m; with @get, also takes a reference for the caller. */
 static int ml_lib_register(struct ml_lib_model *m, bool get)
 {
-	int ret;
+	int ret = 0;
 
 	if (!m || !ml_lib_name_ok(m->name) || (!m->graph && !m->proxy))
 		return -EINVAL;
 	/*
-	 * Before any field of @m is touched: registering a model (or a name)
-	 * that is already registered must not reset the live one's reference
-	 * count or scratch arenas.
+	 * Checked before any field of @m is touched: registering a model (or a
+	 * name) that is already registered must not reset the live one's
+	 * reference count or scratch arenas. All of it under the lock, so two
+	 * racing registrations of one @m cannot both pass the check. The
+	 * validation it covers is bounded by the work budget (milliseconds).
 	 */
 	mutex_lock(&ml_lib_lock);
-	ret = kref_read(&m->ref) || ml_lib_find_locked(m->name) ? -EEXIST : 0;
-	mutex_unlock(&ml_lib_lock);
-	if (ret)
-		return ret;
+	if (kref_read(&m->ref) || ml_lib_find_locked(m->name)) {
+		ret = -EEXIST;
+		goto out;
+	}
 	if (m->graph) {
 		ret = ml_lib_graph_validate(m->graph);
+		if (!ret)
+			ret = ml_lib_alloc_scratch(m);
 		if (ret)
-			return ret;
-		ret = ml_lib_alloc_scratch(m);
-		if (ret)
-			return ret;
-	}
-	mutex_lock(&ml_lib_lock);
-	/* another model of this name may have been registered meanwhile */
-	if (ml_lib_find_locked(m->name)) {
-		mutex_unlock(&ml_lib_lock);
-		ml_lib_free_scratch(m);
-		return -EEXIST;
+			goto out;
 	}
 	/* only now: a failed registration leaves the count at zero */
 	kref_init(&m->ref);
@@ -201,8 +195,9 @@ static int ml_lib_register(struct ml_lib_model *m, bool get)
 		kref_get(&m->ref);
 	list_add_tail(&m->list, &ml_lib_models);
 	ml_lib_debugfs_add(m);
+out:
 	mutex_unlock(&ml_lib_lock);
-	return 0;
+	return ret;
 }
 
 /**
