@@ -318,3 +318,139 @@ def test_work_budget(tmp_path):
     # INPUT 16 * 4096 + FC 16 * (4096 + 8) + OUTPUT 8 * 16 = 131,328 = 0.78 % of 2^24
     assert mm.manifest(tmp_path / "o16")["sizes"]["work_units"] == 16 * 4096 + 16 * 4104 + 8 * 16
     assert "work 131328 units, 0.78% of the 2^24" in so, so
+
+
+# ---------------------------------------------------------------- model frontends
+
+def _agrees_with_float(out: Path, model, x: np.ndarray, tmp: Path, min_agree=0.97):
+    """Decisions of `mlrun --engine python` vs the float model on the rows; python == C."""
+    ref = mm.float_out(model, x)
+    y = mm.mlrun_out(out, x, "python", False, tmp)
+    agree = np.mean(y.argmax(-1) == ref.argmax(-1))
+    assert agree >= min_agree, f"argmax agreement {agree:.3f}"
+    a = mm.mlrun_out(out, x, "python", True, tmp)
+    b = mm.mlrun_out(out, x, "c", True, tmp)
+    assert a.dtype == np.int32 and np.array_equal(a, b)
+
+
+def test_skl2onnx_string_labels(tmp_path):
+    """A classifier trained on string labels: the labels reach the manifest as strings."""
+    from skl2onnx import to_onnx
+    from sklearn.neural_network import MLPClassifier
+    from sklearn.pipeline import make_pipeline
+    from sklearn.preprocessing import StandardScaler
+    x, y = mm.blobs(600, 0)
+    names = np.array(["fast", "slow", "stuck"])[y]
+    clf = make_pipeline(StandardScaler(), MLPClassifier((16,), max_iter=300, random_state=0))
+    clf.fit(x, names)
+    f = tmp_path / "skl_str.onnx"
+    f.write_bytes(to_onnx(clf, x[:1]).SerializeToString())
+    np.save(tmp_path / "calib.npy", x)
+    out = mm.export_ok(tmp_path, f, tmp_path / "calib.npy")
+    man = mm.manifest(out)
+    assert man["classes"] == ["fast", "slow", "stuck"]
+    assert man["outputs"] == ["label", "probability"]
+    got = mm.mlrun_out(out, x, "python", False, tmp_path)
+    labels = np.array(man["classes"])[got["label"].ravel()]
+    assert np.mean(labels == clf.predict(x)) >= 0.97
+
+
+def test_pickled_model_with_two_inputs(files, tmp_path):
+    torch.save(mm.TwoInputs().eval(), tmp_path / "twoin.pt")
+    msg = _err([tmp_path / "twoin.pt", "--calib", files / "calib.npy", "-o", tmp_path / "o"])
+    assert "takes 2 tensor inputs (x, y); ml_lib models take exactly one" in msg
+    # the same from TorchScript (the schema says so before any conversion)
+    torch.jit.save(torch.jit.script(mm.TwoInputs().eval()), tmp_path / "twoin_ts.pt")
+    msg = _err([tmp_path / "twoin_ts.pt", "--calib", files / "calib.npy", "-o", tmp_path / "o"])
+    assert "takes 2 tensor inputs (x, y); ml_lib models take exactly one" in msg
+    # a TypeError raised inside a one-input forward is a bug, not bad input: not hidden
+    torch.save(mm.InnerTypeError().eval(), tmp_path / "inner.pt")
+    with pytest.raises(TypeError):
+        mm.run_export([tmp_path / "inner.pt", "--calib", files / "calib.npy", "-o", tmp_path / "o"])
+
+
+def test_damaged_torchscript_archive(files, tmp_path):
+    import zipfile
+    ok = torch.load(files / "ok.pt", weights_only=False)
+    torch.jit.save(torch.jit.trace(ok, torch.zeros(2, 4)), tmp_path / "ts.pt")
+    with zipfile.ZipFile(tmp_path / "ts.pt") as zi, \
+            zipfile.ZipFile(tmp_path / "ts_broken.pt", "w") as zo:
+        for n in zi.namelist():
+            if not n.endswith("data.pkl"):
+                zo.writestr(n, zi.read(n))
+    msg = _err([tmp_path / "ts_broken.pt", "--calib", files / "calib.npy", "-o", tmp_path / "o"])
+    assert "ts_broken.pt: not a TorchScript model torch can load" in msg
+    assert "data.pkl" in msg and "damaged or incomplete" in msg
+
+
+@pytest.mark.parametrize("kind", ["bn", "rsub", "conv"])
+def test_negative_input_scale_folded(kind, tmp_path):
+    """A negative input-normalisation scale (BatchNorm first with gamma < 0, or c - x)
+    goes into the first layer's weights: exported, and it agrees with the float model."""
+    if kind == "conv":
+        x, y = mm.sequences(600, 0)
+        model = mm.train(mm.BNFirstConv(), x, y, steps=200)
+        model = mm.negate_bn_channels(model, model.bn, model.conv, [1])
+    else:
+        x, y = mm.blobs(800, 0)
+        if kind == "bn":
+            model = mm.train(mm.BNFirstMLP(), x, y)
+            model = mm.negate_bn_channels(model, model.bn, model.fc1, [2, 5])
+        else:
+            model = mm.train(mm.ReversedInput(x), x, y)
+    assert kind == "rsub" or (model.bn.weight < 0).any()
+    torch.save(model, tmp_path / "m.pt")
+    np.save(tmp_path / "calib.npy", x)
+    out = mm.export_ok(tmp_path, tmp_path / "m.pt", tmp_path / "calib.npy")
+    assert mm.manifest(out)["ops"][0]["kind"] == "input"
+    _agrees_with_float(out, model, x, tmp_path)
+
+
+def test_negative_input_scale_refused(files, tmp_path):
+    """relu(c - x): the negated input reaches a ReLU; the message names the features."""
+    torch.save(mm.NegReluFirst().eval(), tmp_path / "neg.pt")
+    msg = _err([tmp_path / "neg.pt", "--calib", files / "calib.npy", "-o", tmp_path / "o",
+                "--features", "rate,size,lat,depth"])
+    assert "input features 0 ('rate'), 1 ('size'), 2 ('lat'), 3 ('depth')" in msg
+    assert "negative scale" in msg and "feeds relu" in msg and "negate the feature" in msg
+
+
+@pytest.mark.parametrize("fmt", ["pickle", "onnx"])
+def test_conv1d_padding_same(fmt, tmp_path):
+    x, y = mm.sequences(600, 0)
+    model = mm.train(mm.SamePadConv(k=5), x, y, steps=150)
+    f = tmp_path / ("m.pt" if fmt == "pickle" else "m.onnx")
+    if fmt == "pickle":
+        torch.save(model, f)
+    else:  # written with auto_pad SAME_UPPER
+        torch.onnx.export(model, (torch.tensor(x[:4]),), f, dynamo=False)
+    np.save(tmp_path / "calib.npy", x)
+    out = mm.export_ok(tmp_path, f, tmp_path / "calib.npy")
+    assert "conv1d" in [o["kind"] for o in mm.manifest(out)["ops"]]
+    _agrees_with_float(out, model, x, tmp_path)
+
+
+def test_conv1d_padding_same_asymmetric(tmp_path):
+    """An even kernel pads one more on the right: refused with what to do."""
+    x, _ = mm.sequences(40, 0)
+    torch.save(mm.SamePadConv(k=4).eval(), tmp_path / "m.pt")
+    np.save(tmp_path / "calib.npy", x)
+    msg = _err([tmp_path / "m.pt", "--calib", tmp_path / "calib.npy", "-o", tmp_path / "o"])
+    assert "conv1d padding='same' with dilation*(kernel-1) = 3, odd" in msg
+    assert "use an odd kernel size or an integer padding" in msg and "conv (Conv1d" in msg
+
+
+def test_onnx_missing_external_data(files, tmp_path):
+    ok = torch.load(files / "ok.pt", weights_only=False)
+    torch.onnx.export(ok, (torch.zeros(2, 4),), tmp_path / "m.onnx", dynamo=False)
+    m = onnx.load(tmp_path / "m.onnx")
+    onnx.save(m, tmp_path / "ext.onnx", save_as_external_data=True, location="ext.weights",
+              size_threshold=0)
+    assert (tmp_path / "ext.weights").exists()
+    rc, _, se = mm.run_export([tmp_path / "ext.onnx", "--calib", files / "calib.npy",
+                               "-o", tmp_path / "o1", "-q"])
+    assert rc == 0, se
+    (tmp_path / "ext.weights").unlink()
+    msg = _err([tmp_path / "ext.onnx", "--calib", files / "calib.npy", "-o", tmp_path / "o2"])
+    assert f"external data file {tmp_path / 'ext.weights'}, which does not exist" in msg
+    assert "not an ONNX model" not in msg

@@ -45,7 +45,7 @@ def detect_format(path: str) -> str:
 def _looks_like_onnx(path: str) -> bool:
     import onnx
     try:
-        m = onnx.load(path)
+        m = onnx.load(path, load_external_data=False)  # its weights are not needed here
     except Exception:
         return False
     return len(m.graph.node) > 0

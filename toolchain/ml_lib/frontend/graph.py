@@ -274,6 +274,73 @@ def normalize_input(g: FloatGraph, x: np.ndarray) -> bool:
     return True
 
 
+def _feature_list(idx, names: list[str] | None, conv_len: int = 0) -> str:
+    """'input feature 2 ('rate')' / 'input features 2 ('a'), 5 ('b')' for messages."""
+    parts = []
+    for i in idx[:4]:
+        i = int(i)
+        nm = names[i] if names is not None and i < len(names) else f"x{i}"
+        where = f" (channel {i // conv_len})" if conv_len else ""
+        parts.append(f"{i} ('{nm}'){where}")
+    more = f" and {len(idx) - 4} more" if len(idx) > 4 else ""
+    return f"input feature{'s' if len(idx) > 1 else ''} {', '.join(parts)}{more}"
+
+
+def fold_input_sign(g: FloatGraph, feature_names: list[str] | None = None) -> bool:
+    """Move a negative input-normalisation scale into the first layers' weights.
+
+    The integer INPUT op's multiplier is non-negative: it cannot compute
+    f = a*x + c with a < 0 (a BatchNorm first with a negative weight, or
+    c - x).  When every reader of the normalised input is linear in it
+    (Linear, or Conv1d: zero padding is unchanged by a sign), the INPUT op
+    computes -f instead and the readers' weights for that feature (column,
+    or input channel) are negated: the float model computes the same
+    function.  Any other reader (an activation, a pool, an output) sees f
+    itself: then this is a UserError naming the features.  Returns whether
+    it changed the graph.
+    """
+    if g.in_scale is None:
+        return False
+    a = np.broadcast_to(np.asarray(g.in_scale, np.float64), g.input_shape)
+    c = np.broadcast_to(np.asarray(g.in_bias, np.float64), g.input_shape)
+    neg = a < 0
+    if not neg.any():
+        return False
+    conv = len(g.input_shape) == 2
+    users = g.users(g.input_name)
+    bad = None
+    if g.input_name in g.outputs:
+        bad = "the normalised input is itself a model output"
+    for u in users:
+        if bad is None and not ((u.kind == "linear" and len(g.input_shape) == 1) or
+                                (u.kind == "conv1d" and conv)):
+            bad = f"the normalised input feeds {u.kind} at {u.source} directly"
+    sign = np.where(neg, -1.0, 1.0)
+    if bad is None and conv:
+        # a conv weight column serves a whole input channel: one sign per channel
+        pos = a > 0
+        mixed = np.flatnonzero(neg.any(axis=1) & pos.any(axis=1))
+        if mixed.size:
+            bad = (f"input channel {int(mixed[0])} has both negative and positive scales, "
+                   "and a Conv1d weight serves a whole channel")
+        sign = np.where(neg.any(axis=1), -1.0, 1.0)[:, None] * np.ones(g.input_shape)
+    if bad is not None:
+        which = _feature_list(np.flatnonzero(neg.ravel()), feature_names,
+                              g.input_shape[1] if conv else 0)
+        raise UserError(f"{which}: the model's input normalisation has a negative scale "
+                        "(e.g. a BatchNorm weight < 0 or c - x), which the integer INPUT op "
+                        f"cannot express, and {bad}, so the sign cannot be moved into a layer's "
+                        "weights; negate the feature in the data instead (and train on that), "
+                        "or make a Linear/Conv1d layer read the input first")
+    for u in users:
+        w = np.asarray(u.attrs["w"], np.float64)
+        col = sign[:, 0] if conv else sign
+        u.attrs["w"] = w * col.reshape((1, -1) + (1,) * (w.ndim - 2))
+    g.in_scale = a * sign
+    g.in_bias = c * sign
+    return True
+
+
 def _fold_input_shift(g: FloatGraph, delta: np.ndarray) -> bool:
     """Add a constant input shift ``delta`` into the layers that read the input.
 

@@ -9,6 +9,8 @@ an integer argmax output whose class labels are recorded in the manifest.
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import onnx
 from onnx import numpy_helper, shape_inference
@@ -25,11 +27,50 @@ def _attrs(node) -> dict:
     return {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
 
 
+def _external_files(m: onnx.ModelProto) -> list[str]:
+    """The external data files (locations as recorded) the model's tensors name."""
+    from onnx.external_data_helper import ExternalDataInfo, uses_external_data
+
+    def tensors(g):
+        yield from g.initializer
+        for n in g.node:
+            for at in n.attribute:
+                if at.HasField("t"):
+                    yield at.t
+                yield from at.tensors
+                if at.HasField("g"):
+                    yield from tensors(at.g)
+                for sub in at.graphs:
+                    yield from tensors(sub)
+    locs = []
+    for t in tensors(m.graph):
+        if uses_external_data(t):
+            loc = ExternalDataInfo(t).location
+            if loc not in locs:
+                locs.append(loc)
+    return locs
+
+
 def load_model(path: str) -> onnx.ModelProto:
     try:
-        m = onnx.load(path)
+        m = onnx.load(path, load_external_data=False)
     except Exception as e:
         raise UserError(f"{path}: not an ONNX model ({type(e).__name__})") from e
+    locs = _external_files(m)
+    if locs:
+        base = os.path.dirname(path)
+        for loc in locs:
+            full = os.path.join(base, loc)
+            if not os.path.isfile(full):
+                raise UserError(f"{path}: its weights are stored in the external data file "
+                                f"{full}, which does not exist; keep the file '{loc}' next to "
+                                "the .onnx file")
+        try:
+            onnx.load_external_data_for_model(m, base)
+        except Exception as e:
+            first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+            raise UserError(f"{path}: cannot read its external data "
+                            f"({', '.join(locs)}): {type(e).__name__}: {first}") from e
     if not m.graph.node:
         raise UserError(f"{path}: not an ONNX model (no graph nodes)")
     try:
@@ -37,6 +78,16 @@ def load_model(path: str) -> onnx.ModelProto:
     except Exception as e:
         raise UserError(f"{path}: ONNX shape inference failed: {e}") from e
     return m
+
+
+def _class_label(x):
+    """One skl2onnx class label as a JSON value: str labels (onnx gives str or
+    bytes, in an object array) stay strings, numeric ones become int/float."""
+    if isinstance(x, bytes):
+        return x.decode("utf-8", errors="replace")
+    if isinstance(x, str):
+        return x
+    return x.item() if hasattr(x, "item") else x
 
 
 def _strip_postprocessing(m, producer, consts, meta):
@@ -58,8 +109,7 @@ def _strip_postprocessing(m, producer, consts, meta):
                 name = name.replace("output_", "") or name
             elif n.op_type == "ArrayFeatureExtractor" and n.input[0] in consts:
                 classes = consts[n.input[0]]
-                meta["classes"] = [x.decode() if isinstance(x, bytes) else x.item()
-                                   for x in np.asarray(classes).ravel()]
+                meta["classes"] = [_class_label(x) for x in np.asarray(classes).ravel()]
                 v = n.input[1]
                 name = name.replace("output_", "") or name
             else:
@@ -173,15 +223,34 @@ def to_graph(m: onnx.ModelProto, sample: np.ndarray) -> FloatGraph:
                 raise unsupported("Conv with non-constant weights", where)
             if w.ndim != 3:
                 raise unsupported(f"Conv with {w.ndim - 2}-D kernel (only 1-D)", where)
-            pads = a.get("pads", [0, 0])
-            if a.get("group", 1) != 1 or pads[0] != pads[-1] or \
-                    a.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET"):
-                raise unsupported("Conv with groups, asymmetric or auto padding", where)
+            if a.get("group", 1) != 1:
+                raise unsupported(f"Conv with groups ({a['group']})", where)
+            stride = int(a.get("strides", [1])[0])
+            dil = int(a.get("dilations", [1])[0])
+            auto = a.get("auto_pad", b"NOTSET")
+            auto = auto.decode() if isinstance(auto, bytes) else str(auto)
+            if auto in ("SAME_UPPER", "SAME_LOWER"):
+                # stride 1: dil*(k-1) in total, split evenly when it is even
+                total = dil * (w.shape[2] - 1)
+                if stride != 1 or total % 2:
+                    raise unsupported(f"Conv with auto_pad {auto} and stride {stride}, "
+                                      f"dilation*(kernel-1) = {total} (only stride 1 and an "
+                                      "even total, i.e. symmetric padding; use explicit "
+                                      "symmetric pads)", where)
+                pads = [total // 2, total // 2]
+            elif auto == "VALID":
+                pads = [0, 0]
+            elif auto == "NOTSET":
+                pads = a.get("pads", [0, 0])
+            else:
+                raise unsupported(f"Conv with auto_pad {auto}", where)
+            if pads[0] != pads[-1]:
+                raise unsupported(f"Conv with asymmetric padding {list(pads)} (only equal "
+                                  "begin and end pads)", where)
             b = const_in(2, "bias")
             b = b if b is not None else np.zeros(w.shape[0])
             add("conv1d", [x], w=w.astype(np.float64), b=b.astype(np.float64),
-                stride=int(a.get("strides", [1])[0]), pad=int(pads[0]),
-                dil=int(a.get("dilations", [1])[0]))
+                stride=stride, pad=int(pads[0]), dil=dil)
         elif op == "BatchNormalization":
             sc, bb, mean, var = (consts[i].astype(np.float64) for i in ins[1:5])
             s = sc / np.sqrt(var + a.get("epsilon", 1e-5))

@@ -9,6 +9,7 @@ transposes, mean/std arithmetic) are evaluated here with torch itself.
 from __future__ import annotations
 
 import contextlib
+import inspect
 import io
 import logging
 import operator
@@ -55,7 +56,11 @@ def load_program(path: str, fmt: str, example: torch.Tensor) -> ExportedProgram:
         except Exception as e:
             raise UserError(f"{path}: not a readable torch.export archive ({e})") from e
     if fmt == "torchscript":
-        mod = torch.jit.load(path, map_location="cpu")
+        try:
+            mod = torch.jit.load(path, map_location="cpu")
+        except Exception as e:  # a damaged or truncated archive: torch says which part
+            raise UserError(f"{path}: not a TorchScript model torch can load ({_reason(e)})") from e
+        _check_one_input(mod)
         mod.eval()
         try:  # torch.export of the loaded module where torch supports it ...
             with _quiet_torch_logs():
@@ -77,18 +82,79 @@ def load_program(path: str, fmt: str, example: torch.Tensor) -> ExportedProgram:
                         "only its name, so put the module that defines it on PYTHONPATH, or "
                         "save the model with torch.export.save / torch.jit.save") from e
     except Exception as e:
-        raise UserError(f"{path}: not a model torch can load ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else ''})") from e
+        raise UserError(f"{path}: not a model torch can load ({_reason(e)})") from e
     if isinstance(obj, dict):
         raise UserError(f"{path} holds a state_dict, not a model: save the module itself "
                         "(torch.save(model)) or use torch.export.save / torch.jit.save")
     if isinstance(obj, torch.jit.ScriptModule):
+        _check_one_input(obj)
         obj.eval()
         return _from_torchscript(obj, example, path)
     if not isinstance(obj, torch.nn.Module):
         raise UserError(f"{path} holds a {type(obj).__name__}, not a torch.nn.Module")
     obj.eval()
     return export_module(obj, example)
+
+
+def _reason(e: Exception) -> str:
+    """'Type: first line' of an exception from torch's loaders, without the
+    paragraph of advice torch appends to a damaged archive's message."""
+    first = str(e).strip().splitlines()[0] if str(e).strip() else ""
+    cut = first.find(" This is an internal miniz error")
+    if cut > 0:
+        first = first[:cut].rstrip(" .") + "; the archive is damaged or incomplete"
+    return f"{type(e).__name__}: {first}" if first else type(e).__name__
+
+
+def _check_one_input(mod) -> None:
+    """Refuse a module whose forward does not take exactly one tensor.
+
+    Decided from forward's signature (the TorchScript schema for a scripted
+    or traced module) before anything runs, so that a TypeError raised
+    inside forward stays what it is: a bug, reported with its traceback.
+    """
+    if isinstance(mod, torch.jit.ScriptModule):
+        try:
+            args = list(mod.forward.schema.arguments)[1:]  # [0] is self
+        except (AttributeError, RuntimeError):
+            return
+        required = [a.name for a in args if not a.has_default_value() and not a.kwarg_only]
+        kw_only = [a.name for a in args if not a.has_default_value() and a.kwarg_only]
+        has_var = False
+        n_pos = len([a for a in args if not a.kwarg_only])
+    else:
+        try:
+            params = list(inspect.signature(mod.forward).parameters.values())
+        except (TypeError, ValueError):  # no introspectable signature: let torch decide
+            return
+        pos_kinds = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        required = [p.name for p in params if p.kind in pos_kinds and p.default is p.empty]
+        kw_only = [p.name for p in params
+                   if p.kind == inspect.Parameter.KEYWORD_ONLY and p.default is p.empty]
+        has_var = any(p.kind == inspect.Parameter.VAR_POSITIONAL for p in params)
+        n_pos = len([p for p in params if p.kind in pos_kinds])
+    if len(required) > 1:
+        raise UserError(f"the model takes {len(required)} tensor inputs "
+                        f"({', '.join(required)}); ml_lib models take exactly one")
+    if kw_only:
+        raise UserError("the model's forward requires keyword argument(s) "
+                        f"{', '.join(kw_only)}; ml_lib models take exactly one tensor input")
+    if n_pos == 0 and not has_var:
+        raise UserError("the model's forward takes no input; ml_lib models take exactly one "
+                        "tensor input")
+
+
+def _same_padding(k: int, dil: int, stride: int, where: str) -> int:
+    """The symmetric padding of a 'same' convolution, or an unsupported-op error."""
+    total = dil * (k - 1)
+    if stride != 1:
+        raise unsupported(f"conv1d padding='same' with stride {stride} (use an integer "
+                          "padding)", where)
+    if total % 2:
+        raise unsupported(f"conv1d padding='same' with dilation*(kernel-1) = {total}, odd, "
+                          "which pads one more on the right than the left (use an odd kernel "
+                          "size or an integer padding)", where)
+    return total // 2
 
 
 def _from_torchscript(mod, example: torch.Tensor, path: str) -> ExportedProgram:
@@ -131,6 +197,7 @@ def _quiet_torch_logs():
 
 
 def export_module(mod: torch.nn.Module, example: torch.Tensor) -> ExportedProgram:
+    _check_one_input(mod)
     try:
         with torch.no_grad():
             mod(example)  # eager first: a shape mismatch reads better here than from export
@@ -329,8 +396,8 @@ def program_to_graph(ep: ExportedProgram, sample: np.ndarray) -> FloatGraph:
                 raise unsupported(f"{t} (only input @ constant 2-D weight)", _source(node))
             w = npf(wt).T
             add(node, "linear", [x], w=w, b=np.zeros(w.shape[0]))
-        elif t in (aten.conv1d.default, aten.convolution.default):
-            if t == aten.conv1d.default:
+        elif t in (aten.conv1d.default, aten.conv1d.padding, aten.convolution.default):
+            if t in (aten.conv1d.default, aten.conv1d.padding):
                 defaults = [None, [1], [0], [1], 1]  # bias, stride, padding, dilation, groups
                 x, w, b, stride, pad, dil, groups = (list(args) + defaults[len(args) - 2:])[:7]
             else:
@@ -340,11 +407,15 @@ def program_to_graph(ep: ExportedProgram, sample: np.ndarray) -> FloatGraph:
             w = npf(w)
             if w.ndim != 3:
                 raise unsupported(f"conv with {w.ndim - 2}-D kernel (only Conv1d)", _source(node))
-            if isinstance(pad, str):
-                raise unsupported(f"conv1d padding='{pad}' (use an integer padding)", _source(node))
             if groups != 1:
                 raise unsupported(f"grouped conv1d (groups={groups})", _source(node))
             one = lambda v: int(v[0] if isinstance(v, (list, tuple)) else v)  # noqa: E731
+            if pad == "valid":
+                pad = 0
+            elif pad == "same":
+                pad = _same_padding(w.shape[2], one(dil), one(stride), _source(node))
+            elif isinstance(pad, str):
+                raise unsupported(f"conv1d padding='{pad}' (use an integer padding)", _source(node))
             add(node, "conv1d", [x], w=w, b=npf(b) if b is not None else np.zeros(w.shape[0]),
                 stride=one(stride), pad=one(pad), dil=one(dil))
         elif t in (aten.batch_norm.default, aten._native_batch_norm_legit_no_training.default,

@@ -17,8 +17,8 @@ from tqdm import tqdm
 
 from ml_lib.arith import quantize_multiplier, quantize_multiplier_at, round_half_away
 from ml_lib.errors import UserError
-from ml_lib.frontend.graph import (FloatGraph, FNode, normalize_input, run_float,
-                                   snap_input_offset)
+from ml_lib.frontend.graph import (FloatGraph, FNode, fold_input_sign, normalize_input,
+                                   run_float, snap_input_offset)
 from ml_lib.ir import (DTYPE_RANGE, NAME_LEN, OUTPUT_COPY, OUTPUT_DEQUANT, Graph, IOSpec, Op,
                        Tensor, plan_arena)
 from ml_lib.validate import acc_bound
@@ -274,9 +274,11 @@ def build(g: FloatGraph, cal: Calibration, raw_scale: np.ndarray, bits: int = 8,
     qin = b.q_of(g.input_name)
     a = np.ones(n_in) if g.in_scale is None else np.broadcast_to(g.in_scale, g.input_shape).ravel()
     c = np.zeros(n_in) if g.in_bias is None else np.broadcast_to(g.in_bias, g.input_shape).ravel()
-    if np.any(a < 0):
-        raise UserError("the input normalisation has a negative scale, which the integer INPUT "
-                        "op cannot express")
+    if np.any(a < 0):  # quantize() moves the sign into the first layers where it can
+        i = int(np.flatnonzero(a < 0)[0])
+        nm = feature_names[i] if feature_names and len(feature_names) == n_in else f"x{i}"
+        raise UserError(f"input feature {i} ('{nm}'): the input normalisation has a negative "
+                        "scale, which the integer INPUT op cannot express")
     qmin, qmax = DTYPE_RANGE[qin.dtype]
     offs, pres, mults, shifts = [], [], [], []
     for i in range(n_in):
@@ -524,6 +526,7 @@ def quantize(g: FloatGraph, calib: np.ndarray, bits: int = 8, percentile: float 
     rs = raw_scales(calib)
     # calibrate on exactly what the kernel will see: the raw fixed-point inputs
     xq = (to_raw(calib, rs) * rs).reshape(calib.shape)
+    fold_input_sign(g, feature_names)
     normalize_input(g, xq)
     snap_input_offset(g, rs, _round_offset)
     cal = calibrate(g, xq, percentile, progress=progress)
