@@ -491,3 +491,199 @@ def test_dead_unit_exports(bits, data, conv, work, tmp_path):
     out = mm.export_ok(tmp_path / "cnn", work / "dead_cnn.pt", _calib(work, cx, "calib_conv.npy"),
                        "--bits", bits)
     _close(out, cnn, cxte, tmp_path)
+
+
+# ---------------------------------------------------------------- user test: CLI defects
+
+def _proxy_answers(out: Path, x: np.ndarray) -> np.ndarray:
+    """What mlproxyd answers for rows x: its own model loader (manifest checks and
+    the dry run included) and run_raw(), back to floats with the manifest's F."""
+    from ml_lib.proxy.daemon import Model
+    from ml_lib.proxy.manifest import load_manifest
+    man = load_manifest(out)
+    y = Model(man).run_raw(man.to_raw(x.reshape(len(x), -1)))
+    return y / 2.0**man.frac_bits
+
+
+def _as_proxy_sees(out: Path, x: np.ndarray) -> np.ndarray:
+    """The float rows the proxy feeds its model: x rounded to the raw_scale grid."""
+    from ml_lib.proxy.manifest import load_manifest
+    man = load_manifest(out)
+    return man.to_float(man.to_raw(x.reshape(len(x), -1))).reshape(x.shape)
+
+
+@pytest.mark.parametrize("target", ["user", "auto"])
+def test_user_target_argmax_is_served(target, mlp, data, work, tmp_path):
+    """--argmax for the user target: the ONNX ends in the argmax, so mlproxyd's
+    loader accepts the folder (n_out 1, kind index) and answers the class the
+    float model picks; the kernel target's integer argmax agrees."""
+    xtr, _, xte, _ = data
+    mlp.head = "softmax"
+    try:
+        f = _save(mlp, "export", xtr, work / "soft.pt2")
+    finally:
+        mlp.head = None
+    extra = ["--max-kernel-bytes", "1"] if target == "auto" else []
+    out = mm.export_ok(tmp_path / "u", f, _calib(work, xtr), "--argmax", "--target", target,
+                       *extra)
+    man = mm.manifest(out)
+    assert man["format"] == "ml_lib-user" and man["n_out"] == 1
+    assert man["output_specs"][0]["kind"] == "index"
+    calib = xtr[:500]
+    y = _proxy_answers(out, calib)
+    ref = mm.float_out(mlp, _as_proxy_sees(out, calib)).argmax(-1)
+    assert y.shape == (500, 1) and np.array_equal(y.ravel(), ref)
+    kern = mm.export_ok(tmp_path / "k", f, _calib(work, xtr), "--argmax")
+    yk = mm.mlrun_out(kern, calib, "python", False, tmp_path)
+    assert np.mean(yk.ravel() == y.ravel()) >= 0.97
+
+
+class _Wide(torch.nn.Module):
+    """1500 inputs in [0, 1000] -> 3 outputs around 3e5, far above 2^15. At --bits 16
+    the accumulator bound of 1500 inputs per output overflows s32: no integer model."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = torch.nn.Linear(1500, 3)
+        with torch.no_grad():
+            self.fc.weight.uniform_(0.3, 0.5)
+            self.fc.weight[1] *= 1.2
+
+    def forward(self, x):
+        return self.fc(x)
+
+
+@pytest.fixture(scope="module")
+def wide(work):
+    x = np.random.default_rng(0).uniform(0, 1000, (200, 1500)).astype(np.float32)
+    model = _Wide().eval()
+    torch.save(model, work / "wide.pt")
+    return model, work / "wide.pt", _calib(work, x, "calib_wide.npy"), x
+
+
+def test_float_only_export_lowers_frac_bits(wide, tmp_path):
+    """No integer model (user target): F is lowered so the outputs (~3e5) fit s32
+    instead of saturating at 32767.99998; --argmax gives index outputs."""
+    model, f, calib, x = wide
+    rc, so, se = mm.run_export([f, "--calib", calib, "--bits", "16", "--target", "auto",
+                                "-o", tmp_path / "e", "-q"])
+    assert rc == 0 and "target auto: user (no integer model" in so, se
+    man = mm.manifest(tmp_path / "e")
+    assert "no integer model" in man["report"]["accuracy_note"]
+    ref = mm.float_out(model, x)
+    assert np.abs(ref).max() > 2.0**15
+    spec = man["output_specs"][0]
+    assert spec["kind"] == "fixed" and spec["frac_bits"] == man["frac_bits"] < 16
+    assert np.abs(ref).max() * 2.0**man["frac_bits"] <= 2**31 - 1
+    y = _proxy_answers(tmp_path / "e", x)
+    assert np.abs(y - mm.float_out(model, _as_proxy_sees(tmp_path / "e", x))).max() < 1.0
+    # the same with --argmax: one index output, no frac_bits, served by the daemon
+    out = mm.export_ok(tmp_path / "a", f, calib, "--bits", "16", "--target", "user", "--argmax")
+    man = mm.manifest(out)
+    assert [(o["kind"], o["frac_bits"], o["shape"]) for o in man["output_specs"]] == \
+        [("index", None, [1])] and man["n_out"] == 1
+    y = _proxy_answers(out, x)
+    assert np.array_equal(y.ravel(), mm.float_out(model, _as_proxy_sees(out, x)).argmax(-1))
+
+
+def _snapshot(d: Path) -> dict:
+    return {p.name: p.read_bytes() for p in sorted(d.iterdir())} if d.exists() else None
+
+
+def _export_with_fsize_limit(argv, limit: int):
+    """mlexport in a child process that may not write files over `limit` bytes."""
+    import resource
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+    return subprocess.run([sys.executable, "-m", "ml_lib.cli.mlexport", *map(str, argv)],
+                          capture_output=True, text=True, preexec_fn=cap)
+
+
+def test_failed_write_leaves_folder_unchanged(mlp, data, work, tmp_path):
+    """A write that fails (here the file size limit, as `ulimit -f`) changes
+    nothing: a new folder is not created, a previous export and the user's own
+    files stay byte for byte, no temporary folder is left; one line names the file."""
+    xtr, _, _, _ = data
+    f = _save(mlp, "export", xtr, work / "mlp.pt2")
+    calib = _calib(work, xtr)
+    ref = mm.export_ok(tmp_path / "ref", f, calib)
+    biggest = max(p.stat().st_size for p in ref.iterdir())
+    argv = [f, "--calib", calib, "-q", "-o"]
+    parent = tmp_path / "p"
+    parent.mkdir()
+    r = _export_with_fsize_limit(argv + [parent / "new"], biggest - 1)
+    err = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(err) == 1, r.stderr
+    assert err[0].startswith(f"mlexport: error: {parent / 'new'}/") and "File too large" in err[0]
+    assert list(parent.iterdir()) == []
+    # a previous user export and a file of the user's: a failed kernel export keeps both
+    old = mm.export_ok(parent, f, calib, "--target", "user")
+    (old / "notes.txt").write_text("mine\n")
+    before = _snapshot(old)
+    r = _export_with_fsize_limit(argv + [old], biggest - 1)
+    assert r.returncode == 2 and len(r.stderr.strip().splitlines()) == 1, r.stderr
+    assert _snapshot(old) == before and sorted(p.name for p in parent.iterdir()) == ["out"]
+
+
+def test_write_failure_in_process(mlp, data, work, tmp_path, monkeypatch):
+    """The same with the third file's write failing in process (ENOSPC)."""
+    import builtins
+    import errno
+    xtr, _, _, _ = data
+    f = _save(mlp, "export", xtr, work / "mlp.pt2")
+    old = mm.export_ok(tmp_path, f, _calib(work, xtr))
+    before = _snapshot(old)
+    real_open, seen = builtins.open, []
+
+    def failing_open(file, mode="r", *a, **k):
+        if "w" in mode and ".mlexport-" in str(file):
+            seen.append(file)
+            if len(seen) == 3:
+                raise OSError(errno.ENOSPC, "No space left on device", str(file))
+        return real_open(file, mode, *a, **k)
+    monkeypatch.setattr(builtins, "open", failing_open)
+    rc, so, se = mm.run_export([f, "--calib", _calib(work, xtr), "-o", old, "-q",
+                                "--target", "user"])
+    monkeypatch.undo()
+    assert rc == 2 and len(se.strip().splitlines()) == 1 and "No space left" in se, se
+    assert f"{old}/{Path(seen[-1]).name}: cannot write" in se
+    assert _snapshot(old) == before and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+
+
+def test_reexport_other_target_removes_previous_files(mlp, data, work, tmp_path):
+    """kernel -> user -> kernel in one folder: each export removes the files the
+    previous one's manifest lists and it does not write; other files stay."""
+    xtr, _, xte, _ = data
+    f = _save(mlp, "export", xtr, work / "mlp.pt2")
+    calib = _calib(work, xtr)
+    out = mm.export_ok(tmp_path, f, calib)
+    kernel_files = sorted(p.name for p in out.iterdir())
+    assert mm.manifest(out)["files"] == kernel_files
+    (out / "notes.txt").write_text("mine\n")
+    mm.export_ok(tmp_path, f, calib, "--target", "user")
+    user_files = sorted(mm.manifest(out)["files"])
+    assert "mlp.onnx" in user_files and "Kbuild" not in user_files
+    assert sorted(p.name for p in out.iterdir()) == sorted(user_files + ["notes.txt"])
+    _proxy_answers(out, xte)  # mlproxyd serves it
+    mm.export_ok(tmp_path, f, calib)
+    assert sorted(p.name for p in out.iterdir()) == sorted(kernel_files + ["notes.txt"])
+    mm.mlrun_out(out, xte, "python", False, tmp_path)
+
+
+@pytest.mark.parametrize("names,words", [
+    ("a,,b,c,d,e,f,g", ["feature name 2 of 8 is empty"]),
+    ("a,b,c,d,e,f,g,", ["feature name 8 of 8 is empty"]),
+    ("a,b,c,d,e,f,g, a", ["feature name 'a' is given twice"]),
+])
+def test_features_empty_or_duplicate(names, words, mlp, data, work, tmp_path):
+    xtr, _, _, _ = data
+    f = _save(mlp, "export", xtr, work / "mlp.pt2")
+    rc, so, se = mm.run_export([f, "--calib", _calib(work, xtr), "-o", tmp_path / "o",
+                                "--features", names, "-q"])
+    assert rc == 2 and len(se.strip().splitlines()) == 1, se
+    assert se.startswith(f"mlexport: error: --features {names!r}: ")
+    for w in words:
+        assert w in se
+    assert not (tmp_path / "o").exists()

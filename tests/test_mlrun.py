@@ -161,3 +161,27 @@ def test_kernel_engine_bit_exact(tmp_path):
     a = mm.mlrun_out(out, x[:64], "python", True, tmp_path)
     b = mm.mlrun_out(out, x[:64], "kernel", True, tmp_path)
     assert np.array_equal(a, b)
+
+
+@pytest.mark.parametrize("prog,argv", [
+    ("mlexport", ["model.pt", "--bits", "4"]),
+    ("mlexport", ["model.pt", "--target", "foo"]),
+    ("mlexport", ["model.pt", "--no-such-flag"]),
+    ("mlexport", []),
+    ("mlrun", ["out/", "x.npy", "-o", "y.npy", "--engine", "gpu"]),
+    ("mlrun", ["out/", "x.npy"]),
+    ("mlproxyd", ["--no-such-flag", "out/"]),
+    ("mlproxyd", []),
+])
+def test_bad_command_line_is_one_line(prog, argv):
+    """argparse's errors: one line `<prog>: error: ... (see <prog> --help)`, exit 2,
+    no usage block; --help still prints the whole help and exits 0."""
+    import subprocess
+    mod = f"ml_lib.cli.{prog}"
+    r = subprocess.run([sys.executable, "-m", mod, *argv], capture_output=True, text=True)
+    lines = r.stderr.strip().splitlines()
+    assert r.returncode == 2 and len(lines) == 1, r.stderr
+    assert lines[0].startswith(f"{prog}: error: ") and lines[0].endswith(f"(see {prog} --help)")
+    assert "usage:" not in r.stderr and r.stdout == ""
+    r = subprocess.run([sys.executable, "-m", mod, "--help"], capture_output=True, text=True)
+    assert r.returncode == 0 and r.stdout.startswith(f"usage: {prog}") and r.stderr == ""

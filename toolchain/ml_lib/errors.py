@@ -7,6 +7,7 @@ one line and exit with status 2; a traceback is shown only with ``--debug``.
 Anything else that escapes is a bug in ml_lib and keeps its traceback.
 """
 
+import argparse
 import sys
 
 EXIT_USAGE = 2
@@ -20,6 +21,23 @@ class UserError(Exception):
     def __init__(self, message: str):
         # One line only: callers may build messages from file contents.
         super().__init__(" ".join(str(message).split()))
+
+
+class UsageError(UserError):
+    """A command line argparse refused (unknown option, bad choice, missing argument)."""
+
+
+class ArgumentParser(argparse.ArgumentParser):
+    """argparse for the ml_lib CLIs: a bad command line is one line, not the usage.
+
+    argparse prints the whole usage and the error, then exits.  Here the error
+    becomes a :class:`UsageError` with a pointer to ``--help``, which
+    :func:`run_cli` prints as ``<prog>: error: <message> (see <prog> --help)``
+    and exit 2 like any other user error.  ``--help`` itself is unchanged.
+    """
+
+    def error(self, message: str):
+        raise UsageError(f"{message} (see {self.prog} --help)")
 
 
 def _os_message(err: OSError) -> str:

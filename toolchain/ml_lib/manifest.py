@@ -84,10 +84,9 @@ def build(graph: Graph, target: str, source: str, fmt: str, bits: int,
     return _clean(man)
 
 
-def write(out_dir: Path, man: dict) -> Path:
-    p = Path(out_dir) / f"{man['name']}.json"
-    p.write_text(json.dumps(man, indent=1, sort_keys=True) + "\n")
-    return p
+def dumps(man: dict) -> str:
+    """The text of ``<name>.json`` (sorted keys: the same manifest, the same bytes)."""
+    return json.dumps(man, indent=1, sort_keys=True) + "\n"
 
 
 def load(model_dir) -> dict:

@@ -9,9 +9,10 @@ from pathlib import Path
 
 import numpy as np
 
-from ml_lib.errors import UserError, run_cli
+from ml_lib.errors import ArgumentParser, UserError, run_cli
 
 DEFAULT_MAX_KERNEL_BYTES = 262144
+S32_MAX = 2**31 - 1
 
 EPILOG = """\
 examples:
@@ -33,7 +34,7 @@ shows the traceback.
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="mlexport", formatter_class=argparse.RawDescriptionHelpFormatter,
         description="Quantize a trained float model and export it for ml_lib "
                     "(kernel C tables + blob, or a user-space proxy model).",
@@ -128,7 +129,14 @@ def export(args) -> dict:
         # would reuse those file names when both are built in one directory
         raise UserError(f"model name {name!r}: names ending in _ml or _mod are reserved for "
                         "the generated module files; choose another with --name")
-    feats = [f.strip() for f in args.features.split(",")] if args.features else header
+    if args.features is not None:
+        feats = _feature_names([f.strip() for f in args.features.split(",")],
+                               f"--features {args.features!r}")
+    elif header is not None:
+        feats = _feature_names(header, f"the header of {args.calib} (override it with "
+                                       "--features)")
+    else:
+        feats = None
     sample = x[:2] if x.shape[0] >= 2 else np.repeat(x, 2, axis=0)
     fg, fmt = frontend.load(args.model, sample)
     n_in = int(np.prod(fg.input_shape))
@@ -173,8 +181,7 @@ def export(args) -> dict:
         # mixing two exports in one folder would leave mlrun with two manifests
         raise UserError(f"-o {out}: already holds the export of model {others[0]!r}; use an "
                         "empty or new directory")
-    out.mkdir(parents=True, exist_ok=True)
-    written = []
+    files: dict[str, bytes] = {}  # everything is built before anything is written
     rep: dict = {}
     if q is not None:
         raw = to_raw(x, q.raw_scale)
@@ -183,7 +190,7 @@ def export(args) -> dict:
         graph = q.graph
     else:
         rep["accuracy_note"] = f"no integer model ({qerr})"
-        graph = _float_only_graph(fg, x, name, feats, args.frac_bits)
+        graph = _float_only_graph(fg, x, name, feats, args.frac_bits, args.argmax)
         sizes = {"parameters": int(sum(np.asarray(v).size for n in fg.nodes
                                        for k, v in n.attrs.items() if k in ("w", "b"))),
                  "table_bytes": 0, "scratch_bytes": 0, "macs": 0, "work_units": 0,
@@ -193,39 +200,163 @@ def export(args) -> dict:
     if target == "kernel":
         from ml_lib import codegen
         from ml_lib.blob import write_blob
-        files = codegen.generate(graph)
-        for fn, text in sorted(files.items()):
-            (out / fn).write_text(text)
-            written.append(fn)
-        (out / f"{name}.mlb").write_bytes(write_blob(graph))
-        written.append(f"{name}.mlb")
+        for fn, text in sorted(codegen.generate(graph).items()):
+            files[fn] = text.encode()
+        files[f"{name}.mlb"] = write_blob(graph)
     else:
         from ml_lib.frontend.to_onnx import to_onnx
-        (out / f"{name}.onnx").write_bytes(to_onnx(fg, name).SerializeToString())
-        written.append(f"{name}.onnx")
+        model = to_onnx(fg, name, argmax=args.argmax)
+        dims = model.graph.output[0].type.tensor_type.shape.dim
+        if dims[1].dim_value != graph.n_out:  # mlproxyd would refuse the folder
+            raise AssertionError(f"ONNX output has {dims[1].dim_value} columns, the manifest "
+                                 f"{graph.n_out}")
+        files[f"{name}.onnx"] = model.SerializeToString()
         rep["proxy_input_rounding"] = _rounding_error(fg, x, graph)
     man = manifest.build(graph, target, args.model, fmt, args.bits, rep, sizes, classes)
     if target == "user":
         man["onnx"] = f"{name}.onnx"
-        written += _proxy_stub(out, man, args)
-    manifest.write(out, man)
-    written.append(f"{name}.json")
+        files.update(_proxy_stub(man))
+    # the files of this export, so that the next export into the folder (for the
+    # other target) removes exactly those it does not write again
+    man["files"] = sorted([*files, f"{name}.json"])
+    files[f"{name}.json"] = manifest.dumps(man).encode()
+    stale = _write_files(out, files, _previous_files(out, name))
     _say(args, report.format_text(man).rstrip())
-    _say(args, f"wrote {out}/: {', '.join(sorted(written))}")
+    _say(args, f"wrote {out}/: {', '.join(sorted(files))}"
+         + (f" (removed {', '.join(stale)} of the previous export)" if stale else ""))
     return man
 
 
-def _float_only_graph(fg, x, name, feats, frac_bits):
-    """IO description of a model with no integer form (user target only)."""
+def _feature_names(names: list[str], where: str) -> list[str]:
+    """Feature names as given: none empty, none twice (each is a C struct field)."""
+    for i, f in enumerate(names):
+        if not f:
+            raise UserError(f"{where}: feature name {i + 1} of {len(names)} is empty")
+    seen = set()
+    for f in names:
+        if f in seen:
+            raise UserError(f"{where}: feature name {f!r} is given twice")
+        seen.add(f)
+    return names
+
+
+def _previous_files(out: Path, name: str) -> list[str]:
+    """Files the folder's earlier export of model ``name`` wrote, from its manifest.
+
+    Only names the manifest lists (``files``; older manifests: ``blob`` and
+    ``onnx``), plain names in the folder itself: nothing else is ever removed.
+    """
+    import json
+    p = out / f"{name}.json"
+    try:
+        man = json.loads(p.read_text())
+    except (OSError, ValueError):
+        return []
+    if not isinstance(man, dict) or man.get("name") != name \
+            or man.get("format") not in ("ml_lib-kernel", "ml_lib-user"):
+        return []
+    listed = man.get("files")
+    if not isinstance(listed, list):
+        listed = [man.get("blob"), man.get("onnx")]
+    return [f for f in listed if isinstance(f, str) and f and f == Path(f).name
+            and f not in (".", "..")]
+
+
+def _write_files(out: Path, files: dict[str, bytes], previous: list[str]) -> list[str]:
+    """Write ``files`` into ``out`` all or nothing; returns the stale files removed.
+
+    Every file is first written into a temporary folder next to ``out`` (same
+    file system), then moved into place (os.replace, manifest last) only when
+    all were written; the temporary folder is removed whatever happens. So a
+    failed write (disk full, file size limit, permissions) leaves ``out`` as it
+    was, and the error names the file. After the move, the files the previous
+    export listed in its manifest that this one does not write are removed
+    (a kernel export replaced by a user one, or the reverse).
+    """
+    import os
+    import shutil
+    import tempfile
+
+    created = not out.exists()
+    out.mkdir(parents=True, exist_ok=True)  # an OSError names the path, as given
+    real = Path(os.path.realpath(out))
+    try:
+        try:
+            tmp = Path(tempfile.mkdtemp(prefix=f".{real.name}.mlexport-", dir=real.parent))
+        except OSError:  # a parent we may not write: inside the folder, hidden
+            tmp = Path(tempfile.mkdtemp(prefix=".mlexport-", dir=real))
+    except OSError as e:
+        if created:
+            shutil.rmtree(real, ignore_errors=True)
+        raise UserError(f"-o {out}: cannot write in it: {e.strerror or e}") from e
+    order = sorted(files, key=lambda fn: (fn.endswith(".json"), fn))  # manifest last
+    ok = False
+    try:
+        for fn in order:
+            try:
+                with open(tmp / fn, "wb") as f:
+                    f.write(files[fn])
+            except OSError as e:
+                raise UserError(f"{out / fn}: cannot write: {e.strerror or e} (nothing written "
+                                f"to {out})") from e
+        done = []
+        try:
+            for fn in order:
+                os.replace(tmp / fn, real / fn)
+                done.append(fn)
+        except OSError as e:
+            raise UserError(f"{out / fn}: cannot move into place: {e.strerror or e}"
+                            + (f" ({len(done)} of {len(order)} files replaced)" if done
+                               and not created else "")) from e
+        ok = True
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+        if created and not ok:  # the folder this export made: gone again
+            shutil.rmtree(real, ignore_errors=True)
+    stale = []
+    for fn in sorted(set(previous) - set(files)):
+        p = real / fn
+        if p.is_file() and not p.is_symlink():
+            try:
+                p.unlink()
+                stale.append(fn)
+            except OSError:
+                pass  # a leftover is harmless; the new manifest no longer lists it
+    return stale
+
+
+def _float_only_graph(fg, x, name, feats, frac_bits, argmax=False):
+    """IO description of a model with no integer form (user target only).
+
+    Like the integer path: with ``argmax`` each output that is not already an
+    index becomes one (kind index, no frac_bits); each fixed-point output gets
+    ``frac_bits`` lowered until the largest magnitude it reaches on the
+    calibration rows (as the proxy sees them: inputs rounded to raw_scale)
+    fits s32. The proxy answers every output with the manifest's one
+    frac_bits, the smallest of them.
+    """
     from ml_lib.frontend.graph import run_float
+    from ml_lib.frontend.to_onnx import is_index, output_shape
     from ml_lib.ir import Graph, IOSpec
-    from ml_lib.quantize import raw_scales
+    from ml_lib.quantize import raw_scales, to_raw
     rs = raw_scales(x)
-    vals = run_float(fg, x[:1])
+    xq = (to_raw(x, rs) * rs).reshape(x.shape)
+    reach = {v: 0.0 for v in fg.outputs}
+    for s in range(0, x.shape[0], 256):
+        vals = run_float(fg, xq[s:s + 256])
+        for v in fg.outputs:
+            reach[v] = max(reach[v], float(np.max(np.abs(vals[v]), initial=0.0)))
     outs, off = [], 0
     for v, nm in zip(fg.outputs, fg.output_names):
-        shp = tuple(vals[v].shape[1:]) or (1,)
-        outs.append(IOSpec(nm, off, shp, frac_bits=frac_bits, meta={"kind": "fixed"}))
+        shp = output_shape(fg, v, argmax)
+        if is_index(fg, v) or argmax:
+            outs.append(IOSpec(nm, off, shp, frac_bits=None,
+                               meta={"kind": "index", "argmax_added": not is_index(fg, v)}))
+        else:
+            fb = frac_bits
+            while fb > 0 and reach[v] * 2.0**fb > S32_MAX:
+                fb -= 1
+            outs.append(IOSpec(nm, off, shp, frac_bits=fb, meta={"kind": "fixed"}))
         off += int(np.prod(shp))
     n_in = int(np.prod(fg.input_shape))
     ins = IOSpec("input", 0, tuple(fg.input_shape),
@@ -248,17 +379,14 @@ def _rounding_error(fg, x, graph) -> dict:
     return errs
 
 
-def _proxy_stub(out: Path, man: dict, args) -> list[str]:
+def _proxy_stub(man: dict) -> dict[str, bytes]:
     try:
         from ml_lib.proxy import stub
     except ImportError:
         print("note: the proxy stub template (ml_lib.proxy.stub) is not available yet; "
               "wrote the ONNX model and manifest only", file=sys.stderr)
-        return []
-    files = stub.generate(man)
-    for fn, text in sorted(files.items()):
-        (out / fn).write_text(text)
-    return sorted(files)
+        return {}
+    return {fn: text.encode() for fn, text in stub.generate(man).items()}
 
 
 def _main(argv) -> int:

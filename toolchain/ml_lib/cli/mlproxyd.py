@@ -3,15 +3,14 @@
 
 from __future__ import annotations
 
-import argparse
 import logging
 import sys
 
-from ..errors import run_cli
+from ..errors import ArgumentParser, run_cli
 
 
 def _main(argv) -> int:
-    p = argparse.ArgumentParser(
+    p = ArgumentParser(
         prog="mlproxyd",
         description="Serve models exported with `mlexport --target user` to kernel "
                     "callers through /dev/ml_lib (needs CAP_SYS_ADMIN).")

@@ -11,7 +11,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ml_lib.errors import UserError, run_cli
+from ml_lib.errors import ArgumentParser, UserError, run_cli
 
 EPILOG = """\
 examples:
@@ -30,7 +30,7 @@ ENGINES = ("python", "c", "kernel", "proxy")
 
 
 def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(prog="mlrun", formatter_class=argparse.RawDescriptionHelpFormatter,
+    p = ArgumentParser(prog="mlrun", formatter_class=argparse.RawDescriptionHelpFormatter,
                                 description="Run an mlexport output folder on float inputs.",
                                 epilog=EPILOG)
     p.add_argument("model_dir", metavar="DIR", help="folder mlexport wrote (e.g. out/)")

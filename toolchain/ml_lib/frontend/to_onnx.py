@@ -8,6 +8,11 @@ model has one output type.  mlproxyd feeds rows of n_in raw-scaled
 features and reads one output tensor, so the model takes (N, n_in) (reshaped
 inside when the model wants (N, C, L)) and gives one (N, n_out) output: all
 outputs flattened and concatenated in manifest order.
+
+With ``argmax`` (``mlexport --argmax``) every output that is not already an
+index gets an ArgMax over its last axis, as the integer model does (one
+index per row of the last axis), so the ONNX answers what the manifest
+declares: ``n_out`` index outputs, cast to float like the model's own.
 """
 from __future__ import annotations
 
@@ -20,7 +25,28 @@ from ml_lib.frontend.graph import FloatGraph
 OPSET = 17
 
 
-def to_onnx(g: FloatGraph, name: str) -> onnx.ModelProto:
+def is_index(g: FloatGraph, v: str) -> bool:
+    """True when value ``v`` holds argmax indices (an argmax, maybe reshaped)."""
+    while v != g.input_name:
+        n = g.node(v)
+        if n.kind == "argmax":
+            return True
+        if n.kind != "reshape":
+            return False
+        v = n.inputs[0]
+    return False
+
+
+def output_shape(g: FloatGraph, v: str, argmax: bool) -> tuple:
+    """Per-sample shape of output ``v`` as exported: with ``argmax`` a value that
+    is not an index loses its last axis to the added ArgMax (at least (1,))."""
+    shape = tuple(g.node(v).shape) if v != g.input_name else tuple(g.input_shape)
+    if argmax and not is_index(g, v):
+        shape = shape[:-1]
+    return shape or (1,)
+
+
+def to_onnx(g: FloatGraph, name: str, argmax: bool = False) -> onnx.ModelProto:
     nodes, inits = [], []
 
     def const(nm, arr):
@@ -95,10 +121,19 @@ def to_onnx(g: FloatGraph, name: str) -> onnx.ModelProto:
         cur[n.name] = out
     flat, n_out = [], 0
     for i, v in enumerate(g.outputs):
-        shape = g.node(v).shape if v != g.input_name else g.input_shape
-        n_out += int(np.prod(shape))
-        shp = iconst(f"out{i}_shape", [-1, int(np.prod(shape))])
-        nodes.append(helper.make_node("Reshape", [cur[v], shp], [f"out{i}_flat"]))
+        src = cur[v]
+        if argmax and not is_index(g, v):
+            # keepdims=1 keeps the batch axis even for a (N, k) value; the
+            # Reshape below flattens whatever is left per sample
+            nodes.append(helper.make_node("ArgMax", [src], [f"out{i}_argmax"], axis=-1,
+                                          keepdims=1))
+            nodes.append(helper.make_node("Cast", [f"out{i}_argmax"], [f"out{i}_index"],
+                                          to=TensorProto.FLOAT))
+            src = f"out{i}_index"
+        size = int(np.prod(output_shape(g, v, argmax)))
+        n_out += size
+        shp = iconst(f"out{i}_shape", [-1, size])
+        nodes.append(helper.make_node("Reshape", [src, shp], [f"out{i}_flat"]))
         flat.append(f"out{i}_flat")
     if len(flat) == 1:
         nodes.append(helper.make_node("Identity", flat, ["output"]))
