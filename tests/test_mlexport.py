@@ -287,6 +287,22 @@ def test_report_and_manifest(mlp, data, work, tmp_path):
     assert "obj-m +=" in kb and "blobs_clf.o blobs_clf_mod.o" in kb and "ccflags-y" in kb
 
 
+def test_report_notes_structs_too_big_for_the_stack():
+    """8 B per input and 4 per output on the caller's stack: 120 inputs and 16 outputs
+    (1,024 B) pass silently, one more input (1,032 B) gets the note."""
+    from ml_lib.report import ENGINE_FRAME_BYTES, format_text
+
+    def text(n_in, n_out):
+        sizes = {"n_ops": 3, "parameters": 1, "table_bytes": 1, "scratch_bytes": 8, "macs": 1,
+                 "stack_bytes_estimate": ENGINE_FRAME_BYTES + 8 * n_in + 4 * n_out}
+        return format_text({"name": "m", "target": "kernel", "activation_bits": 8,
+                            "sizes": sizes, "report": {}})
+
+    assert "note:" not in text(120, 16)
+    assert "note: the input and output structs take 1032 B: too much for a kernel stack" \
+        in text(121, 16)
+
+
 def test_deterministic(conv, work, tmp_path):
     model, xtr, _, _ = conv
     f = _save(model, "export", xtr, work / "conv_det.pt2")

@@ -18,6 +18,9 @@ from ml_lib.validate import WORK_BUDGET, graph_work
 #: worst stack of the ml_lib_run() call chain: the bound `make stack-check`
 #: (mk/core.mk) enforces; the caller adds its input/output structs
 ENGINE_FRAME_BYTES = 512
+#: input + output structs above this get a note: kernel stacks are 8 or 16 KiB
+#: in all, and the caller's own frames share them
+CALLER_STRUCTS_STACK_MAX = 1024
 
 
 def macs(graph: Graph) -> int:
@@ -115,6 +118,10 @@ def format_text(man: dict) -> str:
              f"activations, {s['n_ops']} ops",
              f"  parameters {s['parameters']}, tables {s['table_bytes']} B, scratch "
              f"{s['scratch_bytes']} B, {s['macs']} MACs, stack ~{s['stack_bytes_estimate']} B"]
+    structs = s["stack_bytes_estimate"] - ENGINE_FRAME_BYTES
+    if structs > CALLER_STRUCTS_STACK_MAX:
+        lines.append(f"  note: the input and output structs take {structs} B: too much for a "
+                     "kernel stack; keep them in static, per-CPU or kmalloc'ed memory")
     if s.get("work_units"):
         lines.append(f"  work {s['work_units']} units, {s['work_units'] / WORK_BUDGET:.2%} of the "
                      "2^24 the loader allows per inference")
