@@ -120,6 +120,18 @@ def test_bad_files_and_paths(tiny, tmp_path):
     # with --debug: the traceback too, the same exit status
     rc, se = run(out, tmp_path / "x.npz", tmp_path / "y.npy", "--debug")
     assert rc == 2 and "Traceback" in se and se.strip().splitlines()[-1].startswith("mlrun: error:")
+    # a write that fails leaves an earlier result as it was, and no temporary file
+    good = tmp_path / "keep.npy"
+    assert run(out, xin, good)[0] == 0
+    before = good.read_bytes()
+    import resource
+    import subprocess
+    limit = len(before) - 1
+    r = subprocess.run([sys.executable, "-m", "ml_lib.cli.mlrun", out, xin, "--engine", "python",
+                        "--raw", "-o", good], capture_output=True, text=True,
+                       preexec_fn=lambda: resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit)))
+    _one_line_error(r.returncode, r.stderr, f"-o {good}: cannot write: File too large")
+    assert good.read_bytes() == before and sorted(p.name for p in tmp_path.glob(".keep*")) == []
     # one output written to an .npz: an archive keyed by the output's name
     rc, se = run(out, xin, tmp_path / "y.npz")
     assert rc == 0 and not (tmp_path / "y.npz.npy").exists()

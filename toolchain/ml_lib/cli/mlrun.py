@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
+import os
 import re
 import sys
 import tempfile
@@ -190,14 +192,31 @@ def _main(argv) -> int:
     if out.shape != (x.shape[0], man["n_out"]):
         raise RuntimeError(f"engine {args.engine} returned shape {out.shape}")
     res = split_outputs(man, out, args.raw)
+    buf = io.BytesIO()
     if len(res) == 1 and dest.suffix != ".npz":
-        np.save(dest, next(iter(res.values())))
+        np.save(buf, next(iter(res.values())))
+        if dest.suffix != ".npy":  # as np.save(path) names it
+            dest = dest.with_name(dest.name + ".npy")
     else:
         if dest.suffix != ".npz":
             dest = dest.with_suffix(".npz")
             print(f"mlrun: {len(res)} outputs, writing {dest}", file=sys.stderr)
-        np.savez(dest, **res)
+        np.savez(buf, **res)
+    _write_all_or_nothing(dest, buf.getvalue())
     return 0
+
+
+def _write_all_or_nothing(dest: Path, data: bytes) -> None:
+    """A temporary file beside ``dest``, renamed over it only once complete: a
+    failed write (disk full, file size limit) leaves an earlier ``dest`` as it was."""
+    tmp = dest.with_name(f".{dest.name}.mlrun-{os.getpid()}")
+    try:
+        tmp.write_bytes(data)
+        os.replace(tmp, dest)
+    except OSError as e:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise UserError(f"-o {dest}: cannot write: {e.strerror or e}") from e
 
 
 def main(argv=None) -> int:
