@@ -454,3 +454,19 @@ def test_onnx_missing_external_data(files, tmp_path):
     msg = _err([tmp_path / "ext.onnx", "--calib", files / "calib.npy", "-o", tmp_path / "o2"])
     assert f"external data file {tmp_path / 'ext.weights'}, which does not exist" in msg
     assert "not an ONNX model" not in msg
+
+
+@pytest.mark.parametrize("text, words", [
+    ("a,b\n", "no data rows (only a header)"),
+    ("", "no data rows"),
+    ("a,b\n1,2\n3\n", "data row 2 has 1 cells, the header has 2"),
+    ("1,2\n3,4,5\n", "data row 2 has 3 cells, row 1 has 2"),
+])
+def test_calib_csv_shape_errors(tmp_path, text, words):
+    """A header-only, empty or ragged CSV: said as such, not as a shape or a bad cell."""
+    from ml_lib.errors import UserError
+    from ml_lib.quantize import calib
+    p = tmp_path / "c.csv"
+    p.write_text(text)
+    with pytest.raises(UserError, match=re.escape(words)):
+        calib.load(str(p))

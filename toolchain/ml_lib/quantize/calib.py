@@ -63,6 +63,14 @@ def load(path: str, key: str | None = None) -> tuple[np.ndarray, list[str] | Non
                 rows = [r for r in csv.reader(f) if r]
             if rows and not _numeric(rows[0]):
                 names, rows = [c.strip() for c in rows[0]], rows[1:]
+            if not rows:
+                raise UserError(f"calibration file {path}: no data rows"
+                                + (" (only a header)" if names else ""))
+            width = len(names) if names else len(rows[0])
+            for i, r in enumerate(rows):
+                if len(r) != width:
+                    raise UserError(f"calibration file {path}: data row {i + 1} has {len(r)} "
+                                    f"cells, {'the header' if names else 'row 1'} has {width}")
             try:
                 a = np.array([[float(c) for c in r] for r in rows], dtype=np.float64)
             except ValueError as e:
