@@ -470,3 +470,27 @@ def test_calib_csv_shape_errors(tmp_path, text, words):
     p.write_text(text)
     with pytest.raises(UserError, match=re.escape(words)):
         calib.load(str(p))
+
+
+class _DictOut(nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.fc = nn.Linear(4, 3)
+        self.head = nn.Linear(4, 1)
+
+    def forward(self, x):
+        return {"logits": self.fc(x), "score": torch.sigmoid(self.head(x))}
+
+
+def test_dict_outputs_keep_their_keys(tmp_path):
+    """A model returning {"logits": ..., "score": ...}: the outputs are named by the keys
+    in the manifest and in the generated C, not output0/output1."""
+    torch.manual_seed(0)
+    m = _DictOut().eval()
+    x = np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32)
+    torch.save(m, tmp_path / "dict_out.pt")
+    np.save(tmp_path / "calib.npy", x)
+    out = mm.export_ok(tmp_path, tmp_path / "dict_out.pt", tmp_path / "calib.npy")
+    assert [o["name"] for o in mm.manifest(out)["output_specs"]] == ["logits", "score"]
+    header = (out / "dict_out.h").read_text()
+    assert "logits" in header and "score" in header and "output0" not in header

@@ -266,6 +266,16 @@ def _flat(args):
             yield a
 
 
+def _output_names(ep: ExportedProgram, n: int) -> list[str]:
+    """The keys when the model returns a flat dict of tensors ({"logits": y}),
+    else output, or output0, output1, ... for a tuple."""
+    spec = getattr(ep.call_spec, "out_spec", None)
+    keys = list(spec.context) if spec is not None and spec.type is dict else []
+    if len(keys) == n and all(isinstance(k, str) and k for k in keys):
+        return keys
+    return ["output"] if n == 1 else [f"output{i}" for i in range(n)]
+
+
 def program_to_graph(ep: ExportedProgram, sample: np.ndarray) -> FloatGraph:
     consts: dict[str, torch.Tensor] = {}
     user_inputs = []
@@ -325,12 +335,12 @@ def program_to_graph(ep: ExportedProgram, sample: np.ndarray) -> FloatGraph:
         if node.op == "output":
             outs = node.args[0]
             outs = list(outs) if isinstance(outs, (list, tuple)) else [outs]
-            for i, o in enumerate(outs):
+            for o, name in zip(outs, _output_names(ep, len(outs))):
                 v = val(o)
                 if not isinstance(v, str):
                     raise UserError("a model output is a constant, not computed from the input")
                 g.outputs.append(v)
-                g.output_names.append("output" if len(outs) == 1 else f"output{i}")
+                g.output_names.append(name)
             continue
         if node.op != "call_function":
             raise unsupported(f"{node.op} {node.target}", _source(node))
