@@ -637,7 +637,6 @@ static const struct file_operations ml_lib_infer_fops = {
 	.release = ml_lib_dbg_release,
 	.read = ml_lib_infer_read,
 	.write = ml_lib_infer_write,
-	.llseek = no_llseek,
 };
 
 static int ml_lib_stats_show(struct seq_file *sf, void *unused)
@@ -758,7 +757,6 @@ static const struct file_operations ml_lib_load_fops = {
 	.open = ml_lib_dbg_open,
 	.release = ml_lib_dbg_release,
 	.write = ml_lib_load_write,
-	.llseek = no_llseek,
 };
 
 static ssize_t ml_lib_unload_write(struct file *file, const char __user *ubuf,
@@ -781,7 +779,6 @@ static const struct file_operations ml_lib_unload_fops = {
 	.owner = THIS_MODULE,
 	.open = nonseekable_open,
 	.write = ml_lib_unload_write,
-	.llseek = no_llseek,
 };
 
 static int __init ml_lib_init(void)

@@ -824,7 +824,6 @@ static const struct file_operations ml_lib_proxy_fops = {
 	.poll = ml_lib_proxy_poll,
 	.unlocked_ioctl = ml_lib_proxy_ioctl,
 	.compat_ioctl = compat_ptr_ioctl,
-	.llseek = no_llseek,
 };
 
 static struct miscdevice ml_lib_proxy_dev = {

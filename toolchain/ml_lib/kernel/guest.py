@@ -54,6 +54,12 @@ def infer(name: str, data: bytes, rows: int) -> tuple[bytes, int]:
     outs = bytearray()
     fd = os.open(MODELS / name / "infer", os.O_RDWR)
     try:
+        try:  # a stream (nonseekable_open() clears FMODE_LSEEK): lseek is -ESPIPE
+            os.lseek(fd, 0, os.SEEK_SET)
+            raise RuntimeError(f"{name}/infer is seekable; it must be a stream")
+        except OSError as e:
+            if e.errno != errno.ESPIPE:
+                raise
         for s in range(0, rows, per):
             chunk = data[s * row_bytes:(s + per) * row_bytes]
             _write_all(fd, chunk)

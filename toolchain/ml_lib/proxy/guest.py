@@ -386,6 +386,11 @@ def sc_dataset(g: Guest) -> dict:
         not_owner = 0
     except OSError as e:
         not_owner = -e.errno
+    try:  # a stream: stream_open() clears FMODE_LSEEK, no .llseek needed
+        os.lseek(other, 0, os.SEEK_SET)
+        seek = 0
+    except OSError as e:
+        seek = -e.errno
     finally:
         os.close(other)
     try:  # a buffer too small for one record (48 bytes here) is an error, not "empty"
@@ -406,7 +411,7 @@ def sc_dataset(g: Guest) -> dict:
                      "dropped": dropped},
            "second": {"seq": [s for s, _ in recs2], "feat": [f.tolist() for _, f in recs2],
                       "dropped": dropped2},
-           "empty": len(empty), "not_owner": not_owner, "too_small": too_small,
+           "empty": len(empty), "not_owner": not_owner, "too_small": too_small, "seek": seek,
            "stats": g.stats("ident")}
     c.close()
     res["unload"] = g.unload_test()
