@@ -554,6 +554,37 @@ def test_user_target_argmax_is_served(target, mlp, data, work, tmp_path):
     assert np.mean(yk.ravel() == y.ravel()) >= 0.97
 
 
+class _ScoresAndClass(torch.nn.Module):
+    """Small scores (|y| < 1, so F = 30 fits them) and the class of 4."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(0)
+        self.fc = torch.nn.Linear(4, 4)
+
+    def forward(self, x):
+        y = torch.tanh(self.fc(x))
+        return y, y.argmax(-1)
+
+
+def test_user_target_frac_bits_leave_room_for_the_class_index(work, tmp_path):
+    """The proxy answers an index as index * 2^F too. With --frac-bits 30 the
+    scores fit, but class 3 * 2^30 does not: it used to saturate, and mlrun
+    read class 3 as 2. F is lowered until the largest index fits."""
+    x = np.random.default_rng(1).normal(0, 2, (400, 4)).astype(np.float32)
+    model = _ScoresAndClass().eval()
+    f = _save(model, "pickle", x, work / "scores_class.pt")
+    out = mm.export_ok(tmp_path / "u", f, _calib(work, x, "calib_sc.npy"), "--target", "user",
+                       "--frac-bits", "30")
+    man = mm.manifest(out)
+    assert [o["kind"] for o in man["output_specs"]] == ["fixed", "index"]
+    assert man["frac_bits"] == 29  # 3 * 2^29 <= 2^31 - 1 < 3 * 2^30
+    ref = model(torch.tensor(_as_proxy_sees(out, x)))[1].numpy()
+    assert 3 in ref.tolist()
+    y = _proxy_answers(out, x)
+    assert np.array_equal(np.floor(y[:, 4] + 0.5), ref)
+
+
 class _Wide(torch.nn.Module):
     """1500 inputs in [0, 1000] -> 3 outputs around 3e5, far above 2^15. At --bits 16
     the accumulator bound of 1500 inputs per output overflows s32: no integer model."""

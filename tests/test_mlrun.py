@@ -138,6 +138,35 @@ def test_bad_files_and_paths(tiny, tmp_path):
     assert list(np.load(tmp_path / "y.npz")) == [json.loads(man.read_text())["output_specs"][0]["name"]]
 
 
+@pytest.mark.parametrize("edit,words", [
+    (lambda m: m.update(blob=None), "blob is not a file name"),
+    (lambda m: m.update(n_out="1"), "n_out '1' is not a positive integer"),
+    (lambda m: m.update(frac_bits=True), "frac_bits True"),
+    (lambda m: m["inputs"][0].update(raw_scale=m["inputs"][0]["raw_scale"][:1]),
+     "raw_scale is not 2 finite numbers > 0"),
+    # this one used to exit 0 with every raw input -2^63 (NaN cast to int64)
+    (lambda m: m["inputs"][0].update(raw_scale=None), "raw_scale is not 2 finite numbers"),
+    (lambda m: m["inputs"][0].update(shape=None), "input shape None"),
+    (lambda m: m.update(output_specs=5), "output_specs is not a list"),
+    (lambda m: m["output_specs"][0].pop("kind"), "need name, offset, shape and kind"),
+    (lambda m: m["output_specs"][0].update(offset=1), "outside n_out 1"),
+])
+def test_damaged_manifest_is_one_line(tiny, tmp_path, edit, words):
+    """A hand-edited manifest: one line naming the field, exit 2, nothing written."""
+    out, _ = tiny
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    f = next(bad.glob("*.json"))
+    m = json.loads(f.read_text())
+    edit(m)
+    f.write_text(json.dumps(m))
+    xin = tmp_path / "x.npy"
+    np.save(xin, np.ones((3, 2)))
+    rc, se = mm.run_mlrun([bad, xin, "--engine", "python", "-o", tmp_path / "y.npy"])
+    _one_line_error(rc, se, words)
+    assert not (tmp_path / "y.npy").exists()
+
+
 def test_user_export_needs_proxy(tiny, tmp_path):
     out, x = tiny
     d = tmp_path / "user"

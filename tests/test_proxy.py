@@ -595,16 +595,33 @@ def test_uniform_batch_fast_path_matches_record_by_record(tmp_path):
     assert packed[36:40] == b"\0" * 4
 
 
-def _onnx(path, n_in, n_out, batch="batch", in_type=None, inputs=1):
+def _onnx(path, n_in, n_out, batch="batch", in_type=None, inputs=1, tail=None):
+    """x @ ones -> y; ``tail`` adds a last node that breaks one rule:
+    transpose (batch on axis 1), softmax0 (rows mixed), const (an output
+    that ignores the batch), string (not a number)."""
     import onnx
     from onnx import TensorProto, helper
     t = in_type or TensorProto.FLOAT
     ins = [helper.make_tensor_value_info(f"x{i}" if i else "x", t, [batch, n_in])
            for i in range(inputs)]
     w = onnx.numpy_helper.from_array(np.ones((n_in, n_out), np.float32), "w")
+    mm = "y" if tail is None else "mm"
     nodes = [helper.make_node("Cast", ["x"], ["xf"], to=TensorProto.FLOAT),
-             helper.make_node("MatMul", ["xf", "w"], ["y"])]
-    y = helper.make_tensor_value_info("y", TensorProto.FLOAT, [batch, n_out])
+             helper.make_node("MatMul", ["xf", "w"], [mm])]
+    y_type, y_shape = TensorProto.FLOAT, [batch, n_out]
+    if tail == "transpose":
+        nodes.append(helper.make_node("Transpose", [mm], ["y"], perm=[1, 0]))
+        y_shape = [n_out, batch]
+    elif tail == "softmax0":
+        nodes.append(helper.make_node("Softmax", [mm], ["y"], axis=0))
+    elif tail == "const":
+        nodes.append(helper.make_node("Constant", [], ["y"], value=onnx.numpy_helper.from_array(
+            np.ones((2, n_out), np.float32))))
+        y_shape = [2, n_out]
+    elif tail == "string":
+        nodes.append(helper.make_node("Cast", [mm], ["y"], to=TensorProto.STRING))
+        y_type = TensorProto.STRING
+    y = helper.make_tensor_value_info("y", y_type, y_shape)
     m = helper.make_model(helper.make_graph(nodes, "g", ins, [y], [w]),
                           opset_imports=[helper.make_opsetid("", 17)])
     m.ir_version = 8
@@ -612,8 +629,15 @@ def _onnx(path, n_in, n_out, batch="batch", in_type=None, inputs=1):
 
 
 @pytest.mark.parametrize("case,words", [
-    ("fixed_batch", ["cannot run a batch of 2 rows"]),
-    ("n_out", ["gives outputs of shape (2, 3)", "(2, 2)"]),
+    ("fixed_batch", ["cannot run a batch of 1 or 4 rows"]),
+    ("fixed_batch_2", ["cannot run a batch of 1 or 4 rows"]),
+    ("n_out", ["gives outputs of shape (1, 3)", "(1, 2)"]),
+    # before the row checks, each of these four loaded, and then mixed
+    # requests' answers, answered only batches of 2, or failed every batch
+    ("transpose", ["gave an output of shape (3, 1)"]),
+    ("softmax0", ["depends on the other rows of its batch"]),
+    ("const", ["gave an output of shape (2, 3)"]),
+    ("string", ["is tensor(string), not a numeric tensor"]),
     ("double", ["is not tensor(float)"]),
     ("two_inputs", ["has 2 inputs"]),
     ("input_name", ["no input named 'nope'"]),
@@ -625,6 +649,10 @@ def test_model_that_would_fail_at_serve_time_is_refused_at_load(tmp_path, case, 
     n_out = 2 if case == "n_out" else 3
     if case == "fixed_batch":
         kw["batch"] = 1
+    if case == "fixed_batch_2":
+        kw["batch"] = 2
+    if case in ("transpose", "softmax0", "const", "string"):
+        kw["tail"] = case
     if case == "double":
         kw["in_type"] = TensorProto.DOUBLE
     if case == "two_inputs":
@@ -653,6 +681,51 @@ def test_manifest_values_are_checked(ident, tmp_path, key, value):
     f.write_text(json.dumps(m))
     with pytest.raises(UserError, match=key):
         load_manifest(d)
+
+
+@pytest.mark.parametrize("key,value,words", [
+    # each of these used to end in a traceback (exit 1) or load a wrong value
+    ("raw_scale", 10**400, "raw_scale values must be finite"),
+    ("raw_scale", "0.5", "raw_scale must be a number or a list"),
+    ("raw_scale", [1, 1, 1], "list of n_in (4) numbers"),
+    ("n_in", True, "n_in True"),
+    ("n_out", True, "n_out True"),
+    ("frac_bits", True, "frac_bits True"),
+    (None, None, "is not valid JSON"),
+])
+def test_manifest_types_are_checked(ident, tmp_path, key, value, words):
+    d = tmp_path / "m"
+    shutil.copytree(ident, d)
+    f = next(d.glob("*.json"))
+    m = json.loads(f.read_text())
+    if key is None:
+        f.write_text("[" * 100000)  # nested past Python's recursion limit
+    else:
+        m[key] = value
+        f.write_text(json.dumps(m))
+    with pytest.raises(UserError) as e:
+        load_manifest(d)
+    assert words in str(e.value)
+    r = subprocess.run([sys.executable, "-m", "ml_lib.cli.mlproxyd", str(d)],
+                       capture_output=True, text=True)
+    assert r.returncode == 2 and r.stderr.count("\n") == 1 and words in r.stderr, r.stderr
+
+
+def test_manifest_onnx_null_means_the_default_name(ident, tmp_path):
+    d = tmp_path / "m"
+    shutil.copytree(ident, d)
+    f = next(d.glob("*.json"))
+    m = json.loads(f.read_text())
+    m["onnx"] = None
+    f.write_text(json.dumps(m))
+    assert load_manifest(d).onnx_path == d / f"{m['name']}.onnx"
+
+
+def test_fixed_point_rounding_is_exact_for_float64():
+    from ml_lib.proxy.manifest import to_fixed
+    below = np.nextafter(0.5, 0)  # 0.49999999999999994: floor(v + 0.5) gave 1
+    assert to_fixed(np.array([below, 0.5, -0.5, -below, 2.5, np.inf, -np.inf]), 0).tolist() == \
+        [0, 1, 0, 0, 3, 2**31 - 1, -(2**31)]
 
 
 def test_to_raw_saturates_and_refuses_nan(ident):

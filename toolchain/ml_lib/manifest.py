@@ -48,7 +48,11 @@ def _clean(v):
 
 
 def build(graph: Graph, target: str, source: str, fmt: str, bits: int,
-          report: dict, sizes: dict, classes=None) -> dict:
+          report: dict, sizes: dict, classes=None, index_max: int = 0) -> dict:
+    """The manifest of an export. For the user target ``frac_bits`` is the
+    one F the proxy answers every output with, indices included
+    (index * 2^F): the smallest of the outputs', lowered until
+    ``index_max`` * 2^F fits s32."""
     inp = graph.inputs[0]
     outs = []
     for o in graph.outputs:
@@ -56,6 +60,9 @@ def build(graph: Graph, target: str, source: str, fmt: str, bits: int,
                      "kind": o.meta.get("kind", "fixed"), "frac_bits": o.frac_bits,
                      "scale": o.meta.get("scale"), "zero_point": o.meta.get("zero_point")})
     fixed = [o.frac_bits for o in graph.outputs if o.frac_bits is not None]
+    frac_bits = min(fixed) if fixed else 0
+    while target == "user" and frac_bits > 0 and index_max * 2**frac_bits > 2**31 - 1:
+        frac_bits -= 1
     man = {
         "format": FORMAT_KERNEL if target == "kernel" else FORMAT_USER,
         "version": VERSION,
@@ -66,7 +73,7 @@ def build(graph: Graph, target: str, source: str, fmt: str, bits: int,
         "n_in": graph.n_in,
         "n_out": graph.n_out,
         "raw_scale": inp.meta["raw_scale"],
-        "frac_bits": min(fixed) if fixed else 0,
+        "frac_bits": frac_bits,
         "features": list(inp.features),
         "outputs": [o.name for o in graph.outputs],
         "inputs": [{"name": inp.name, "offset": inp.offset, "shape": list(inp.shape),
@@ -99,7 +106,7 @@ def load(model_dir) -> dict:
         raise UserError(f"{d}: expected one <name>.json manifest, found {len(found)}")
     try:
         man = json.loads(found[0].read_text())
-    except ValueError as e:
+    except (ValueError, RecursionError) as e:
         raise UserError(f"{found[0]}: not valid JSON ({e})") from e
     if not isinstance(man, dict) or man.get("format") not in (FORMAT_KERNEL, FORMAT_USER) \
             or "output_specs" not in man:
@@ -109,8 +116,55 @@ def load(model_dir) -> dict:
     missing = [k for k in need if k not in man]
     if missing:
         raise UserError(f"{found[0]}: manifest lacks {', '.join(missing)} (re-run mlexport)")
-    if not isinstance(man["inputs"], list) or not man["inputs"] \
-            or not isinstance(man["inputs"][0], dict) \
-            or not {"shape", "raw_scale"} <= set(man["inputs"][0]):
-        raise UserError(f"{found[0]}: manifest inputs are malformed (re-run mlexport)")
+    why = _malformed(man)
+    if why:
+        raise UserError(f"{found[0]}: manifest {why} (re-run mlexport)")
     return man
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_shape(v) -> bool:
+    return isinstance(v, list) and bool(v) and all(_is_int(d) and d > 0 for d in v)
+
+
+def _malformed(man: dict) -> str | None:
+    """What is wrong with the fields mlrun uses, or None: a hand-edited
+    manifest must fail here, not as a numpy error or silently wrong rows."""
+    if not isinstance(man["name"], str) or not man["name"]:
+        return "name is not a string"
+    if man["format"] == FORMAT_KERNEL and not isinstance(man.get("blob"), str):
+        return "blob is not a file name"
+    n_out, fb = man["n_out"], man["frac_bits"]
+    if not (_is_int(n_out) and n_out > 0):
+        return f"n_out {n_out!r} is not a positive integer"
+    if not (_is_int(fb) and 0 <= fb <= 31):
+        return f"frac_bits {fb!r} is not an integer in 0..31"
+    ins = man["inputs"]
+    if not isinstance(ins, list) or not ins or not isinstance(ins[0], dict) \
+            or not {"shape", "raw_scale"} <= set(ins[0]):
+        return "inputs are malformed"
+    if not _is_shape(ins[0]["shape"]):
+        return f"input shape {ins[0]['shape']!r} is not a list of positive integers"
+    n_in = int(np.prod(ins[0]["shape"]))
+    rs = ins[0]["raw_scale"]
+    if not isinstance(rs, list) or len(rs) != n_in or not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf")
+            for v in rs):
+        return f"input raw_scale is not {n_in} finite numbers > 0"
+    specs = man["output_specs"]
+    if not isinstance(specs, list) or not specs:
+        return "output_specs is not a list of outputs"
+    for o in specs:
+        if not isinstance(o, dict) or not {"name", "offset", "shape", "kind"} <= set(o):
+            return "output_specs entries need name, offset, shape and kind"
+        if o["kind"] not in ("fixed", "index") or not isinstance(o["name"], str) \
+                or not _is_shape(o["shape"]) or not _is_int(o["offset"]) or o["offset"] < 0 \
+                or o["offset"] + int(np.prod(o["shape"])) > n_out:
+            return f"output {o.get('name')!r} is malformed or outside n_out {n_out}"
+        if man["format"] == FORMAT_KERNEL and o["kind"] == "fixed" \
+                and not (_is_int(o.get("frac_bits")) and 0 <= o["frac_bits"] <= 31):
+            return f"output {o['name']!r} has no integer frac_bits"
+    return None

@@ -212,7 +212,14 @@ def export(args) -> dict:
                                  f"{graph.n_out}")
         files[f"{name}.onnx"] = model.SerializeToString()
         rep["proxy_input_rounding"] = _rounding_error(fg, x, graph)
-    man = manifest.build(graph, target, args.model, fmt, args.bits, rep, sizes, classes)
+    index_max = 0
+    if target == "user":
+        # the proxy answers an index as index * 2^F too: F must leave room for it
+        from ml_lib.frontend.to_onnx import is_index
+        index_max = max((_max_index(fg, v) for v in fg.outputs
+                         if args.argmax or is_index(fg, v)), default=0)
+    man = manifest.build(graph, target, args.model, fmt, args.bits, rep, sizes, classes,
+                         index_max=index_max)
     if target == "user":
         man["onnx"] = f"{name}.onnx"
         files.update(_proxy_stub(man))
@@ -323,6 +330,17 @@ def _write_files(out: Path, files: dict[str, bytes], previous: list[str]) -> lis
             except OSError:
                 pass  # a leftover is harmless; the new manifest no longer lists it
     return stale
+
+
+def _max_index(fg, v) -> int:
+    """The largest value index output ``v`` can take: argmax runs over the
+    last axis, of ``v`` itself when --argmax adds it, else of the argmax
+    node's input (behind any reshapes)."""
+    while v != fg.input_name and fg.node(v).kind == "reshape":
+        v = fg.node(v).inputs[0]
+    if v != fg.input_name and fg.node(v).kind == "argmax":
+        v = fg.node(v).inputs[0]
+    return int((fg.input_shape if v == fg.input_name else fg.node(v).shape)[-1]) - 1
 
 
 def _float_only_graph(fg, x, name, feats, frac_bits, argmax=False):

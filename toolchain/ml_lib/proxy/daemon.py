@@ -30,6 +30,11 @@ READ_BYTES = 1 << 16  # the kernel's staging buffer: one read never carries more
 
 log = logging.getLogger("mlproxyd")
 
+# output element types to_fixed() can turn into s32 fixed point
+NUMERIC_TYPES = {f"tensor({t})" for t in (
+    "float", "double", "float16", "bfloat16", "bool", "int8", "int16", "int32", "int64",
+    "uint8", "uint16", "uint32", "uint64")}
+
 
 class Stop(BaseException):
     """Raised by the SIGTERM/SIGINT handler to leave the serving loop; a
@@ -70,21 +75,62 @@ class Model:
         shape = ins[0].shape
         if len(shape) != 2 or (isinstance(shape[1], int) and shape[1] != man.n_in):
             raise UserError(f"{where}: input shape {shape} is not [batch, {man.n_in}]")
-        # a dry run with a batch of 2: a fixed batch dimension or a wrong
-        # n_out would otherwise fail only once requests arrive together
-        try:
-            y = self.run_float(np.zeros((2, man.n_in), dtype=np.float32))
-        except Exception as e:  # onnxruntime's own exception types
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UserError(f"{where}: cannot run a batch of 2 rows: {first}") from None
-        if y.shape != (2, man.n_out):
-            raise UserError(f"{where}: a batch of 2 rows gives outputs of shape {y.shape}, "
-                            f"the manifest says (2, {man.n_out})")
+        out_type = next(o.type for o in outs if o.name == self.output)
+        if out_type not in NUMERIC_TYPES:
+            raise UserError(f"{where}: output {self.output!r} is {out_type}, not a numeric "
+                            "tensor")
+        self._check_rows(where)
         self.model_id = -1
 
+    def _check_rows(self, where) -> None:
+        """Refuse a model whose answer to one request is not its own row.
+
+        Requests are batched as they arrive, so row k of the output must
+        depend on row k of the input only, whatever the batch size: a fixed
+        batch dimension, an output with the batch on another axis or a
+        softmax across the batch would otherwise give wrong or missing
+        answers only once requests share a read. Batches of 1 and
+        n_out + 1 rows (so a transposed [n_out, batch] output cannot pass)
+        must give one row each, equal to running each row alone.
+        """
+        rng = np.random.default_rng(0)
+        k = self.man.n_out + 1
+        x = rng.standard_normal((k, self.man.n_in)).astype(np.float32)
+        try:
+            alone = [self._trial_run(x[i:i + 1]) for i in range(k)]
+            together = self._trial_run(x)
+        except UserError:
+            raise
+        except Exception as e:  # onnxruntime's own exception types
+            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+            raise UserError(f"{where}: cannot run a batch of 1 or {k} rows: {first}") from None
+        alone = np.concatenate(alone)
+        # batched and single-row kernels may round differently: a loose bound
+        tol = 1e-3 * max(1.0, float(np.nanmax(np.abs(together), initial=0.0)))
+        if not np.allclose(alone, together, rtol=1e-3, atol=tol, equal_nan=True):
+            raise UserError(f"{where}: a row's output depends on the other rows of its batch "
+                            "(mlproxyd batches requests; the batch must be axis 0 and rows "
+                            "independent)")
+
+    def _trial_run(self, x: np.ndarray) -> np.ndarray:
+        """run_float() on a trial batch, its shape checked against the manifest;
+        the output also goes through to_fixed(), so a value it cannot take
+        fails at start-up, not on every request."""
+        where = self.man.onnx_path
+        y = self.run_float(x)
+        if y.shape != (x.shape[0], self.man.n_out):
+            raise UserError(f"{where}: a batch of {x.shape[0]} rows gives outputs of shape "
+                            f"{y.shape}, the manifest says ({x.shape[0]}, {self.man.n_out})")
+        self.man.to_fixed(y)
+        return y
+
     def run_float(self, x: np.ndarray) -> np.ndarray:
-        y = self.sess.run([self.output], {self.input: x})[0]
-        return np.asarray(y).reshape(x.shape[0], -1)
+        y = np.asarray(self.sess.run([self.output], {self.input: x})[0])
+        # the batch must be axis 0: reshaping e.g. [n_out, batch] would mix requests
+        if y.ndim < 1 or y.shape[0] != x.shape[0]:
+            raise RuntimeError(f"{self.man.name}: a batch of {x.shape[0]} rows gave an output "
+                               f"of shape {y.shape}")
+        return y.reshape(x.shape[0], -1)
 
     def run_raw(self, raw: np.ndarray) -> np.ndarray:
         """Raw s64 rows [k, n_in] → s32 fixed-point rows [k, n_out]."""

@@ -53,12 +53,33 @@ class Manifest:
 
     def to_fixed(self, y: np.ndarray) -> np.ndarray:
         """Model outputs → s32 fixed point value * 2**F, round half up, saturated."""
-        v = np.floor(np.asarray(y, dtype=np.float64) * 2.0**self.frac_bits + 0.5)
-        v = np.nan_to_num(v, nan=0.0, posinf=S32_MAX, neginf=S32_MIN)
-        return np.clip(v, S32_MIN, S32_MAX).astype(np.int32)
+        return to_fixed(y, self.frac_bits)
 
 
 RAW_LIMIT = float(2**62)
+
+
+def to_fixed(y, frac_bits: int) -> np.ndarray:
+    """Floats → s32 round(y * 2**frac_bits), ties up, saturated; NaN → 0.
+
+    Exact for float64 too: floor(v + 0.5) would round v + 0.5 first (it
+    gives 1 for v = 0.49999999999999994), so the tie test is on v's exact
+    fraction instead.
+    """
+    v = np.asarray(y, dtype=np.float64) * 2.0**frac_bits
+    with np.errstate(invalid="ignore"):
+        r = np.floor(v)
+        r += (v - r) >= 0.5
+    r = np.nan_to_num(r, nan=0.0, posinf=S32_MAX, neginf=S32_MIN)
+    return np.clip(r, S32_MIN, S32_MAX).astype(np.int32)
+
+
+def _is_int(v) -> bool:
+    return isinstance(v, int) and not isinstance(v, bool)
+
+
+def _is_num(v) -> bool:
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
 TIMEOUT_MS_MAX = 60000  # the kernel's limit for a proxy model's timeout
 
 
@@ -76,7 +97,7 @@ def load_manifest(model_dir) -> Manifest:
         raise _bad(d, f"expected one <name>.json manifest, found {len(manifests)}")
     try:
         m = json.loads(manifests[0].read_text())
-    except (OSError, ValueError) as e:
+    except (OSError, ValueError, RecursionError) as e:
         raise _bad(d, f"{manifests[0].name} is not valid JSON ({e})") from None
     if not isinstance(m, dict):
         raise _bad(d, f"{manifests[0].name} is not a JSON object")
@@ -90,16 +111,20 @@ def load_manifest(model_dir) -> Manifest:
             or len(name) >= abi.NAME_LEN:
         raise _bad(d, f"model name {name!r} is not a C identifier shorter than {abi.NAME_LEN}")
     n_in, n_out, f = m["n_in"], m["n_out"], m["frac_bits"]
-    if not (isinstance(n_in, int) and 0 < n_in <= abi.MAX_IN):
+    if not (_is_int(n_in) and 0 < n_in <= abi.MAX_IN):
         raise _bad(d, f"n_in {n_in!r} not in 1..{abi.MAX_IN}")
-    if not (isinstance(n_out, int) and 0 < n_out <= abi.MAX_OUT):
+    if not (_is_int(n_out) and 0 < n_out <= abi.MAX_OUT):
         raise _bad(d, f"n_out {n_out!r} not in 1..{abi.MAX_OUT}")
-    if not (isinstance(f, int) and 0 <= f <= 30):
+    if not (_is_int(f) and 0 <= f <= 30):
         raise _bad(d, f"frac_bits {f!r} not in 0..30")
+    rs = m["raw_scale"]
+    if not (_is_num(rs) or (isinstance(rs, list) and len(rs) == n_in
+                            and all(_is_num(v) for v in rs))):
+        raise _bad(d, f"raw_scale must be a number or a list of n_in ({n_in}) numbers")
     try:
-        scale = np.broadcast_to(np.asarray(m["raw_scale"], dtype=np.float64), (n_in,)).copy()
-    except (TypeError, ValueError):
-        raise _bad(d, "raw_scale must be a number or a list of n_in numbers") from None
+        scale = np.broadcast_to(np.asarray(rs, dtype=np.float64), (n_in,)).copy()
+    except OverflowError:  # a JSON integer too large for a float
+        raise _bad(d, "raw_scale values must be finite and > 0") from None
     if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
         raise _bad(d, "raw_scale values must be finite and > 0")
     for key in ("onnx", "onnx_input", "onnx_output"):
@@ -112,7 +137,7 @@ def load_manifest(model_dir) -> Manifest:
     t = m.get("timeout_ms", 100)
     if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= TIMEOUT_MS_MAX:
         raise _bad(d, f"timeout_ms {t!r} is not a whole number of ms in 1..{TIMEOUT_MS_MAX}")
-    onnx_path = d / m.get("onnx", f"{name}.onnx")
+    onnx_path = d / (m.get("onnx") or f"{name}.onnx")
     if not onnx_path.is_file():
         raise _bad(d, f"missing {onnx_path.name}")
     return Manifest(name=name, n_in=n_in, n_out=n_out, raw_scale=scale, frac_bits=f,
