@@ -243,11 +243,16 @@ int ml_lib_model_unload(const char *name);
 /*
  * ml_lib_infer() returns the &enum ml_lib_source of the answer (>= 0) or a
  * negative errno. For an in-kernel model it never sleeps and is safe in any
- * context, NMI included. For a proxy model it waits for the daemon in
- * process context (bounded by the model's timeout); where it may not sleep
- * (interrupt, interrupts off, preemption off where the kernel counts it)
- * the fallback answers at once (counted as no_wait), and in NMI it returns
- * -EBUSY.
+ * context, NMI included. For a proxy model it waits for the daemon
+ * (bounded by the model's timeout) only where sleeping is provably safe:
+ * CONFIG_PREEMPT_COUNT, task context, preemptible() (no spinlock, no
+ * preempt or bh disable, interrupts on) and outside any RCU read-side
+ * critical section (rcu_preempt_depth() == 0; with PREEMPT_RCU
+ * rcu_read_lock() does not raise preempt_count(), on PREEMPT_RT neither do
+ * spin_lock() and local_bh_disable()). Anywhere else it never waits: the
+ * mode still applies, and a request that would have gone to the daemon is
+ * answered by the fallback at once (counted as no_wait). In NMI it returns
+ * -EBUSY; for a proxy model that is not registered, -ENOENT.
  */
 int ml_lib_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
 		 s32 *out, u32 n_out);
@@ -298,7 +303,8 @@ struct ml_lib_proxy_config {
  * @out: @n_out outputs, written before @done runs
  * @n_out: must equal the model's output count
  * @done: called exactly once with @status set, possibly in atomic context
- *        (softirq or with a spinlock held); must not sleep
+ *        (softirq, or the submitter's own context with whatever locks it
+ *        holds when answered at once); must not sleep
  * @priv: for the caller
  * @status: an &enum ml_lib_source (>= 0) or a negative errno
  * @reason: why the fallback answered: 0, -ETIMEDOUT (daemon slow),

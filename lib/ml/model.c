@@ -372,6 +372,7 @@ int ml_lib_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
 
 	if (!m || !in || !out)
 		return -EINVAL;
+	/* it answers -ENOENT itself once @m is unregistered, before detach */
 	if (m->proxy)
 		return ml_lib_proxy_infer(m, in, n_in, out, n_out);
 	if (!m->graph || !m->scratch)

@@ -14,6 +14,14 @@
  * response write, the model's timer, the daemon's release, the model's
  * detach - is the one that completes it, exactly once.
  *
+ * proxy_lock and the dataset rings' ds_lock are raw spinlocks, taken with
+ * interrupts off: ml_lib_infer_async() and ml_lib_dataset_publish() may be
+ * called from any context but NMI (hardirq, and a caller holding a
+ * scheduler lock, included; also on PREEMPT_RT). So nothing done under them
+ * may sleep on PREEMPT_RT or call into the scheduler: the submit path does
+ * not wake the daemon itself, it queues the daemon's irq_work (safe in any
+ * context, coalescing), which wakes the daemon's wait queue.
+ *
  * The protocol is in include/uapi/linux/ml_lib.h, the design in
  * docs/proxy.md.
  */
@@ -28,6 +36,8 @@
 #include <linux/uaccess.h>
 #include <linux/capability.h>
 #include <linux/hrtimer.h>
+#include <linux/irq_work.h>
+#include <linux/kref.h>
 #include <linux/completion.h>
 #include <linux/wait.h>
 #include <linux/wait_bit.h>
@@ -43,6 +53,7 @@
 #include <linux/hardirq.h>
 #include <linux/preempt.h>
 #include <linux/sched.h>
+#include <linux/rcupdate.h>
 #include <uapi/linux/ml_lib.h>
 
 #include "proxy.h"
@@ -71,6 +82,8 @@ struct ml_lib_proxy_conn {
 	struct hlist_head *sent;	/* read, waiting for an answer, by id */
 	struct list_head models;	/* proxies this daemon serves */
 	wait_queue_head_t wq;
+	/* wakes @wq; queued under proxy_lock, synced before @conn is freed */
+	struct irq_work wake;
 	struct mutex rlock;		/* serializes readers on rbuf */
 	struct mutex wlock;		/* serializes writers on wbuf */
 	void *rbuf;
@@ -97,13 +110,13 @@ struct ml_lib_proxy {
 	atomic64_t dead, absent, bypassed, nowait, invalid;
 	atomic64_t hist[ML_LIB_HIST_BUCKETS];
 
-	spinlock_t ds_lock;		/* the ring below; taken from any context */
+	raw_spinlock_t ds_lock;		/* the ring below; any context but NMI */
 	s64 *ds_buf;			/* ds_cap slots of ds_nfeat values */
 	u32 ds_head, ds_count;
 	u64 ds_next_seq, ds_dropped;
 };
 
-static DEFINE_SPINLOCK(proxy_lock);
+static DEFINE_RAW_SPINLOCK(proxy_lock);
 static DEFINE_MUTEX(proxy_mutex);	/* proxy_list, registration */
 static LIST_HEAD(proxy_list);
 static DEFINE_IDA(proxy_ida);
@@ -194,7 +207,7 @@ static enum hrtimer_restart ml_lib_proxy_timer(struct hrtimer *t)
 
 	for (;;) {
 		now = ktime_get();
-		spin_lock_irqsave(&proxy_lock, flags);
+		raw_spin_lock_irqsave(&proxy_lock, flags);
 		if (list_empty(&p->pending))
 			goto unlock;
 		req = list_first_entry(&p->pending, struct ml_lib_request,
@@ -209,7 +222,7 @@ static enum hrtimer_restart ml_lib_proxy_timer(struct hrtimer *t)
 		}
 		ml_lib_proxy_unlink_conn(req);
 		list_del(&req->tnode);
-		spin_unlock_irqrestore(&proxy_lock, flags);
+		raw_spin_unlock_irqrestore(&proxy_lock, flags);
 
 		atomic64_inc(&p->timeouts);
 		ml_lib_proxy_fallback(p, req, -ETIMEDOUT);
@@ -225,8 +238,89 @@ static enum hrtimer_restart ml_lib_proxy_timer(struct hrtimer *t)
 		ret = HRTIMER_RESTART;
 	}
 unlock:
-	spin_unlock_irqrestore(&proxy_lock, flags);
+	raw_spin_unlock_irqrestore(&proxy_lock, flags);
 	return ret;
+}
+
+/* Add one record of @n features to @p's ring. Any context except NMI. */
+static void ml_lib_dataset_add(struct ml_lib_proxy *p, const s64 *feat, u32 n)
+{
+	unsigned long flags;
+	u32 slot;
+
+	raw_spin_lock_irqsave(&p->ds_lock, flags);
+	if (p->ds_count == p->cfg.dataset_records) {
+		p->ds_head = (p->ds_head + 1) % p->cfg.dataset_records;
+		p->ds_count--;
+		p->ds_dropped++;
+	}
+	slot = (p->ds_head + p->ds_count) % p->cfg.dataset_records;
+	memcpy(p->ds_buf + (size_t)slot * n, feat, n * sizeof(s64));
+	p->ds_count++;
+	p->ds_next_seq++;
+	raw_spin_unlock_irqrestore(&p->ds_lock, flags);
+}
+
+/*
+ * What the mode does with @req: true when it is to go to the daemon.
+ * LEARNING publishes the inputs to the dataset ring (when it has their
+ * width) and, like EMERGENCY, never asks; COLLABORATION asks for request k
+ * when k mod 100 < collab_percent; RECOMMENDATION always asks.
+ */
+static bool ml_lib_proxy_mode_asks(struct ml_lib_proxy *p,
+				   const struct ml_lib_request *req)
+{
+	switch (READ_ONCE(p->mode)) {
+	case ML_LIB_MODE_LEARNING:
+		if (p->ds_buf && p->cfg.dataset_features == req->n_in)
+			ml_lib_dataset_add(p, req->in, req->n_in);
+		return false;
+	case ML_LIB_MODE_EMERGENCY:
+		return false;
+	case ML_LIB_MODE_COLLABORATION:
+		return (u32)atomic_inc_return(&p->collab_seq) % 100 <
+		       p->cfg.collab_percent;
+	default:
+		return true;
+	}
+}
+
+/*
+ * The front of both paths, asynchronous and synchronous: checks @req,
+ * counts it and applies the mode.
+ *
+ * Return: 1 when @req is to go to the daemon; 0 when the mode said not to
+ * ask and the fallback has answered (counted in mode_bypass, reason
+ * -ECANCELED; @req->done has not run); a negative errno when @req is
+ * refused (nothing counted, nothing answered): -EBUSY in NMI, -ENOENT for
+ * a model that is not registered, -EINVAL for sizes that do not match.
+ */
+static int ml_lib_proxy_route(struct ml_lib_model *m,
+			      struct ml_lib_request *req)
+{
+	struct ml_lib_proxy *p = m->proxy;
+
+	/* proxy_lock, ds_lock and the hrtimer are not NMI-safe */
+	if (WARN_ON_ONCE(in_nmi()))
+		return -EBUSY;
+	/*
+	 * ml_lib_model_unregister() returns with the count at 0 and no caller
+	 * inside (ml_lib_model_register() sets it), as the engine path's
+	 * scratch check: no lock needed.
+	 */
+	if (!kref_read(&m->ref))
+		return -ENOENT;
+	if (req->n_in != p->cfg.n_in || req->n_out != p->cfg.n_out)
+		return -EINVAL;
+
+	req->m = m;
+	req->start = ktime_get();
+	atomic64_inc(&p->requests);
+	if (ml_lib_proxy_mode_asks(p, req))
+		return 1;
+	atomic64_inc(&p->bypassed);
+	ml_lib_proxy_fallback(p, req, -ECANCELED);
+	return 0;
 }
 
 /**
@@ -234,20 +328,23 @@ unlock:
  * @m: a model from ml_lib_model_get()
  * @req: the request, owned by the caller until @req->done runs
  *
- * Usable in any context, atomic included, except NMI for a proxy model
- * (which takes spinlocks and arms a timer); never allocates and never
- * sleeps. For a proxy model the request is queued to the daemon and
- * @req->done runs from the daemon's write, from the model's timer (softirq)
- * when the timeout expires, or at once when the daemon is absent or the
- * mode says not to ask; in every failure case @req->out holds the fallback's
- * answer and @req->status is %ML_LIB_SRC_FALLBACK (or the errno when the
- * model has no fallback). For an in-kernel model the engine answers and
+ * Usable in any context, atomic included (hardirq, interrupts off, a raw
+ * spinlock or a scheduler lock held), except NMI for a proxy model (which
+ * takes raw spinlocks and arms a timer); never allocates, never sleeps and
+ * never calls into the scheduler (the daemon is woken from an irq_work).
+ * For a proxy model the request is queued to the daemon and @req->done
+ * runs from the daemon's write, from the model's timer (softirq) when the
+ * timeout expires, or at once when the daemon is absent or the mode says
+ * not to ask; in every failure case @req->out holds the fallback's answer
+ * and @req->status is %ML_LIB_SRC_FALLBACK (or the errno when the model
+ * has no fallback). For an in-kernel model the engine answers and
  * @req->done runs before this returns.
  *
  * Return: 0 when @req->done has run or will run exactly once; a negative
  * errno when it will not: -EINVAL when the sizes do not match the model,
- * -EBUSY for a proxy model in NMI (with a warning: a caller's bug), or the
- * engine's errno for an in-kernel model.
+ * -ENOENT for a model that is not registered, -EBUSY for a proxy model in
+ * NMI (with a warning: a caller's bug), or the engine's errno for an
+ * in-kernel model.
  */
 int ml_lib_infer_async(struct ml_lib_model *m, struct ml_lib_request *req)
 {
@@ -255,6 +352,7 @@ int ml_lib_infer_async(struct ml_lib_model *m, struct ml_lib_request *req)
 	struct ml_lib_proxy_conn *conn;
 	unsigned long flags;
 	bool first;
+	int ret;
 
 	if (!p) {
 		req->reason = 0;
@@ -265,40 +363,20 @@ int ml_lib_infer_async(struct ml_lib_model *m, struct ml_lib_request *req)
 		req->done(req);
 		return 0;
 	}
-	if (WARN_ON_ONCE(in_nmi()))
-		return -EBUSY;
-	if (req->n_in != p->cfg.n_in || req->n_out != p->cfg.n_out)
-		return -EINVAL;
+	ret = ml_lib_proxy_route(m, req);
+	if (ret < 0)
+		return ret;
+	if (!ret)
+		goto done;
 
-	req->m = m;
-	req->start = ktime_get();
-	atomic64_inc(&p->requests);
-
-	switch (READ_ONCE(p->mode)) {
-	case ML_LIB_MODE_LEARNING:
-		if (p->ds_buf && p->cfg.dataset_features == req->n_in)
-			ml_lib_dataset_publish(m, req->in, req->n_in);
-		fallthrough;
-	case ML_LIB_MODE_EMERGENCY:
-		goto bypass;
-	case ML_LIB_MODE_COLLABORATION:
-		if ((u32)atomic_inc_return(&p->collab_seq) % 100 >=
-		    p->cfg.collab_percent)
-			goto bypass;
-		break;
-	default:
-		break;
-	}
-
-	spin_lock_irqsave(&proxy_lock, flags);
+	raw_spin_lock_irqsave(&proxy_lock, flags);
 	conn = p->conn;
 	if (!conn || p->detached) {
-		spin_unlock_irqrestore(&proxy_lock, flags);
+		ret = p->detached ? -ESHUTDOWN : -ENOTCONN;
+		raw_spin_unlock_irqrestore(&proxy_lock, flags);
 		atomic64_inc(&p->absent);
-		ml_lib_proxy_fallback(p, req, p->detached ? -ESHUTDOWN :
-				      -ENOTCONN);
-		req->done(req);
-		return 0;
+		ml_lib_proxy_fallback(p, req, ret);
+		goto done;
 	}
 	req->id = ++proxy_next_id;
 	req->deadline = ktime_add_us(req->start, p->cfg.timeout_us);
@@ -309,14 +387,16 @@ int ml_lib_infer_async(struct ml_lib_model *m, struct ml_lib_request *req)
 	list_add_tail(&req->tnode, &p->pending);
 	if (first)
 		hrtimer_start(&p->timer, req->deadline, HRTIMER_MODE_ABS_SOFT);
-	/* conn is only guaranteed alive under proxy_lock */
-	wake_up_interruptible_poll(&conn->wq, EPOLLIN | EPOLLRDNORM);
-	spin_unlock_irqrestore(&proxy_lock, flags);
+	/*
+	 * @conn is only guaranteed alive under proxy_lock; its release syncs
+	 * the irq_work before freeing it. No wake-up here: that would take
+	 * the wait queue's lock (sleeping on PREEMPT_RT) and the scheduler's.
+	 */
+	irq_work_queue(&conn->wake);
+	raw_spin_unlock_irqrestore(&proxy_lock, flags);
 	return 0;
 
-bypass:
-	atomic64_inc(&p->bypassed);
-	ml_lib_proxy_fallback(p, req, -ECANCELED);
+done:
 	req->done(req);
 	return 0;
 }
@@ -333,22 +413,29 @@ static void ml_lib_sync_done(struct ml_lib_request *req)
 }
 
 /*
- * True where the synchronous path may wait for the daemon: task context,
- * interrupts on and, where the kernel counts it, preemption on (no
- * spinlock held).
+ * True only where the synchronous path can be shown to be allowed to
+ * sleep: task context, interrupts and preemption on (no spinlock, no
+ * preempt_disable(), no local_bh_disable()) and outside every RCU
+ * read-side section. The last one needs its own test: with PREEMPT_RCU,
+ * rcu_read_lock() leaves preempt_count() at 0, and on PREEMPT_RT
+ * spin_lock() and local_bh_disable() only take rcu_read_lock() and
+ * migrate_disable(). Without CONFIG_PREEMPT_COUNT a held spinlock cannot
+ * be seen at all, so the synchronous path never waits there.
  */
 static bool ml_lib_may_wait(void)
 {
-	if (!in_task() || irqs_disabled())
+	if (!IS_ENABLED(CONFIG_PREEMPT_COUNT))
 		return false;
-	return !IS_ENABLED(CONFIG_PREEMPT_COUNT) || !preempt_count();
+	return in_task() && preemptible() && !rcu_preempt_depth();
 }
 
 /*
  * The synchronous path of ml_lib_infer() for proxy models. The wait is
  * bounded by the model's timer, which completes every pending request at
- * its deadline whatever the daemon does. Where waiting is not allowed the
- * fallback answers at once, as in emergency mode (counted as no_wait).
+ * its deadline whatever the daemon does. Where waiting cannot be shown to
+ * be allowed, the mode still applies (LEARNING still feeds the dataset,
+ * a bypass is still mode_bypass), and a request that would have gone to
+ * the daemon is answered by the fallback at once (no_wait, -EWOULDBLOCK).
  */
 int ml_lib_proxy_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
 		       s32 *out, u32 n_out)
@@ -363,14 +450,13 @@ int ml_lib_proxy_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
 	int ret;
 
 	if (!ml_lib_may_wait()) {
-		/* NMI: ml_lib_infer_async() warns and refuses */
-		if (in_nmi())
-			return ml_lib_infer_async(m, &s.req);
-		if (n_in != p->cfg.n_in || n_out != p->cfg.n_out)
-			return -EINVAL;
-		atomic64_inc(&p->requests);
-		atomic64_inc(&p->nowait);
-		ml_lib_proxy_fallback(p, &s.req, -EWOULDBLOCK);
+		ret = ml_lib_proxy_route(m, &s.req);
+		if (ret < 0)
+			return ret;
+		if (ret) {
+			atomic64_inc(&p->nowait);
+			ml_lib_proxy_fallback(p, &s.req, -EWOULDBLOCK);
+		}
 		return s.req.status;
 	}
 	might_sleep();
@@ -388,7 +474,8 @@ int ml_lib_proxy_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
  * @feat: the features
  * @n: number of features; must equal the ring's record width
  *
- * Any context except NMI (the ring is under a spinlock); never blocks,
+ * Any context except NMI (the ring is under a raw spinlock), a caller
+ * holding a raw spinlock or a scheduler lock included; never blocks,
  * never allocates. When the ring is full the oldest record is dropped and
  * counted.
  *
@@ -398,8 +485,6 @@ int ml_lib_proxy_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
 int ml_lib_dataset_publish(struct ml_lib_model *m, const s64 *feat, u32 n)
 {
 	struct ml_lib_proxy *p = m->proxy;
-	unsigned long flags;
-	u32 slot;
 
 	if (WARN_ON_ONCE(in_nmi()))
 		return -EBUSY;
@@ -407,17 +492,7 @@ int ml_lib_dataset_publish(struct ml_lib_model *m, const s64 *feat, u32 n)
 		return -ENOENT;
 	if (n != p->cfg.dataset_features)
 		return -EINVAL;
-	spin_lock_irqsave(&p->ds_lock, flags);
-	if (p->ds_count == p->cfg.dataset_records) {
-		p->ds_head = (p->ds_head + 1) % p->cfg.dataset_records;
-		p->ds_count--;
-		p->ds_dropped++;
-	}
-	slot = (p->ds_head + p->ds_count) % p->cfg.dataset_records;
-	memcpy(p->ds_buf + (size_t)slot * n, feat, n * sizeof(s64));
-	p->ds_count++;
-	p->ds_next_seq++;
-	spin_unlock_irqrestore(&p->ds_lock, flags);
+	ml_lib_dataset_add(p, feat, n);
 	return 0;
 }
 EXPORT_SYMBOL_GPL(ml_lib_dataset_publish);
@@ -463,7 +538,7 @@ static long ml_lib_proxy_register(struct ml_lib_proxy_conn *conn,
 	} else if (reg.n_in != p->cfg.n_in || reg.n_out != p->cfg.n_out) {
 		ret = -EINVAL;
 	} else {
-		spin_lock_irq(&proxy_lock);
+		raw_spin_lock_irq(&proxy_lock);
 		if (p->conn && p->conn != conn) {
 			ret = -EBUSY;
 		} else {
@@ -472,7 +547,7 @@ static long ml_lib_proxy_register(struct ml_lib_proxy_conn *conn,
 			p->conn = conn;
 			ret = p->id;
 		}
-		spin_unlock_irq(&proxy_lock);
+		raw_spin_unlock_irq(&proxy_lock);
 	}
 	mutex_unlock(&proxy_mutex);
 	return ret;
@@ -499,7 +574,9 @@ static long ml_lib_proxy_dataset_read(struct ml_lib_proxy_conn *conn,
 
 	if (copy_from_user(&rd, arg, sizeof(rd)))
 		return -EFAULT;
-	if (rd.version != ML_LIB_PROXY_VERSION)
+	/* a 32-bit kernel would silently drop the high half of @buf */
+	if (rd.version != ML_LIB_PROXY_VERSION ||
+	    rd.buf != (unsigned long)rd.buf)
 		return -EINVAL;
 
 	mutex_lock(&proxy_mutex);
@@ -529,7 +606,7 @@ static long ml_lib_proxy_dataset_read(struct ml_lib_proxy_conn *conn,
 			goto unlock;
 		}
 	}
-	spin_lock_irq(&p->ds_lock);
+	raw_spin_lock_irq(&p->ds_lock);
 	n = min_t(u64, max, p->ds_count);
 	for (k = 0; k < n; k++) {
 		rec = bounce + k * rec_size;
@@ -542,7 +619,7 @@ static long ml_lib_proxy_dataset_read(struct ml_lib_proxy_conn *conn,
 		p->ds_count--;
 	}
 	rd.dropped = p->ds_dropped;
-	spin_unlock_irq(&p->ds_lock);
+	raw_spin_unlock_irq(&p->ds_lock);
 	mutex_unlock(&proxy_mutex);
 
 	/* @p may be gone from here on */
@@ -574,6 +651,15 @@ static long ml_lib_proxy_ioctl(struct file *f, unsigned int cmd,
 	}
 }
 
+/* Wakes the daemon's readers; queued by the submit path, any context. */
+static void ml_lib_proxy_wake(struct irq_work *work)
+{
+	struct ml_lib_proxy_conn *conn =
+		container_of(work, struct ml_lib_proxy_conn, wake);
+
+	wake_up_interruptible_poll(&conn->wq, EPOLLIN | EPOLLRDNORM);
+}
+
 static int ml_lib_proxy_open(struct inode *inode, struct file *f)
 {
 	struct ml_lib_proxy_conn *conn;
@@ -598,6 +684,7 @@ static int ml_lib_proxy_open(struct inode *inode, struct file *f)
 	INIT_LIST_HEAD(&conn->queue);
 	INIT_LIST_HEAD(&conn->models);
 	init_waitqueue_head(&conn->wq);
+	init_irq_work(&conn->wake, ml_lib_proxy_wake);
 	mutex_init(&conn->rlock);
 	mutex_init(&conn->wlock);
 	f->private_data = conn;
@@ -613,7 +700,7 @@ static int ml_lib_proxy_release(struct inode *inode, struct file *f)
 	LIST_HEAD(dead);
 	unsigned int i;
 
-	spin_lock_irq(&proxy_lock);
+	raw_spin_lock_irq(&proxy_lock);
 	list_for_each_entry_safe(p, ptmp, &conn->models, conn_node) {
 		p->conn = NULL;
 		list_del_init(&p->conn_node);
@@ -628,7 +715,7 @@ static int ml_lib_proxy_release(struct inode *inode, struct file *f)
 	}
 	list_for_each_entry(req, &dead, node)
 		list_del(&req->tnode);
-	spin_unlock_irq(&proxy_lock);
+	raw_spin_unlock_irq(&proxy_lock);
 
 	/* the daemon is gone: its callers fall back now, not at the timeout */
 	list_for_each_entry_safe(req, tmp, &dead, node) {
@@ -638,6 +725,11 @@ static int ml_lib_proxy_release(struct inode *inode, struct file *f)
 		ml_lib_proxy_finish(p, req);
 		cond_resched();	/* each fallback may take milliseconds */
 	}
+	/*
+	 * No model points to @conn any more, so nothing queues its irq_work
+	 * again; one queued before may still be pending or running.
+	 */
+	irq_work_sync(&conn->wake);
 	kvfree(conn->rbuf);
 	kvfree(conn->wbuf);
 	kvfree(conn->sent);
@@ -649,9 +741,9 @@ static bool ml_lib_proxy_readable(struct ml_lib_proxy_conn *conn)
 {
 	bool ret;
 
-	spin_lock_irq(&proxy_lock);
+	raw_spin_lock_irq(&proxy_lock);
 	ret = !list_empty(&conn->queue);
-	spin_unlock_irq(&proxy_lock);
+	raw_spin_unlock_irq(&proxy_lock);
 	return ret;
 }
 
@@ -666,11 +758,19 @@ static ssize_t ml_lib_proxy_read(struct file *f, char __user *buf,
 	bool left;
 	ssize_t ret;
 
-	if (mutex_lock_interruptible(&conn->rlock))
+	/*
+	 * A blocking reader holds rlock while it waits for a request: a
+	 * non-blocking one must not wait for rlock either.
+	 */
+	if (f->f_flags & O_NONBLOCK) {
+		if (!mutex_trylock(&conn->rlock))
+			return -EAGAIN;
+	} else if (mutex_lock_interruptible(&conn->rlock)) {
 		return -ERESTARTSYS;
+	}
 	for (;;) {
 		n = 0;
-		spin_lock_irq(&proxy_lock);
+		raw_spin_lock_irq(&proxy_lock);
 		while (!list_empty(&conn->queue)) {
 			req = list_first_entry(&conn->queue,
 					       struct ml_lib_request, node);
@@ -691,7 +791,7 @@ static ssize_t ml_lib_proxy_read(struct file *f, char __user *buf,
 			n += size;
 		}
 		left = !list_empty(&conn->queue);
-		spin_unlock_irq(&proxy_lock);
+		raw_spin_unlock_irq(&proxy_lock);
 		if (n)
 			break;
 		if (left) {		/* buffer too small for one record */
@@ -752,7 +852,7 @@ static ssize_t ml_lib_proxy_write_one(struct ml_lib_proxy_conn *conn,
 	if ((hdr.n_out & 1) && conn->wbuf[hdr.n_out])	/* padding is zero */
 		return -EINVAL;
 
-	spin_lock_irq(&proxy_lock);
+	raw_spin_lock_irq(&proxy_lock);
 	hlist_for_each_entry(req, ml_lib_proxy_bucket(conn, hdr.id), hnode) {
 		if (req->id == hdr.id) {
 			found = req;
@@ -770,13 +870,13 @@ static ssize_t ml_lib_proxy_write_one(struct ml_lib_proxy_conn *conn,
 	if (!found || p->id != hdr.model_id || p->cfg.n_out != hdr.n_out) {
 		if (p)
 			atomic64_inc(&p->invalid);
-		spin_unlock_irq(&proxy_lock);
+		raw_spin_unlock_irq(&proxy_lock);
 		return -EINVAL;
 	}
 	hlist_del_init(&found->hnode);
 	list_del(&found->tnode);
 	memcpy(found->out, conn->wbuf, hdr.n_out * sizeof(s32));
-	spin_unlock_irq(&proxy_lock);
+	raw_spin_unlock_irq(&proxy_lock);
 
 	found->status = ML_LIB_SRC_PROXY;
 	found->reason = 0;
@@ -840,10 +940,10 @@ static int ml_lib_proxy_stats_show(struct seq_file *s, void *unused)
 	u64 dropped, queued;
 	int i;
 
-	spin_lock_irqsave(&p->ds_lock, flags);
+	raw_spin_lock_irqsave(&p->ds_lock, flags);
 	dropped = p->ds_dropped;
 	queued = p->ds_count;
-	spin_unlock_irqrestore(&p->ds_lock, flags);
+	raw_spin_unlock_irqrestore(&p->ds_lock, flags);
 
 	seq_printf(s, "mode %s\n", ml_lib_mode_names[READ_ONCE(p->mode)]);
 	seq_printf(s, "timeout_us %u\n", p->cfg.timeout_us);
@@ -996,7 +1096,7 @@ int ml_lib_proxy_attach(struct ml_lib_model *m,
 	p->mode = cfg->mode;
 	INIT_LIST_HEAD(&p->pending);
 	INIT_LIST_HEAD(&p->conn_node);
-	spin_lock_init(&p->ds_lock);
+	raw_spin_lock_init(&p->ds_lock);
 	hrtimer_init(&p->timer, CLOCK_MONOTONIC, HRTIMER_MODE_ABS_SOFT);
 	p->timer.function = ml_lib_proxy_timer;
 	ret = -ENOMEM;
@@ -1064,7 +1164,7 @@ void ml_lib_proxy_detach(struct ml_lib_model *m)
 	might_sleep();
 	mutex_lock(&proxy_mutex);
 	list_del(&p->node);
-	spin_lock_irq(&proxy_lock);
+	raw_spin_lock_irq(&proxy_lock);
 	p->detached = true;
 	if (p->conn) {
 		list_del_init(&p->conn_node);
@@ -1073,7 +1173,7 @@ void ml_lib_proxy_detach(struct ml_lib_model *m)
 	list_for_each_entry(req, &p->pending, tnode)
 		ml_lib_proxy_unlink_conn(req);
 	list_splice_init(&p->pending, &dead);
-	spin_unlock_irq(&proxy_lock);
+	raw_spin_unlock_irq(&proxy_lock);
 	mutex_unlock(&proxy_mutex);
 
 	list_for_each_entry_safe(req, tmp, &dead, tnode) {

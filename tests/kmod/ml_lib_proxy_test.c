@@ -8,11 +8,15 @@
  *
  *   infer    write k rows of n_in s64; read back k rows of
  *            [source, latency ns, out[0..n_out-1]] as s64
- *   stress   write "sync|irqoff|async|burst THREADS COUNT"; kernel threads
- *            send COUNT requests each, input row (t, i, t * 100000 + i, ...),
- *            and check the answers of an identity model; read the verdict.
- *            async keeps ASYNC_WINDOW requests in flight per thread, burst
- *            all COUNT at once (a daemon then holds them all).
+ *   stress   write "sync|irqoff|rcu|async|rawlock|burst THREADS COUNT";
+ *            kernel threads send COUNT requests each, input row
+ *            (t, i, t * 100000 + i + j, ...), and check the answers of an
+ *            identity model; read the verdict. irqoff and rcu call
+ *            ml_lib_infer() with interrupts off or inside rcu_read_lock(),
+ *            where it may not wait. async keeps ASYNC_WINDOW requests in
+ *            flight per thread (submitted with interrupts off), rawlock
+ *            too but submitted holding a raw spinlock, burst all COUNT at
+ *            once (a daemon then holds them all).
  *            "hold 1 COUNT" submits COUNT async requests from the writer
  *            and returns at once; the verdict says how many went out.
  *            Their completions are counted in module globals, which the
@@ -21,6 +25,10 @@
  *            error E" (a daemon may still hold them at rmmod)
  *   publish  write k rows of dataset_features s64, published with
  *            interrupts off (atomic context)
+ *
+ * The module's exit, after unregistering the model and before detaching
+ * it, calls ml_lib_infer() and ml_lib_infer_async() on it once and prints
+ * "ml_lib_proxy_test: after unregister: sync S async A" (-ENOENT expected).
  */
 
 #include <linux/module.h>
@@ -35,6 +43,8 @@
 #include <linux/mutex.h>
 #include <linux/atomic.h>
 #include <linux/wait.h>
+#include <linux/spinlock.h>
+#include <linux/rcupdate.h>
 #include <linux/ml_lib.h>
 
 static char *name = "proxy_test";
@@ -74,6 +84,9 @@ static size_t infer_result_bytes;
 static DEFINE_MUTEX(stress_lock);
 static char stress_verdict[256];
 
+/* rawlock: submissions hold it, as a caller inside a raw lock would */
+static DEFINE_RAW_SPINLOCK(stress_raw_lock);
+
 /* "hold" requests: no thread waits for them, the exit reports them */
 static atomic_t held, held_completed, held_fallback, held_proxy, held_error;
 
@@ -81,6 +94,8 @@ struct stress_ctx {
 	u32 t, count;
 	bool async;
 	bool irqoff;	/* sync calls with interrupts off */
+	bool rcu;	/* sync calls inside rcu_read_lock() */
+	bool rawlock;	/* async submissions under stress_raw_lock */
 	u32 window;	/* async: most requests in flight */
 	u64 ok, bad, fallbacks, errors;
 	/*
@@ -193,6 +208,27 @@ static void stress_hold(u32 count)
 		 "held %u error %u\n", sent, errs);
 }
 
+/* One synchronous call in the context @c asks for. */
+static int stress_sync_call(struct stress_ctx *c, const s64 *in, s32 *out)
+{
+	unsigned long flags;
+	int ret;
+
+	/* may not wait there: the fallback answers at once */
+	if (c->irqoff) {
+		local_irq_save(flags);
+		ret = ml_lib_infer(&model, in, n_in, out, n_out);
+		local_irq_restore(flags);
+	} else if (c->rcu) {
+		rcu_read_lock();
+		ret = ml_lib_infer(&model, in, n_in, out, n_out);
+		rcu_read_unlock();
+	} else {
+		ret = ml_lib_infer(&model, in, n_in, out, n_out);
+	}
+	return ret;
+}
+
 static int stress_thread(void *arg)
 {
 	struct stress_ctx *c = arg;
@@ -206,12 +242,7 @@ static int stress_thread(void *arg)
 	for (i = 0; i < c->count; i++) {
 		if (!c->async) {
 			stress_fill(in, c->t, i);
-			/* may not wait there: the fallback answers at once */
-			if (c->irqoff)
-				local_irq_save(flags);
-			ret = ml_lib_infer(&model, in, n_in, out, n_out);
-			if (c->irqoff)
-				local_irq_restore(flags);
+			ret = stress_sync_call(c, in, out);
 			stress_check(c, in, out, ret);
 			continue;
 		}
@@ -234,10 +265,19 @@ static int stress_thread(void *arg)
 		r->req.out = r->out;
 		r->req.n_out = n_out;
 		r->req.done = stress_async_done;
-		/* submit with interrupts off: the async call is atomic-safe */
-		local_irq_save(flags);
-		ret = ml_lib_infer_async(&model, &r->req);
-		local_irq_restore(flags);
+		/*
+		 * Submit with interrupts off, or holding a raw spinlock: the
+		 * async call is safe in any context but NMI.
+		 */
+		if (c->rawlock) {
+			raw_spin_lock_irqsave(&stress_raw_lock, flags);
+			ret = ml_lib_infer_async(&model, &r->req);
+			raw_spin_unlock_irqrestore(&stress_raw_lock, flags);
+		} else {
+			local_irq_save(flags);
+			ret = ml_lib_infer_async(&model, &r->req);
+			local_irq_restore(flags);
+		}
 		if (ret) {
 			kfree(r);
 			spin_lock_irq(&c->wq.lock);
@@ -287,9 +327,12 @@ static ssize_t stress_write(struct file *f, const char __user *ubuf,
 	for (t = 0; t < threads; t++) {
 		ctx[t].t = t;
 		ctx[t].count = count;
-		ctx[t].async = !strcmp(kind, "async") || !strcmp(kind, "burst");
+		ctx[t].async = !strcmp(kind, "async") || !strcmp(kind, "burst") ||
+			       !strcmp(kind, "rawlock");
 		ctx[t].window = strcmp(kind, "burst") ? ASYNC_WINDOW : U32_MAX;
 		ctx[t].irqoff = !strcmp(kind, "irqoff");
+		ctx[t].rcu = !strcmp(kind, "rcu");
+		ctx[t].rawlock = !strcmp(kind, "rawlock");
 		init_waitqueue_head(&ctx[t].wq);
 		init_completion(&ctx[t].done);
 		tsk = kthread_run(stress_thread, &ctx[t], "mlproxy_t%u", t);
@@ -468,10 +511,41 @@ err:
 	return ret;
 }
 
+/* Only runs if ml_lib_infer_async() wrongly accepts an unregistered model. */
+static void unregistered_done(struct ml_lib_request *req)
+{
+}
+
+/*
+ * The model is unregistered, not detached: both calls must say -ENOENT.
+ * Static: a request wrongly accepted lives until the detach completes it.
+ */
+static s64 unreg_in[8];
+static s32 unreg_out[8];
+static struct ml_lib_request unreg_req;
+
+static void proxy_test_unregistered(void)
+{
+	int sync = -EINVAL, async = -EINVAL;
+
+	if (n_in <= ARRAY_SIZE(unreg_in) && n_out <= ARRAY_SIZE(unreg_out)) {
+		sync = ml_lib_infer(&model, unreg_in, n_in, unreg_out, n_out);
+		unreg_req.in = unreg_in;
+		unreg_req.n_in = n_in;
+		unreg_req.out = unreg_out;
+		unreg_req.n_out = n_out;
+		unreg_req.done = unregistered_done;
+		async = ml_lib_infer_async(&model, &unreg_req);
+	}
+	pr_info("ml_lib_proxy_test: after unregister: sync %d async %d\n",
+		sync, async);
+}
+
 static void __exit proxy_test_exit(void)
 {
 	debugfs_remove(dir);
 	ml_lib_model_unregister(&model);
+	proxy_test_unregistered();
 	/* every request is completed (held ones freed) when this returns */
 	ml_lib_proxy_detach(&model);
 	if (atomic_read(&held))
