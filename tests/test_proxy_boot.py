@@ -643,33 +643,29 @@ def guest_contexts(g, res: dict, stage):
     if got:  # answered: nothing left in flight for the checks below
         nb["answered"] = c.write(guest_answers(got))
 
+    def stress_counted(kind, threads, count):
+        """g.stress()'s verdict, the counters it moved and the inflight gauge."""
+        before = g.stats("ident")
+        v = g.stress(kind, threads, count)
+        st = g.stats("ident")
+        return {"verdict": v, "inflight": st["inflight"],
+                **{k: st[k] - before[k] for k in
+                   ("no_wait", "mode_bypass", "answers", "timeouts")}}
+
     stop = guest_responder(c)
     try:
         stage("contexts: sync inside rcu_read_lock()")
-        before = g.stats("ident")
-        v = g.stress("rcu", 2, 100)
-        st = g.stats("ident")
-        res["rcu"] = {"verdict": v, **{k: st[k] - before[k] for k in
-                                       ("no_wait", "mode_bypass", "answers")}}
-
+        res["rcu"] = stress_counted("rcu", 2, 100)
         for mode, name in ((1, "learning"), (0, "emergency")):
             stage(f"contexts: {name} where it may not wait")
             g.set_mode("ident", mode)
-            before = g.stats("ident")
-            v = g.stress("irqoff", 1, 10)
-            st = g.stats("ident")
+            res[name] = stress_counted("irqoff", 1, 10)
             recs, _ = c.dataset()
-            res[name] = {"verdict": v, "dataset": {"seq": [q for q, _ in recs],
-                                                   "feat": [f.tolist() for _, f in recs]},
-                         **{k: st[k] - before[k] for k in ("no_wait", "mode_bypass")}}
+            res[name]["dataset"] = {"seq": [q for q, _ in recs],
+                                    "feat": [f.tolist() for _, f in recs]}
         g.set_mode("ident", 3)
-
         stage("contexts: async under a raw spinlock")
-        before = g.stats("ident")
-        v = g.stress("rawlock", 4, 500)
-        st = g.stats("ident")
-        res["rawlock"] = {"verdict": v, "inflight": st["inflight"],
-                          **{k: st[k] - before[k] for k in ("answers", "timeouts")}}
+        res["rawlock"] = stress_counted("rawlock", 4, 500)
     finally:
         stop()
     c.close()

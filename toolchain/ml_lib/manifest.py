@@ -122,12 +122,18 @@ def load(model_dir) -> dict:
     return man
 
 
-def _is_int(v) -> bool:
+def is_int(v) -> bool:
+    """A JSON integer (json gives bool for true/false, a subclass of int)."""
     return isinstance(v, int) and not isinstance(v, bool)
 
 
+def is_number(v) -> bool:
+    """A JSON number, not a bool or a string."""
+    return isinstance(v, (int, float)) and not isinstance(v, bool)
+
+
 def _is_shape(v) -> bool:
-    return isinstance(v, list) and bool(v) and all(_is_int(d) and d > 0 for d in v)
+    return isinstance(v, list) and bool(v) and all(is_int(d) and d > 0 for d in v)
 
 
 def _malformed(man: dict) -> str | None:
@@ -138,9 +144,9 @@ def _malformed(man: dict) -> str | None:
     if man["format"] == FORMAT_KERNEL and not isinstance(man.get("blob"), str):
         return "blob is not a file name"
     n_out, fb = man["n_out"], man["frac_bits"]
-    if not (_is_int(n_out) and n_out > 0):
+    if not (is_int(n_out) and n_out > 0):
         return f"n_out {n_out!r} is not a positive integer"
-    if not (_is_int(fb) and 0 <= fb <= 31):
+    if not (is_int(fb) and 0 <= fb <= 31):
         return f"frac_bits {fb!r} is not an integer in 0..31"
     ins = man["inputs"]
     if not isinstance(ins, list) or not ins or not isinstance(ins[0], dict) \
@@ -150,9 +156,8 @@ def _malformed(man: dict) -> str | None:
         return f"input shape {ins[0]['shape']!r} is not a list of positive integers"
     n_in = int(np.prod(ins[0]["shape"]))
     rs = ins[0]["raw_scale"]
-    if not isinstance(rs, list) or len(rs) != n_in or not all(
-            isinstance(v, (int, float)) and not isinstance(v, bool) and 0 < v < float("inf")
-            for v in rs):
+    if not isinstance(rs, list) or len(rs) != n_in \
+            or not all(is_number(v) and 0 < v < float("inf") for v in rs):
         return f"input raw_scale is not {n_in} finite numbers > 0"
     specs = man["output_specs"]
     if not isinstance(specs, list) or not specs:
@@ -161,10 +166,10 @@ def _malformed(man: dict) -> str | None:
         if not isinstance(o, dict) or not {"name", "offset", "shape", "kind"} <= set(o):
             return "output_specs entries need name, offset, shape and kind"
         if o["kind"] not in ("fixed", "index") or not isinstance(o["name"], str) \
-                or not _is_shape(o["shape"]) or not _is_int(o["offset"]) or o["offset"] < 0 \
+                or not _is_shape(o["shape"]) or not is_int(o["offset"]) or o["offset"] < 0 \
                 or o["offset"] + int(np.prod(o["shape"])) > n_out:
             return f"output {o.get('name')!r} is malformed or outside n_out {n_out}"
         if man["format"] == FORMAT_KERNEL and o["kind"] == "fixed" \
-                and not (_is_int(o.get("frac_bits")) and 0 <= o["frac_bits"] <= 31):
+                and not (is_int(o.get("frac_bits")) and 0 <= o["frac_bits"] <= 31):
             return f"output {o['name']!r} has no integer frac_bits"
     return None

@@ -152,9 +152,9 @@ def run_engine(engine: str, d: Path, man: dict, x: np.ndarray, raw: np.ndarray) 
         raise _not_landed(engine, "ml_lib.proxy.run_exported") from e
     with _engine_failure(engine, name):
         y = run(str(d), x.reshape(x.shape[0], -1))
-    y = np.asarray(y, dtype=np.float64)
+    from ml_lib.proxy.manifest import to_fixed
     # the proxy answers s32 / 2^F; go back to the integers it computed
-    return np.floor(y.reshape(x.shape[0], -1) * 2.0**man["frac_bits"] + 0.5).astype(np.int64)
+    return to_fixed(np.asarray(y).reshape(x.shape[0], -1), man["frac_bits"]).astype(np.int64)
 
 
 def split_outputs(man: dict, out: np.ndarray, raw: bool) -> dict[str, np.ndarray]:

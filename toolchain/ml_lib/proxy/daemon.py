@@ -99,8 +99,6 @@ class Model:
         try:
             alone = [self._trial_run(x[i:i + 1]) for i in range(k)]
             together = self._trial_run(x)
-        except UserError:
-            raise
         except Exception as e:  # onnxruntime's own exception types
             first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
             raise UserError(f"{where}: cannot run a batch of 1 or {k} rows: {first}") from None
@@ -113,32 +111,30 @@ class Model:
                             "independent)")
 
     def _trial_run(self, x: np.ndarray) -> np.ndarray:
-        """run_float() on a trial batch, its shape checked against the manifest;
-        the output also goes through to_fixed(), so a value it cannot take
-        fails at start-up, not on every request."""
-        where = self.man.onnx_path
+        """run_float() on a trial batch; the output also goes through
+        to_fixed(), so a value it cannot take fails at start-up, not on
+        every request."""
         y = self.run_float(x)
-        if y.shape != (x.shape[0], self.man.n_out):
-            raise UserError(f"{where}: a batch of {x.shape[0]} rows gives outputs of shape "
-                            f"{y.shape}, the manifest says ({x.shape[0]}, {self.man.n_out})")
         self.man.to_fixed(y)
         return y
 
     def run_float(self, x: np.ndarray) -> np.ndarray:
+        """Float rows [k, n_in] → float outputs [k, n_out], or RuntimeError."""
         y = np.asarray(self.sess.run([self.output], {self.input: x})[0])
+        k = x.shape[0]
         # the batch must be axis 0: reshaping e.g. [n_out, batch] would mix requests
-        if y.ndim < 1 or y.shape[0] != x.shape[0]:
-            raise RuntimeError(f"{self.man.name}: a batch of {x.shape[0]} rows gave an output "
+        if y.ndim < 1 or y.shape[0] != k:
+            raise RuntimeError(f"{self.man.name}: a batch of {k} rows gave an output "
                                f"of shape {y.shape}")
-        return y.reshape(x.shape[0], -1)
+        y = y.reshape(k, -1)
+        if y.shape[1] != self.man.n_out:
+            raise RuntimeError(f"{self.man.name}: a batch of {k} rows gives outputs of shape "
+                               f"{y.shape}, the manifest says ({k}, {self.man.n_out})")
+        return y
 
     def run_raw(self, raw: np.ndarray) -> np.ndarray:
         """Raw s64 rows [k, n_in] → s32 fixed-point rows [k, n_out]."""
-        y = self.run_float(self.man.to_float(raw))
-        if y.shape[1] != self.man.n_out:
-            raise RuntimeError(f"{self.man.name}: model gave {y.shape[1]} outputs, "
-                               f"manifest says {self.man.n_out}")
-        return self.man.to_fixed(y)
+        return self.man.to_fixed(self.run_float(self.man.to_float(raw)))
 
 
 def answer_each(models: dict[int, Model], buf: bytes):

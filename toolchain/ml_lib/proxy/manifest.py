@@ -19,6 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
+from ..manifest import is_int, is_number
 from . import abi
 
 FORMAT = "ml_lib-user"
@@ -73,13 +74,6 @@ def to_fixed(y, frac_bits: int) -> np.ndarray:
     r = np.nan_to_num(r, nan=0.0, posinf=S32_MAX, neginf=S32_MIN)
     return np.clip(r, S32_MIN, S32_MAX).astype(np.int32)
 
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_num(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool)
 TIMEOUT_MS_MAX = 60000  # the kernel's limit for a proxy model's timeout
 
 
@@ -111,15 +105,15 @@ def load_manifest(model_dir) -> Manifest:
             or len(name) >= abi.NAME_LEN:
         raise _bad(d, f"model name {name!r} is not a C identifier shorter than {abi.NAME_LEN}")
     n_in, n_out, f = m["n_in"], m["n_out"], m["frac_bits"]
-    if not (_is_int(n_in) and 0 < n_in <= abi.MAX_IN):
+    if not (is_int(n_in) and 0 < n_in <= abi.MAX_IN):
         raise _bad(d, f"n_in {n_in!r} not in 1..{abi.MAX_IN}")
-    if not (_is_int(n_out) and 0 < n_out <= abi.MAX_OUT):
+    if not (is_int(n_out) and 0 < n_out <= abi.MAX_OUT):
         raise _bad(d, f"n_out {n_out!r} not in 1..{abi.MAX_OUT}")
-    if not (_is_int(f) and 0 <= f <= 30):
+    if not (is_int(f) and 0 <= f <= 30):
         raise _bad(d, f"frac_bits {f!r} not in 0..30")
     rs = m["raw_scale"]
-    if not (_is_num(rs) or (isinstance(rs, list) and len(rs) == n_in
-                            and all(_is_num(v) for v in rs))):
+    if not (is_number(rs) or (isinstance(rs, list) and len(rs) == n_in
+                            and all(is_number(v) for v in rs))):
         raise _bad(d, f"raw_scale must be a number or a list of n_in ({n_in}) numbers")
     try:
         scale = np.broadcast_to(np.asarray(rs, dtype=np.float64), (n_in,)).copy()
@@ -135,7 +129,7 @@ def load_manifest(model_dir) -> Manifest:
         if not isinstance(v, list) or not all(isinstance(x, str) for x in v):
             raise _bad(d, f"{key} must be a list of names")
     t = m.get("timeout_ms", 100)
-    if isinstance(t, bool) or not isinstance(t, int) or not 1 <= t <= TIMEOUT_MS_MAX:
+    if not (is_int(t) and 1 <= t <= TIMEOUT_MS_MAX):
         raise _bad(d, f"timeout_ms {t!r} is not a whole number of ms in 1..{TIMEOUT_MS_MAX}")
     onnx_path = d / (m.get("onnx") or f"{name}.onnx")
     if not onnx_path.is_file():
