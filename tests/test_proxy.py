@@ -197,6 +197,39 @@ def test_daemon_one_run_per_model_per_batch(tmp_path, ident, monkeypatch):
                    2: (1, [16, 16, 16, 16]), 5: (1, [-16, 0, 0, 0])}
 
 
+def test_refresh_follows_the_kernel_registration(ident, monkeypatch, caplog):
+    """mlproxyd's periodic re-registration: a model still served keeps its id
+    silently; one whose caller detached it (ENOENT) leaves the map with one
+    warning however long it stays away; once re-attached it is served under
+    the kernel's new id, logged once; a taken one (EBUSY) is dropped."""
+    import errno as e
+    import os
+    a, b = daemon.Model(load_manifest(ident)), daemon.Model(load_manifest(ident))
+    a.man.name, b.man.name = "a", "b"  # load_manifest caches nothing: two objects
+    a.model_id, b.model_id = 0, 1
+    kernel = {"a": [0, e.ENOENT, e.ENOENT, 7, 7], "b": [1, 1, 1, e.EBUSY, e.EBUSY]}
+
+    def register(fd, name, n_in, n_out):
+        v = kernel[name].pop(0)  # an id, or the errno the kernel answers
+        if v in (e.ENOENT, e.EBUSY):
+            raise OSError(v, os.strerror(v))
+        return v
+
+    monkeypatch.setattr(daemon.abi, "register", register)
+    by_id = {0: a, 1: b}
+    seen = []
+    with caplog.at_level("INFO", logger="mlproxyd"):
+        for _ in range(5):
+            by_id = daemon.refresh(-1, [a, b], by_id)
+            seen.append({k: m.man.name for k, m in by_id.items()})
+    assert seen == [{0: "a", 1: "b"}, {1: "b"}, {1: "b"}, {7: "a"}, {7: "a"}]
+    msgs = [r.getMessage() for r in caplog.records]
+    assert sum("a: not served any more" in m for m in msgs) == 1
+    assert sum("serving a again as model id 7" in m for m in msgs) == 1
+    assert sum("b: not served any more (another daemon serves it)" in m for m in msgs) == 1
+    assert len(msgs) == 3, msgs
+
+
 def test_write_answers_skips_a_rejected_record(monkeypatch):
     recs = [abi.pack_response(i, 0, np.array([i])) for i in range(3)]
     written = []
@@ -756,6 +789,7 @@ def register(fd, models):
 
 
 daemon.register = register
+daemon.refresh = lambda fd, models, by_id: by_id  # a FIFO takes no ioctl
 daemon.write_answers = lambda fd, data: out.write(data) and 0
 sys.exit(daemon.serve(dirs, device=fifo, ready=ready))
 """

@@ -235,6 +235,63 @@ def test_8_threads_x_1000_requests(suite):
     assert r["unload"]
 
 
+def test_signal_and_freezer_end_a_synchronous_wait(suite):
+    """A synchronous call waiting on a daemon that never answers (timeout
+    30 s) is taken back by a signal and by a suspend's freezer: the fallback
+    answers before the timeout (the kernel's own clock), counted as
+    interrupted, and the suspend test succeeds. With the old uninterruptible
+    wait the caller sat in D state for the whole 30 s, both were counted as
+    timeouts, and the freezer gave up after 20 s (-EBUSY)."""
+    r = scenario(suite, "interrupt")
+    for case in ("signal", "freeze"):
+        c = r[case]
+        assert "error" not in c, c["error"]
+        assert c["src"] == SRC_FALLBACK and c["out"] == FALLBACK_OUT, c
+        assert c["ns"] < 30e9, c
+    print(f"signal to answer {r['signal']['seconds_after_signal']:.3f} s; "
+          f"freeze (pm_test freezer, 5 s hold) {r['freeze_seconds']:.1f} s")
+    assert r["freeze_rc"] == 0
+    assert r["late_writes"] == [-errno.EINVAL]
+    st = r["stats"]
+    assert st["interrupted"] == 2 and st["timeouts"] == 0 and st["fallbacks"] == 2, st
+    assert st["inflight"] == 0 and st["invalid_answers"] == 1, st
+    assert r["unload"]
+
+
+def test_reloaded_caller_model_is_served_again(suite):
+    """The caller's module is removed and loaded again while mlproxyd runs:
+    the re-attached model (a new id) is served again within the daemon's
+    1 s re-registration, without a restart. Before, mlproxyd never noticed
+    and the model was answered by its fallback until the daemon restarted."""
+    r = scenario(suite, "reload")
+    assert r["before"] == [SRC_PROXY] * 2
+    assert r["reserved_seconds"] is not None
+    print(f"served again {r['reserved_seconds']:.2f} s after the reload")
+    a = r["after"]
+    assert a["src"] == [SRC_PROXY] * 2 and a["out"] == a["raw"]
+    assert r["daemon"]["rc"] == 0
+    assert r["unload"]
+
+
+def test_stalled_debugfs_reader_does_not_hold_detach(suite):
+    """A root reader's copy of a model's stats stalls on a userfaultfd page;
+    the caller's module is removed meanwhile. Before, debugfs_remove() in
+    detach waited for that read, so rmmod hung (for as long as the page
+    stays unserved: the test gives it 30 s). Now rmmod finishes, the stalled
+    read completes once the page is released, an open stats file shows the
+    final counters, and a mode written after detach gets -ENODEV."""
+    r = scenario(suite, "debugfs_lifetime")
+    assert r["stalled"], "the reader never reached the userfaultfd page"
+    assert r["rmmod_rc"] == 0, "rmmod was held by the stalled debugfs reader"
+    print(f"rmmod with a stalled stats reader: {r['rmmod_seconds']:.2f} s")
+    assert r["stalled_read"] > 0 and r["stalled_text"].startswith("mode "), r["stalled_read"]
+    st = dict(ln.split(" ", 1) for ln in r["after_detach_stats"].splitlines())
+    assert st["requests"] == "1" and st["fallbacks"] == "1" and st["served"] == "0", st
+    assert r["after_detach_mode_write"] == -errno.ENODEV
+    assert r["after_detach_mode_read"].strip().isdigit()
+    assert r["dir_gone"]
+
+
 def test_in_kernel_model_as_fallback(suite):
     r = scenario(suite, "fallback_engine")
     ref = suite["_ref_small"]

@@ -309,7 +309,9 @@ struct ml_lib_proxy_config {
  * @status: an &enum ml_lib_source (>= 0) or a negative errno
  * @reason: why the fallback answered: 0, -ETIMEDOUT (daemon slow),
  *          -EPIPE (daemon died or closed the device), -ENOTCONN (no daemon),
- *          -ESHUTDOWN (model detached), -ECANCELED (mode)
+ *          -ESHUTDOWN (model detached), -ECANCELED (mode); for a
+ *          synchronous ml_lib_infer() also -EWOULDBLOCK (may not wait
+ *          here) and -EINTR (a signal or the freezer woke the caller)
  * @node: private
  * @tnode: private
  * @hnode: private

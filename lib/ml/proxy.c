@@ -12,7 +12,9 @@
  * oldest first, which is also deadline order because one model has one
  * timeout). Whoever takes a request out of them under proxy_lock - the
  * response write, the model's timer, the daemon's release, the model's
- * detach - is the one that completes it, exactly once.
+ * detach, a synchronous caller woken by a signal - is the one that
+ * completes it, exactly once; so a request is still unclaimed exactly when
+ * its ->tnode is not empty, and every taker unlinks it with list_del_init().
  *
  * proxy_lock and the dataset rings' ds_lock are raw spinlocks, taken with
  * interrupts off: ml_lib_infer_async() and ml_lib_dataset_publish() may be
@@ -62,6 +64,8 @@
 /* Staging buffers: one request or answer of the largest size fits. */
 #define ML_LIB_RBUF_BYTES	65536
 #define ML_LIB_MAX_TIMEOUT_US	(60U * USEC_PER_SEC)
+/* requests a daemon's release or a model's detach takes per proxy_lock hold */
+#define ML_LIB_DRAIN_BATCH	64
 #define ML_LIB_MAX_DS_RECORDS	65536
 /* Bytes of a dataset ring, and of records one DATASET_READ returns. */
 #define ML_LIB_MAX_DS_BYTES	SZ_64M
@@ -97,6 +101,7 @@ struct ml_lib_proxy {
 	u32 id;
 	u32 mode;
 	bool detached;
+	struct kref kref;	/* detach, and each open debugfs file */
 	atomic_t collab_seq;
 	struct list_head node;		/* proxy_list, under proxy_mutex */
 	struct ml_lib_proxy_conn *conn;	/* under proxy_lock */
@@ -107,7 +112,7 @@ struct ml_lib_proxy {
 	struct dentry *dir;
 
 	atomic64_t requests, answers, timeouts, fallbacks;
-	atomic64_t dead, absent, bypassed, nowait, invalid;
+	atomic64_t dead, absent, bypassed, nowait, invalid, interrupted;
 	atomic64_t hist[ML_LIB_HIST_BUCKETS];
 
 	raw_spinlock_t ds_lock;		/* the ring below; any context but NMI */
@@ -221,7 +226,7 @@ static enum hrtimer_restart ml_lib_proxy_timer(struct hrtimer *t)
 			break;
 		}
 		ml_lib_proxy_unlink_conn(req);
-		list_del(&req->tnode);
+		list_del_init(&req->tnode);
 		raw_spin_unlock_irqrestore(&proxy_lock, flags);
 
 		atomic64_inc(&p->timeouts);
@@ -430,12 +435,45 @@ static bool ml_lib_may_wait(void)
 }
 
 /*
+ * A signal (the freezer's included) woke the synchronous caller of @req
+ * before its answer: if no one has claimed @req yet, take it off the lists
+ * and answer it from the fallback (-EINTR); else its claimer is completing
+ * it now, from kernel memory (the write path copies the answer in under
+ * proxy_lock), so the wait below is short and never on user space.
+ */
+static void ml_lib_proxy_interrupt(struct ml_lib_proxy *p,
+				   struct ml_lib_sync_req *s)
+{
+	struct ml_lib_request *req = &s->req;
+	unsigned long flags;
+	bool mine;
+
+	raw_spin_lock_irqsave(&proxy_lock, flags);
+	mine = !list_empty(&req->tnode);
+	if (mine) {
+		ml_lib_proxy_unlink_conn(req);
+		list_del_init(&req->tnode);
+	}
+	raw_spin_unlock_irqrestore(&proxy_lock, flags);
+	if (mine) {
+		atomic64_inc(&p->interrupted);
+		ml_lib_proxy_fallback(p, req, -EINTR);
+		ml_lib_proxy_finish(p, req);
+	}
+	wait_for_completion(&s->done);
+}
+
+/*
  * The synchronous path of ml_lib_infer() for proxy models. The wait is
  * bounded by the model's timer, which completes every pending request at
- * its deadline whatever the daemon does. Where waiting cannot be shown to
- * be allowed, the mode still applies (LEARNING still feeds the dataset,
- * a bypass is still mode_bypass), and a request that would have gone to
- * the daemon is answered by the fallback at once (no_wait, -EWOULDBLOCK).
+ * its deadline whatever the daemon does. It is interruptible: a signal,
+ * or the freezer on its way to suspend, gets the fallback's answer at once
+ * (interrupted, -EINTR) instead of holding the task in D state for up to
+ * the timeout (at most 60 s, longer than the freezer's 20 s). Where
+ * waiting cannot be shown to be allowed, the mode still applies (LEARNING
+ * still feeds the dataset, a bypass is still mode_bypass), and a request
+ * that would have gone to the daemon is answered by the fallback at once
+ * (no_wait, -EWOULDBLOCK).
  */
 int ml_lib_proxy_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
 		       s32 *out, u32 n_out)
@@ -461,10 +499,13 @@ int ml_lib_proxy_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
 	}
 	might_sleep();
 	init_completion(&s.done);
+	/* not queued (answered at once or refused) reads as already claimed */
+	INIT_LIST_HEAD(&s.req.tnode);
 	ret = ml_lib_infer_async(m, &s.req);
 	if (ret)
 		return ret;
-	wait_for_completion(&s.done);
+	if (wait_for_completion_interruptible(&s.done))
+		ml_lib_proxy_interrupt(p, &s);
 	return s.req.status;
 }
 
@@ -691,40 +732,73 @@ static int ml_lib_proxy_open(struct inode *inode, struct file *f)
 	return stream_open(inode, f);
 }
 
+/*
+ * Take up to ML_LIB_DRAIN_BATCH of @conn's requests, queued ones first, then
+ * sent ones from bucket *@bucket on, onto @dead (by ->node, free once a
+ * request is off its daemon). Callers hold proxy_lock.
+ */
+static u32 ml_lib_proxy_take_conn(struct ml_lib_proxy_conn *conn,
+				  unsigned int *bucket, struct list_head *dead)
+{
+	struct ml_lib_request *req;
+	u32 n = 0;
+
+	while (n < ML_LIB_DRAIN_BATCH && !list_empty(&conn->queue)) {
+		req = list_first_entry(&conn->queue, struct ml_lib_request, node);
+		list_move_tail(&req->node, dead);
+		list_del_init(&req->tnode);
+		n++;
+	}
+	while (n < ML_LIB_DRAIN_BATCH && *bucket < ML_LIB_SENT_BUCKETS) {
+		struct hlist_head *h = &conn->sent[*bucket];
+
+		if (hlist_empty(h)) {
+			(*bucket)++;
+			continue;
+		}
+		req = hlist_entry(h->first, struct ml_lib_request, hnode);
+		hlist_del_init(&req->hnode);
+		list_del_init(&req->tnode);
+		list_add_tail(&req->node, dead);
+		n++;
+	}
+	return n;
+}
+
 static int ml_lib_proxy_release(struct inode *inode, struct file *f)
 {
 	struct ml_lib_proxy_conn *conn = f->private_data;
 	struct ml_lib_request *req, *tmp;
-	struct hlist_node *htmp;
 	struct ml_lib_proxy *p, *ptmp;
+	unsigned int bucket = 0;
 	LIST_HEAD(dead);
-	unsigned int i;
+	u32 n;
 
 	raw_spin_lock_irq(&proxy_lock);
 	list_for_each_entry_safe(p, ptmp, &conn->models, conn_node) {
 		p->conn = NULL;
 		list_del_init(&p->conn_node);
 	}
-	list_splice_init(&conn->queue, &dead);
-	/* ->node of a sent request is free: collect them on it */
-	for (i = 0; i < ML_LIB_SENT_BUCKETS; i++) {
-		hlist_for_each_entry_safe(req, htmp, &conn->sent[i], hnode) {
-			hlist_del_init(&req->hnode);
-			list_add_tail(&req->node, &dead);
-		}
-	}
-	list_for_each_entry(req, &dead, node)
-		list_del(&req->tnode);
 	raw_spin_unlock_irq(&proxy_lock);
 
-	/* the daemon is gone: its callers fall back now, not at the timeout */
-	list_for_each_entry_safe(req, tmp, &dead, node) {
-		p = req->m->proxy;
-		atomic64_inc(&p->dead);
-		ml_lib_proxy_fallback(p, req, -EPIPE);
-		ml_lib_proxy_finish(p, req);
-		cond_resched();	/* each fallback may take milliseconds */
-	}
+	/*
+	 * No request joins @conn now. The daemon is gone: its callers fall
+	 * back now, not at the timeout, taken a batch per lock hold so that
+	 * interrupts are never off for all of them at once.
+	 */
+	do {
+		raw_spin_lock_irq(&proxy_lock);
+		n = ml_lib_proxy_take_conn(conn, &bucket, &dead);
+		raw_spin_unlock_irq(&proxy_lock);
+		list_for_each_entry_safe(req, tmp, &dead, node) {
+			p = req->m->proxy;
+			atomic64_inc(&p->dead);
+			ml_lib_proxy_fallback(p, req, -EPIPE);
+			ml_lib_proxy_finish(p, req);
+			cond_resched();	/* each fallback may take milliseconds */
+		}
+		INIT_LIST_HEAD(&dead);	/* its entries may be freed by now */
+	} while (n == ML_LIB_DRAIN_BATCH);
 	/*
 	 * No model points to @conn any more, so nothing queues its irq_work
 	 * again; one queued before may still be pending or running.
@@ -874,7 +948,7 @@ static ssize_t ml_lib_proxy_write_one(struct ml_lib_proxy_conn *conn,
 		return -EINVAL;
 	}
 	hlist_del_init(&found->hnode);
-	list_del(&found->tnode);
+	list_del_init(&found->tnode);
 	memcpy(found->out, conn->wbuf, hdr.n_out * sizeof(s32));
 	raw_spin_unlock_irq(&proxy_lock);
 
@@ -956,6 +1030,7 @@ static int ml_lib_proxy_stats_show(struct seq_file *s, void *unused)
 	seq_printf(s, "no_daemon %lld\n", atomic64_read(&p->absent));
 	seq_printf(s, "mode_bypass %lld\n", atomic64_read(&p->bypassed));
 	seq_printf(s, "no_wait %lld\n", atomic64_read(&p->nowait));
+	seq_printf(s, "interrupted %lld\n", atomic64_read(&p->interrupted));
 	seq_printf(s, "invalid_answers %lld\n", atomic64_read(&p->invalid));
 	seq_printf(s, "inflight %d\n", atomic_read(&p->inflight));
 	seq_printf(s, "dataset_queued %llu\n", queued);
@@ -967,23 +1042,115 @@ static int ml_lib_proxy_stats_show(struct seq_file *s, void *unused)
 	seq_putc(s, '\n');
 	return 0;
 }
-DEFINE_SHOW_ATTRIBUTE(ml_lib_proxy_stats);
 
-static int ml_lib_proxy_mode_get(void *data, u64 *val)
+/*
+ * The debugfs files are created "unsafe" (debugfs wraps no call) and hold
+ * a reference to their ml_lib_proxy from open to release. With debugfs's
+ * wrapper, ml_lib_proxy_detach()'s debugfs_remove() would wait for every
+ * read or write in progress, one stalled in its copy to or from user space
+ * (a userfaultfd page) included, so a reader could hold a caller's module
+ * exit forever. Now debugfs_remove() waits only for an open in progress,
+ * and the struct outlives the last open file (which then shows the final
+ * counters; a mode written after detach gets -ENODEV).
+ */
+static void ml_lib_proxy_free(struct kref *kref)
 {
-	*val = READ_ONCE(((struct ml_lib_proxy *)data)->mode);
+	kfree(container_of(kref, struct ml_lib_proxy, kref));
+}
+
+static int ml_lib_proxy_file_hold(struct file *f, struct ml_lib_proxy *p)
+{
+	int ret = debugfs_file_get(f->f_path.dentry);	/* -EIO once removed */
+
+	if (ret)
+		return ret;
+	kref_get(&p->kref);
+	debugfs_file_put(f->f_path.dentry);
 	return 0;
 }
 
-static int ml_lib_proxy_mode_set(void *data, u64 val)
+static int ml_lib_proxy_stats_open(struct inode *inode, struct file *f)
 {
-	struct ml_lib_proxy *p = data;
+	struct ml_lib_proxy *p = inode->i_private;
+	int ret = ml_lib_proxy_file_hold(f, p);
 
-	return val > ML_LIB_MODE_RECOMMENDATION ? -EINVAL :
-		ml_lib_proxy_set_mode(p->m, val);
+	if (ret)
+		return ret;
+	ret = single_open(f, ml_lib_proxy_stats_show, p);
+	if (ret)
+		kref_put(&p->kref, ml_lib_proxy_free);
+	return ret;
 }
-DEFINE_DEBUGFS_ATTRIBUTE(ml_lib_proxy_mode_fops, ml_lib_proxy_mode_get,
-			 ml_lib_proxy_mode_set, "%llu\n");
+
+static int ml_lib_proxy_stats_release(struct inode *inode, struct file *f)
+{
+	struct ml_lib_proxy *p = ((struct seq_file *)f->private_data)->private;
+
+	single_release(inode, f);
+	kref_put(&p->kref, ml_lib_proxy_free);
+	return 0;
+}
+
+static const struct file_operations ml_lib_proxy_stats_fops = {
+	.owner = THIS_MODULE,
+	.open = ml_lib_proxy_stats_open,
+	.read = seq_read,
+	.llseek = seq_lseek,
+	.release = ml_lib_proxy_stats_release,
+};
+
+static int ml_lib_proxy_mode_open(struct inode *inode, struct file *f)
+{
+	struct ml_lib_proxy *p = inode->i_private;
+	int ret = ml_lib_proxy_file_hold(f, p);
+
+	if (ret)
+		return ret;
+	f->private_data = p;
+	return nonseekable_open(inode, f);
+}
+
+static int ml_lib_proxy_mode_release(struct inode *inode, struct file *f)
+{
+	kref_put(&((struct ml_lib_proxy *)f->private_data)->kref,
+		 ml_lib_proxy_free);
+	return 0;
+}
+
+static ssize_t ml_lib_proxy_mode_read(struct file *f, char __user *buf,
+				      size_t len, loff_t *ppos)
+{
+	struct ml_lib_proxy *p = f->private_data;
+	char tmp[16];
+	int n = scnprintf(tmp, sizeof(tmp), "%u\n", READ_ONCE(p->mode));
+
+	return simple_read_from_buffer(buf, len, ppos, tmp, n);
+}
+
+static ssize_t ml_lib_proxy_mode_write(struct file *f, const char __user *buf,
+				       size_t len, loff_t *ppos)
+{
+	struct ml_lib_proxy *p = f->private_data;
+	u32 mode;
+	int ret = kstrtou32_from_user(buf, len, 0, &mode);
+
+	if (ret)
+		return ret;
+	if (mode > ML_LIB_MODE_RECOMMENDATION)
+		return -EINVAL;
+	if (READ_ONCE(p->detached))
+		return -ENODEV;
+	WRITE_ONCE(p->mode, mode);
+	return len;
+}
+
+static const struct file_operations ml_lib_proxy_mode_fops = {
+	.owner = THIS_MODULE,
+	.open = ml_lib_proxy_mode_open,
+	.read = ml_lib_proxy_mode_read,
+	.write = ml_lib_proxy_mode_write,
+	.release = ml_lib_proxy_mode_release,
+};
 
 /**
  * ml_lib_proxy_set_mode() - change how a proxy model's answers are used
@@ -1094,6 +1261,7 @@ int ml_lib_proxy_attach(struct ml_lib_model *m,
 	p->m = m;
 	p->cfg = *cfg;
 	p->mode = cfg->mode;
+	kref_init(&p->kref);
 	INIT_LIST_HEAD(&p->pending);
 	INIT_LIST_HEAD(&p->conn_node);
 	raw_spin_lock_init(&p->ds_lock);
@@ -1130,7 +1298,8 @@ int ml_lib_proxy_attach(struct ml_lib_model *m,
 	mutex_unlock(&proxy_mutex);
 
 	p->dir = debugfs_create_dir(m->name, proxy_debugfs);
-	debugfs_create_file("stats", 0400, p->dir, p, &ml_lib_proxy_stats_fops);
+	debugfs_create_file_unsafe("stats", 0400, p->dir, p,
+				   &ml_lib_proxy_stats_fops);
 	debugfs_create_file_unsafe("mode", 0600, p->dir, p,
 				   &ml_lib_proxy_mode_fops);
 	return 0;
@@ -1158,6 +1327,7 @@ void ml_lib_proxy_detach(struct ml_lib_model *m)
 	struct ml_lib_proxy *p = m->proxy;
 	struct ml_lib_request *req, *tmp;
 	LIST_HEAD(dead);
+	u32 n;
 
 	if (!p)
 		return;
@@ -1165,22 +1335,38 @@ void ml_lib_proxy_detach(struct ml_lib_model *m)
 	mutex_lock(&proxy_mutex);
 	list_del(&p->node);
 	raw_spin_lock_irq(&proxy_lock);
-	p->detached = true;
+	WRITE_ONCE(p->detached, true);
 	if (p->conn) {
 		list_del_init(&p->conn_node);
 		p->conn = NULL;
 	}
-	list_for_each_entry(req, &p->pending, tnode)
-		ml_lib_proxy_unlink_conn(req);
-	list_splice_init(&p->pending, &dead);
 	raw_spin_unlock_irq(&proxy_lock);
 	mutex_unlock(&proxy_mutex);
 
-	list_for_each_entry_safe(req, tmp, &dead, tnode) {
-		ml_lib_proxy_fallback(p, req, -ESHUTDOWN);
-		ml_lib_proxy_finish(p, req);
-		cond_resched();
-	}
+	/*
+	 * No request joins p->pending now. Fall them back a batch per lock
+	 * hold (interrupts are off under it), collected on ->node, which is
+	 * free once a request is off its daemon.
+	 */
+	do {
+		n = 0;
+		raw_spin_lock_irq(&proxy_lock);
+		while (n < ML_LIB_DRAIN_BATCH && !list_empty(&p->pending)) {
+			req = list_first_entry(&p->pending, struct ml_lib_request,
+					       tnode);
+			ml_lib_proxy_unlink_conn(req);
+			list_del_init(&req->tnode);
+			list_add_tail(&req->node, &dead);
+			n++;
+		}
+		raw_spin_unlock_irq(&proxy_lock);
+		list_for_each_entry_safe(req, tmp, &dead, node) {
+			ml_lib_proxy_fallback(p, req, -ESHUTDOWN);
+			ml_lib_proxy_finish(p, req);
+			cond_resched();
+		}
+		INIT_LIST_HEAD(&dead);	/* its entries may be freed by now */
+	} while (n == ML_LIB_DRAIN_BATCH);
 	/* a timer, write or release may still be completing one of ours */
 	wait_var_event(&p->inflight, !atomic_read(&p->inflight));
 	hrtimer_cancel(&p->timer);
@@ -1190,7 +1376,7 @@ void ml_lib_proxy_detach(struct ml_lib_model *m)
 	ml_lib_proxy_put_fallback(m, p->cfg.fallback);
 	kvfree(p->ds_buf);
 	kfree(p->fallback_out);
-	kfree(p);
+	kref_put(&p->kref, ml_lib_proxy_free);	/* open debugfs files keep it */
 }
 EXPORT_SYMBOL_GPL(ml_lib_proxy_detach);
 

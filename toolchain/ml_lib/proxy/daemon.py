@@ -17,6 +17,7 @@ import logging
 import os
 import select
 import signal
+import time
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +28,7 @@ from .manifest import Manifest, load_manifest
 
 DEVICE = "/dev/ml_lib"
 READ_BYTES = 1 << 16  # the kernel's staging buffer: one read never carries more
+REFRESH_S = 1.0  # how often the daemon registers its models again (refresh())
 
 log = logging.getLogger("mlproxyd")
 
@@ -80,7 +82,7 @@ class Model:
             raise UserError(f"{where}: output {self.output!r} is {out_type}, not a numeric "
                             "tensor")
         self._check_rows(where)
-        self.model_id = -1
+        self.model_id: int | None = None  # the kernel's id while served
 
     def _check_rows(self, where) -> None:
         """Refuse a model whose answer to one request is not its own row.
@@ -205,20 +207,52 @@ def load_models(dirs) -> list[Model]:
     return [Model(m) for m in mans]
 
 
+def register_why(e: OSError) -> str:
+    return {errno.ENOENT: "no kernel caller declared it (is its module loaded?)",
+            errno.EINVAL: "the kernel's n_in/n_out differ from the manifest",
+            errno.EBUSY: "another daemon serves it"}.get(e.errno, e.strerror)
+
+
 def register(fd: int, models: list[Model]) -> dict[int, Model]:
     by_id = {}
     for m in models:
         try:
             m.model_id = abi.register(fd, m.man.name, m.man.n_in, m.man.n_out)
         except OSError as e:
-            why = {errno.ENOENT: "no kernel caller declared it (is its module loaded?)",
-                   errno.EINVAL: "the kernel's n_in/n_out differ from the manifest",
-                   errno.EBUSY: "another daemon serves it"}.get(e.errno, e.strerror)
-            raise UserError(f"cannot serve model {m.man.name!r}: {why}") from None
+            raise UserError(f"cannot serve model {m.man.name!r}: {register_why(e)}") from None
         by_id[m.model_id] = m
         log.info("serving %s as model id %d (n_in %d, n_out %d)", m.man.name, m.model_id,
                  m.man.n_in, m.man.n_out)
     return by_id
+
+
+def refresh(fd: int, models: list[Model], by_id: dict[int, Model]) -> dict[int, Model]:
+    """Register every model again; returns the new id → model map.
+
+    The kernel keeps a registration only while the caller's model stays
+    attached: a caller module removed and loaded again attaches a new model,
+    with a new id, that no daemon serves (its requests get the fallback,
+    -ENOTCONN). Registering is idempotent for a model this file still serves
+    (same id), serves a re-attached one under its new id, and tells which
+    ones are gone (ENOENT until the caller is back) or taken (EBUSY). Each
+    change is logged once.
+    """
+    new = {}
+    for m in models:
+        try:
+            model_id = abi.register(fd, m.man.name, m.man.n_in, m.man.n_out)
+        except OSError as e:
+            if m.model_id is not None:
+                log.warning("%s: not served any more (%s); serving it again when it is back",
+                            m.man.name, register_why(e))
+                m.model_id = None
+            continue
+        if model_id != m.model_id:
+            log.info("serving %s again as model id %d (its caller attached it again)",
+                     m.man.name, model_id)
+            m.model_id = model_id
+        new[model_id] = m
+    return new
 
 
 def serve(model_dirs, device: str = DEVICE, ready: str | None = None) -> int:
@@ -254,8 +288,12 @@ def serve(model_dirs, device: str = DEVICE, ready: str | None = None) -> int:
         poller = select.poll()
         poller.register(fd, select.POLLIN)
         poller.register(wake_r, select.POLLIN)
+        next_refresh = time.monotonic() + REFRESH_S
         while True:
-            poller.poll()
+            poller.poll(REFRESH_S * 1000)
+            if time.monotonic() >= next_refresh:
+                by_id = refresh(fd, models, by_id)
+                next_refresh = time.monotonic() + REFRESH_S
             try:
                 os.read(wake_r, 512)  # drain; the signal's handler has run by now
             except BlockingIOError:

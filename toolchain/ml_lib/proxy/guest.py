@@ -476,6 +476,173 @@ def sc_debugfs_names(g: Guest, small: str) -> dict:
     return res
 
 
+# One synchronous call in a process of its own (so that it can be signalled
+# or frozen alone): one row through the test module's infer file; prints
+# what came back and how long the write took.
+SYNC_CALLER = """
+import json, os, signal, sys, time
+signal.signal(signal.SIGUSR1, lambda *a: None)
+fd = os.open(sys.argv[1] + "/infer", os.O_RDWR)
+t0 = time.monotonic()
+os.write(fd, (1).to_bytes(8, "little", signed=True) * 4)
+took = time.monotonic() - t0
+r = os.read(fd, 1 << 16)
+v = [int.from_bytes(r[i:i + 8], "little", signed=True) for i in range(0, len(r), 8)]
+print(json.dumps({"src": v[0], "ns": v[1], "out": v[2:], "seconds": took}))
+"""
+
+
+def sync_caller(c: RawClient):
+    """Start SYNC_CALLER and return it once its request has reached C."""
+    p = subprocess.Popen([sys.executable, "-c", SYNC_CALLER, TDIR], stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE, text=True)
+    reqs = c.requests(60)
+    return p, reqs
+
+
+def caller_result(p: subprocess.Popen) -> dict:
+    out, err = p.communicate(timeout=120)
+    if p.returncode:
+        return {"error": f"caller exit {p.returncode}: {err.strip()[-500:]}"}
+    return json.loads(out)
+
+
+def sc_interrupt(g: Guest) -> dict:
+    """A synchronous caller blocked on a daemon that never answers, with a
+    timeout (30 s) longer than the freezer's 20 s: a signal, and then a
+    suspend's freezer (/sys/power/pm_test = freezer: freeze every task,
+    wait 5 s, thaw), each get the fallback at once."""
+    res = {}
+    g.load_test(**IDENT, timeout_ms=30000)
+    c = RawClient("ident", 4, 4)
+    p, reqs = sync_caller(c)
+    t0 = time.monotonic()
+    p.send_signal(signal.SIGUSR1)
+    res["signal"] = caller_result(p)
+    res["signal"]["seconds_after_signal"] = time.monotonic() - t0
+    # the request taken back: the daemon's answer for it is refused
+    res["late_writes"] = [c.write(abi.pack_response(rid, mid, x)) for rid, mid, x in reqs]
+
+    p, reqs = sync_caller(c)
+    Path("/sys/power/pm_test").write_text("freezer")
+    t0 = time.monotonic()
+    try:
+        Path("/sys/power/state").write_text("freeze")
+        res["freeze_rc"] = 0
+    except OSError as e:
+        res["freeze_rc"] = -e.errno
+    res["freeze_seconds"] = time.monotonic() - t0
+    Path("/sys/power/pm_test").write_text("none")
+    res["freeze"] = caller_result(p)
+    res["stats"] = g.stats("ident")
+    c.close()
+    res["unload"] = g.unload_test()
+    return res
+
+
+def sc_reload(g: Guest, ident: str) -> dict:
+    """The caller's module removed and loaded again while mlproxyd runs: the
+    new model (a new id) is served again without restarting the daemon."""
+    res = {}
+    g.load_test(**IDENT, timeout_ms=10000)
+    d = g.start_daemon([ident])
+    raw = np.array([[3, 1, 4, 1], [5, 9, 2, 6]])
+    res["before"] = g.infer(raw, 4)[0].tolist()
+    g.load_test(**IDENT, timeout_ms=10000)  # unloads it first: detach, then attach
+    t0 = time.monotonic()
+    try:
+        wait_for(lambda: g.stats("ident")["served"] == 1, 30)
+        res["reserved_seconds"] = time.monotonic() - t0
+    except TimeoutError:
+        res["reserved_seconds"] = None
+    src, _, out = g.infer(raw, 4)
+    res["after"] = {"src": src.tolist(), "out": out.tolist(), "raw": raw.tolist()}
+    res["daemon"] = stop_daemon(d)
+    res["unload"] = g.unload_test()
+    return res
+
+
+class StalledPage:
+    """One anonymous page registered with userfaultfd and never served: a
+    read() into it stalls in the kernel's copy to user space until close()."""
+
+    def __init__(self):
+        import ctypes
+        import struct
+
+        self.ct = ctypes
+        self.libc = ctypes.CDLL(None, use_errno=True)
+        self.libc.syscall.restype = ctypes.c_long
+        self.libc.mmap.restype = ctypes.c_void_p
+        self.libc.mmap.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int, ctypes.c_int,
+                                   ctypes.c_int, ctypes.c_long]
+        self.libc.read.restype = ctypes.c_ssize_t
+        self.libc.read.argtypes = [ctypes.c_int, ctypes.c_void_p, ctypes.c_size_t]
+        self.uffd = self.libc.syscall(323, os.O_CLOEXEC | os.O_NONBLOCK)  # x86_64 userfaultfd
+        if self.uffd < 0:
+            raise OSError(ctypes.get_errno(), "userfaultfd")
+        fcntl.ioctl(self.uffd, 0xC018AA3F, bytearray(struct.pack("=QQQ", 0xAA, 0, 0)), True)
+        self.addr = self.libc.mmap(None, 4096, 3, 0x22, -1, 0)  # RW, MAP_PRIVATE|ANONYMOUS
+        # UFFDIO_REGISTER, mode MISSING: the first touch waits for us
+        fcntl.ioctl(self.uffd, 0xC020AA00,
+                    bytearray(struct.pack("=QQQQ", self.addr, 4096, 1, 0)), True)
+
+    def read_into(self, fd: int) -> int:
+        n = self.libc.read(fd, self.addr, 4096)
+        return n if n >= 0 else -self.ct.get_errno()
+
+    def stalled(self, timeout: float) -> bool:
+        """True once a fault on the page is waiting for us."""
+        return bool(select.select([self.uffd], [], [], timeout)[0])
+
+    def text(self, n: int) -> str:
+        return self.ct.string_at(self.addr, n).decode()
+
+    def close(self):
+        # the stalled copy is retried without userfaultfd and completes
+        os.close(self.uffd)
+
+
+def sc_debugfs_lifetime(g: Guest) -> dict:
+    """A root reader of a model's debugfs stats whose copy to user space
+    stalls (a userfaultfd page) must not hold the caller's module exit
+    (detach); files still open after detach show the final counters, and a
+    mode written after detach is refused."""
+    res = {}
+    g.load_test(**IDENT, timeout_ms=1000)
+    d = f"/sys/kernel/debug/ml_lib_proxy/{IDENT['name']}"
+    g.infer(np.array([[1, 2, 3, 4]]), 4)  # no daemon: one fallback, counted
+    stats_fd, mode_fd = os.open(f"{d}/stats", os.O_RDONLY), os.open(f"{d}/mode", os.O_RDWR)
+    page = StalledPage()
+    stalled_fd = os.open(f"{d}/stats", os.O_RDONLY)
+    t, box = in_thread(page.read_into, stalled_fd)
+    res["stalled"] = page.stalled(30)
+    t0 = time.monotonic()
+    rmmod = subprocess.Popen(["rmmod", "ml_lib_proxy_test"])
+    try:
+        res["rmmod_rc"] = rmmod.wait(timeout=30)
+        res["rmmod_seconds"] = time.monotonic() - t0
+    except subprocess.TimeoutExpired:
+        res["rmmod_rc"] = None  # held by the stalled reader
+    page.close()
+    t.join(60)
+    if res["rmmod_rc"] is None:
+        rmmod.wait()
+    res["stalled_read"] = box.get("value", box.get("error"))
+    res["stalled_text"] = page.text(res["stalled_read"]) if isinstance(
+        res["stalled_read"], int) and res["stalled_read"] > 0 else ""
+    res["after_detach_stats"] = os.read(stats_fd, 4096).decode()
+    try:
+        res["after_detach_mode_write"] = os.write(mode_fd, b"3\n")
+    except OSError as e:
+        res["after_detach_mode_write"] = -e.errno
+    res["after_detach_mode_read"] = os.read(mode_fd, 64).decode()
+    for fd in (stats_fd, mode_fd, stalled_fd):
+        os.close(fd)
+    res["dir_gone"] = not Path(d).exists()
+    return res
+
+
 SUITE = {
     "end_to_end_identity": lambda g, a: sc_end_to_end_identity(g, a.ident),
     "modes": lambda g, a: sc_modes(g, a.ident),
@@ -487,6 +654,9 @@ SUITE = {
     "stress": lambda g, a: sc_stress(g, a.ident),
     "fallback_engine": lambda g, a: sc_fallback_engine(g, a.small),
     "debugfs_names": lambda g, a: sc_debugfs_names(g, a.small),
+    "interrupt": lambda g, a: sc_interrupt(g),
+    "reload": lambda g, a: sc_reload(g, a.ident),
+    "debugfs_lifetime": lambda g, a: sc_debugfs_lifetime(g),
 }
 
 
