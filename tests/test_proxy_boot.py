@@ -241,19 +241,22 @@ def test_signal_and_freezer_end_a_synchronous_wait(suite):
     answers before the timeout (the kernel's own clock), counted as
     interrupted, and the suspend test succeeds. With the old uninterruptible
     wait the caller sat in D state for the whole 30 s, both were counted as
-    timeouts, and the freezer gave up after 20 s (-EBUSY)."""
+    timeouts, and the freezer gave up after 20 s (-EBUSY); a freezable
+    kernel thread, which gets no signal, is covered by its own check of
+    freezing()."""
     r = scenario(suite, "interrupt")
-    for case in ("signal", "freeze"):
+    for case in ("signal", "freeze", "kthread"):
         c = r[case]
         assert "error" not in c, c["error"]
         assert c["src"] == SRC_FALLBACK and c["out"] == FALLBACK_OUT, c
         assert c["ns"] < 30e9, c
     print(f"signal to answer {r['signal']['seconds_after_signal']:.3f} s; "
-          f"freeze (pm_test freezer, 5 s hold) {r['freeze_seconds']:.1f} s")
-    assert r["freeze_rc"] == 0
+          f"freeze (pm_test freezer, 5 s hold) {r['freeze_seconds']:.1f} s, "
+          f"with a freezable kthread waiting {r['kthread_freeze_seconds']:.1f} s")
+    assert r["freeze_rc"] == 0 and r["kthread_freeze_rc"] == 0
     assert r["late_writes"] == [-errno.EINVAL]
     st = r["stats"]
-    assert st["interrupted"] == 2 and st["timeouts"] == 0 and st["fallbacks"] == 2, st
+    assert st["interrupted"] == 3 and st["timeouts"] == 0 and st["fallbacks"] == 3, st
     assert st["inflight"] == 0 and st["invalid_answers"] == 1, st
     assert r["unload"]
 

@@ -251,8 +251,12 @@ int ml_lib_model_unload(const char *name);
  * rcu_read_lock() does not raise preempt_count(), on PREEMPT_RT neither do
  * spin_lock() and local_bh_disable()). Anywhere else it never waits: the
  * mode still applies, and a request that would have gone to the daemon is
- * answered by the fallback at once (counted as no_wait). In NMI it returns
- * -EBUSY; for a proxy model that is not registered, -ENOENT.
+ * answered by the fallback at once (counted as no_wait). A signal, or the
+ * freezer on its way to a suspend (for a freezable kernel thread too),
+ * ends a wait, or prevents one, with the fallback's answer (counted as
+ * interrupted). Without a fallback these cases return -EWOULDBLOCK and
+ * -EINTR. In NMI it returns -EBUSY; for a proxy model that is not
+ * registered, -ENOENT.
  */
 int ml_lib_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
 		 s32 *out, u32 n_out);
@@ -309,9 +313,7 @@ struct ml_lib_proxy_config {
  * @status: an &enum ml_lib_source (>= 0) or a negative errno
  * @reason: why the fallback answered: 0, -ETIMEDOUT (daemon slow),
  *          -EPIPE (daemon died or closed the device), -ENOTCONN (no daemon),
- *          -ESHUTDOWN (model detached), -ECANCELED (mode); for a
- *          synchronous ml_lib_infer() also -EWOULDBLOCK (may not wait
- *          here) and -EINTR (a signal or the freezer woke the caller)
+ *          -ESHUTDOWN (model detached), -ECANCELED (mode)
  * @node: private
  * @tnode: private
  * @hnode: private

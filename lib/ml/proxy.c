@@ -41,6 +41,8 @@
 #include <linux/irq_work.h>
 #include <linux/kref.h>
 #include <linux/completion.h>
+#include <linux/freezer.h>
+#include <linux/sched/signal.h>
 #include <linux/wait.h>
 #include <linux/wait_bit.h>
 #include <linux/debugfs.h>
@@ -464,16 +466,30 @@ static void ml_lib_proxy_interrupt(struct ml_lib_proxy *p,
 }
 
 /*
+ * What would end a wait at once: a pending signal (the freezer sends user
+ * tasks one), or, for a kernel thread, which gets none, the freezer itself.
+ */
+static bool ml_lib_wait_ends(void)
+{
+	if (current->flags & PF_KTHREAD)
+		return freezing(current);
+	return signal_pending(current);
+}
+
+/*
  * The synchronous path of ml_lib_infer() for proxy models. The wait is
  * bounded by the model's timer, which completes every pending request at
- * its deadline whatever the daemon does. It is interruptible: a signal,
- * or the freezer on its way to suspend, gets the fallback's answer at once
- * (interrupted, -EINTR) instead of holding the task in D state for up to
- * the timeout (at most 60 s, longer than the freezer's 20 s). Where
- * waiting cannot be shown to be allowed, the mode still applies (LEARNING
- * still feeds the dataset, a bypass is still mode_bypass), and a request
- * that would have gone to the daemon is answered by the fallback at once
- * (no_wait, -EWOULDBLOCK).
+ * its deadline whatever the daemon does. It also ends, with the fallback's
+ * answer (interrupted, -EINTR), on a signal or when the freezer wants the
+ * task for a suspend: held in D state for up to the timeout (at most 60 s,
+ * more than the freezer's 20 s), the task would fail the suspend. A
+ * kernel thread gets no signal and is woken by the freezer only to go back
+ * to sleep inside the completion, so it looks at freezing() every 100 ms.
+ * Where waiting cannot be shown to be allowed (no_wait, -EWOULDBLOCK) or
+ * would end at once (interrupted, -EINTR), the mode still applies
+ * (LEARNING still feeds the dataset, a bypass is still mode_bypass) and a
+ * request that would have gone to the daemon is answered by the fallback
+ * without being queued.
  */
 int ml_lib_proxy_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
 		       s32 *out, u32 n_out)
@@ -485,15 +501,19 @@ int ml_lib_proxy_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
 		},
 	};
 	struct ml_lib_proxy *p = m->proxy;
-	int ret;
+	int ret, why = 0;
 
-	if (!ml_lib_may_wait()) {
+	if (!ml_lib_may_wait())
+		why = -EWOULDBLOCK;
+	else if (ml_lib_wait_ends())
+		why = -EINTR;
+	if (why) {
 		ret = ml_lib_proxy_route(m, &s.req);
 		if (ret < 0)
 			return ret;
 		if (ret) {
-			atomic64_inc(&p->nowait);
-			ml_lib_proxy_fallback(p, &s.req, -EWOULDBLOCK);
+			atomic64_inc(why == -EINTR ? &p->interrupted : &p->nowait);
+			ml_lib_proxy_fallback(p, &s.req, why);
 		}
 		return s.req.status;
 	}
@@ -504,8 +524,17 @@ int ml_lib_proxy_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
 	ret = ml_lib_infer_async(m, &s.req);
 	if (ret)
 		return ret;
-	if (wait_for_completion_interruptible(&s.done))
-		ml_lib_proxy_interrupt(p, &s);
+	if (!(current->flags & PF_KTHREAD)) {
+		if (wait_for_completion_interruptible(&s.done))
+			ml_lib_proxy_interrupt(p, &s);
+		return s.req.status;
+	}
+	while (!wait_for_completion_timeout(&s.done, HZ / 10)) {
+		if (freezing(current)) {
+			ml_lib_proxy_interrupt(p, &s);
+			break;
+		}
+	}
 	return s.req.status;
 }
 
@@ -1058,24 +1087,17 @@ static void ml_lib_proxy_free(struct kref *kref)
 	kfree(container_of(kref, struct ml_lib_proxy, kref));
 }
 
-static int ml_lib_proxy_file_hold(struct file *f, struct ml_lib_proxy *p)
-{
-	int ret = debugfs_file_get(f->f_path.dentry);	/* -EIO once removed */
-
-	if (ret)
-		return ret;
-	kref_get(&p->kref);
-	debugfs_file_put(f->f_path.dentry);
-	return 0;
-}
-
+/*
+ * @p is alive in ->open: debugfs's open wrapper holds the file across it
+ * (debugfs_file_get()), and detach drops its own reference only after
+ * debugfs_remove(), which waits for that.
+ */
 static int ml_lib_proxy_stats_open(struct inode *inode, struct file *f)
 {
 	struct ml_lib_proxy *p = inode->i_private;
-	int ret = ml_lib_proxy_file_hold(f, p);
+	int ret;
 
-	if (ret)
-		return ret;
+	kref_get(&p->kref);
 	ret = single_open(f, ml_lib_proxy_stats_show, p);
 	if (ret)
 		kref_put(&p->kref, ml_lib_proxy_free);
@@ -1102,10 +1124,8 @@ static const struct file_operations ml_lib_proxy_stats_fops = {
 static int ml_lib_proxy_mode_open(struct inode *inode, struct file *f)
 {
 	struct ml_lib_proxy *p = inode->i_private;
-	int ret = ml_lib_proxy_file_hold(f, p);
 
-	if (ret)
-		return ret;
+	kref_get(&p->kref);	/* alive here: see ml_lib_proxy_stats_open() */
 	f->private_data = p;
 	return nonseekable_open(inode, f);
 }

@@ -25,6 +25,10 @@
  *            error E" (a daemon may still hold them at rmmod)
  *   publish  write k rows of dataset_features s64, published with
  *            interrupts off (atomic context)
+ *   kthread  write anything: a freezable kernel thread makes one
+ *            synchronous call (every input 1) and the write returns at
+ *            once; read "done D ret R ns NS out O0 O1 ..." (D is 0 while
+ *            the call runs). One per module load.
  *
  * The module's exit, after unregistering the model and before detaching
  * it, calls ml_lib_infer() and ml_lib_infer_async() on it once and prints
@@ -45,6 +49,7 @@
 #include <linux/wait.h>
 #include <linux/spinlock.h>
 #include <linux/rcupdate.h>
+#include <linux/freezer.h>
 #include <linux/ml_lib.h>
 
 static char *name = "proxy_test";
@@ -463,6 +468,70 @@ static const struct file_operations publish_fops = {
 	.write = publish_write,
 };
 
+static DECLARE_COMPLETION(kthr_exited);
+static bool kthr_started;	/* under stress_lock */
+static atomic_t kthr_done;
+static int kthr_ret;
+static s64 kthr_ns;
+static s32 kthr_out[8];
+
+static int kthr_fn(void *unused)
+{
+	s64 in[8] = { 1, 1, 1, 1, 1, 1, 1, 1 };
+	ktime_t t0;
+
+	set_freezable();
+	t0 = ktime_get();
+	kthr_ret = ml_lib_infer(&model, in, n_in, kthr_out, n_out);
+	kthr_ns = ktime_to_ns(ktime_sub(ktime_get(), t0));
+	atomic_set_release(&kthr_done, 1);
+	try_to_freeze();	/* where a freezable thread's loop would */
+	kthread_complete_and_exit(&kthr_exited, 0);
+}
+
+static ssize_t kthread_write(struct file *f, const char __user *ubuf,
+			     size_t len, loff_t *ppos)
+{
+	struct task_struct *tsk;
+	ssize_t ret = len;
+
+	if (n_in > ARRAY_SIZE(kthr_out) || n_out > ARRAY_SIZE(kthr_out))
+		return -EINVAL;
+	mutex_lock(&stress_lock);
+	if (kthr_started) {
+		ret = -EBUSY;
+	} else {
+		tsk = kthread_run(kthr_fn, NULL, "mlproxy_freezable");
+		if (IS_ERR(tsk))
+			ret = PTR_ERR(tsk);
+		else
+			kthr_started = true;
+	}
+	mutex_unlock(&stress_lock);
+	return ret;
+}
+
+static ssize_t kthread_read(struct file *f, char __user *ubuf, size_t len,
+			    loff_t *ppos)
+{
+	char buf[160];
+	int n, done = atomic_read_acquire(&kthr_done);
+	u32 i;
+
+	n = scnprintf(buf, sizeof(buf), "done %d ret %d ns %lld out", done,
+		      done ? kthr_ret : 0, done ? kthr_ns : 0);
+	for (i = 0; done && i < n_out; i++)
+		n += scnprintf(buf + n, sizeof(buf) - n, " %d", kthr_out[i]);
+	n += scnprintf(buf + n, sizeof(buf) - n, "\n");
+	return simple_read_from_buffer(ubuf, len, ppos, buf, n);
+}
+
+static const struct file_operations kthread_fops = {
+	.owner = THIS_MODULE,
+	.write = kthread_write,
+	.read = kthread_read,
+};
+
 static int __init proxy_test_init(void)
 {
 	struct ml_lib_proxy_config cfg = {
@@ -504,6 +573,7 @@ static int __init proxy_test_init(void)
 	debugfs_create_file("infer", 0600, dir, NULL, &infer_fops);
 	debugfs_create_file("stress", 0600, dir, NULL, &stress_fops);
 	debugfs_create_file("publish", 0200, dir, NULL, &publish_fops);
+	debugfs_create_file("kthread", 0600, dir, NULL, &kthread_fops);
 	return 0;
 err:
 	ml_lib_model_put(fb_model);
@@ -548,6 +618,9 @@ static void __exit proxy_test_exit(void)
 	proxy_test_unregistered();
 	/* every request is completed (held ones freed) when this returns */
 	ml_lib_proxy_detach(&model);
+	/* its call has returned by now (detach answers it at the latest) */
+	if (kthr_started)
+		wait_for_completion(&kthr_exited);
 	if (atomic_read(&held))
 		pr_info("ml_lib_proxy_test: held %d: completed %d, fallback %d, proxy %d, error %d\n",
 			atomic_read(&held), atomic_read(&held_completed),

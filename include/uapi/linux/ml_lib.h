@@ -120,7 +120,11 @@ struct ml_lib_proxy_dataset_read {
 	__u64 dropped;
 };
 
-#define ML_LIB_IOC_MAGIC	0xb7
+/*
+ * 0xbd: free in Documentation/userspace-api/ioctl/ioctl-number.rst from 6.1
+ * to linux-next (0xb7, used before, belongs to nsfs and remoteproc).
+ */
+#define ML_LIB_IOC_MAGIC	0xbd
 #define ML_LIB_IOC_REGISTER	_IOW(ML_LIB_IOC_MAGIC, 1, struct ml_lib_proxy_register)
 #define ML_LIB_IOC_DATASET_READ	_IOWR(ML_LIB_IOC_MAGIC, 2, struct ml_lib_proxy_dataset_read)
 

@@ -29,7 +29,7 @@ DATASET_READ = struct.Struct("=IIQQIIQ")
 # struct ml_lib_proxy_record: seq, n, pad
 RECORD_HDR = struct.Struct("=QII")
 
-IOC_MAGIC = 0xB7
+IOC_MAGIC = 0xBD
 
 
 def _ioc_layout(machine: str) -> tuple[int, int, int]:

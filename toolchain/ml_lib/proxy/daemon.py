@@ -255,6 +255,31 @@ def refresh(fd: int, models: list[Model], by_id: dict[int, Model]) -> dict[int, 
     return new
 
 
+STOP_SIGNALS = (signal.SIGTERM, signal.SIGINT)
+
+
+def ignore_stop_signals():
+    """SIG_IGN for SIGTERM and SIGINT once the daemon is stopping.
+
+    A Python handler is not enough: the interpreter resets it to the
+    default as it exits, and one more signal then (e.g. a second Ctrl-C)
+    killed the daemon after its clean shutdown (exit -2). SIG_IGN survives.
+    signal.signal() first runs the handlers of signals already caught (ours
+    is a no-op by now); one caught between that check and the switch would
+    be reported later, anywhere, as "OSError: Signal N ignored due to race
+    condition". Once both are ignored no new one is caught, so a pass with
+    no such report, ending with one more check, leaves none behind.
+    """
+    while True:
+        try:
+            for s in STOP_SIGNALS:
+                signal.signal(s, signal.SIG_IGN)
+            signal.signal(STOP_SIGNALS[0], signal.SIG_IGN)  # its check covers the switch
+            return
+        except OSError:
+            continue
+
+
 def serve(model_dirs, device: str = DEVICE, ready: str | None = None) -> int:
     stopping = []
 
@@ -264,7 +289,7 @@ def serve(model_dirs, device: str = DEVICE, ready: str | None = None) -> int:
             stopping.append(signum)
             raise Stop()
 
-    old = {s: signal.signal(s, stop) for s in (signal.SIGTERM, signal.SIGINT)}
+    old = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
     fd = -1
     wake_fds: tuple[int, ...] = ()
     old_wakeup = None
@@ -320,7 +345,9 @@ def serve(model_dirs, device: str = DEVICE, ready: str | None = None) -> int:
             signal.set_wakeup_fd(old_wakeup)
             for w in wake_fds:
                 os.close(w)
-        if not stopping:  # when stopping, keep the no-op handler: we are exiting
+        if stopping:
+            ignore_stop_signals()  # we are exiting
+        else:
             for s, h in old.items():
                 signal.signal(s, h)
     if stopping:

@@ -509,9 +509,10 @@ def caller_result(p: subprocess.Popen) -> dict:
 
 def sc_interrupt(g: Guest) -> dict:
     """A synchronous caller blocked on a daemon that never answers, with a
-    timeout (30 s) longer than the freezer's 20 s: a signal, and then a
+    timeout (30 s) longer than the freezer's 20 s: a signal, then a
     suspend's freezer (/sys/power/pm_test = freezer: freeze every task,
-    wait 5 s, thaw), each get the fallback at once."""
+    wait 5 s, thaw), then the freezer again with a freezable kernel thread
+    as the caller, each get the fallback at once."""
     res = {}
     g.load_test(**IDENT, timeout_ms=30000)
     c = RawClient("ident", 4, 4)
@@ -534,6 +535,22 @@ def sc_interrupt(g: Guest) -> dict:
     res["freeze_seconds"] = time.monotonic() - t0
     Path("/sys/power/pm_test").write_text("none")
     res["freeze"] = caller_result(p)
+
+    # a freezable kernel thread gets no signal: it must notice the freezer
+    Path(f"{TDIR}/kthread").write_text("go")
+    c.requests(60)
+    Path("/sys/power/pm_test").write_text("freezer")
+    t0 = time.monotonic()
+    try:
+        Path("/sys/power/state").write_text("freeze")
+        res["kthread_freeze_rc"] = 0
+    except OSError as e:
+        res["kthread_freeze_rc"] = -e.errno
+    res["kthread_freeze_seconds"] = time.monotonic() - t0
+    Path("/sys/power/pm_test").write_text("none")
+    wait_for(lambda: Path(f"{TDIR}/kthread").read_text().startswith("done 1"), 60)
+    w = Path(f"{TDIR}/kthread").read_text().split()
+    res["kthread"] = {"src": int(w[3]), "ns": int(w[5]), "out": [int(x) for x in w[7:]]}
     res["stats"] = g.stats("ident")
     c.close()
     res["unload"] = g.unload_test()
