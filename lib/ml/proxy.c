@@ -467,13 +467,34 @@ static void ml_lib_proxy_interrupt(struct ml_lib_proxy *p,
 
 /*
  * What would end a wait at once: a pending signal (the freezer sends user
- * tasks one), or, for a kernel thread, which gets none, the freezer itself.
+ * tasks one; a kernel thread gets only those it allowed), or the freezer
+ * itself, which a freezable kernel thread must notice on its own.
  */
 static bool ml_lib_wait_ends(void)
 {
-	if (current->flags & PF_KTHREAD)
-		return freezing(current);
-	return signal_pending(current);
+	return signal_pending(current) || freezing(current);
+}
+
+/* Wait for @s; on a signal or the freezer take the request back. */
+static void ml_lib_proxy_wait(struct ml_lib_proxy *p, struct ml_lib_sync_req *s)
+{
+	long t;
+
+	/* a user task, or a kernel thread that never freezes (most do not) */
+	if (!(current->flags & PF_KTHREAD) || (current->flags & PF_NOFREEZE)) {
+		if (wait_for_completion_interruptible(&s->done))
+			ml_lib_proxy_interrupt(p, s);
+		return;
+	}
+	for (;;) {
+		t = wait_for_completion_interruptible_timeout(&s->done, HZ / 10);
+		if (t > 0)
+			return;
+		if (t < 0 || freezing(current)) {
+			ml_lib_proxy_interrupt(p, s);
+			return;
+		}
+	}
 }
 
 /*
@@ -483,8 +504,9 @@ static bool ml_lib_wait_ends(void)
  * answer (interrupted, -EINTR), on a signal or when the freezer wants the
  * task for a suspend: held in D state for up to the timeout (at most 60 s,
  * more than the freezer's 20 s), the task would fail the suspend. A
- * kernel thread gets no signal and is woken by the freezer only to go back
- * to sleep inside the completion, so it looks at freezing() every 100 ms.
+ * freezable kernel thread gets no signal from the freezer, and its wake-up
+ * only sends it back to sleep inside the completion, so it looks at
+ * freezing() every 100 ms (ml_lib_proxy_wait()).
  * Where waiting cannot be shown to be allowed (no_wait, -EWOULDBLOCK) or
  * would end at once (interrupted, -EINTR), the mode still applies
  * (LEARNING still feeds the dataset, a bypass is still mode_bypass) and a
@@ -524,17 +546,7 @@ int ml_lib_proxy_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
 	ret = ml_lib_infer_async(m, &s.req);
 	if (ret)
 		return ret;
-	if (!(current->flags & PF_KTHREAD)) {
-		if (wait_for_completion_interruptible(&s.done))
-			ml_lib_proxy_interrupt(p, &s);
-		return s.req.status;
-	}
-	while (!wait_for_completion_timeout(&s.done, HZ / 10)) {
-		if (freezing(current)) {
-			ml_lib_proxy_interrupt(p, &s);
-			break;
-		}
-	}
+	ml_lib_proxy_wait(p, &s);
 	return s.req.status;
 }
 

@@ -614,13 +614,16 @@ static void proxy_test_unregistered(void)
 static void __exit proxy_test_exit(void)
 {
 	debugfs_remove(dir);
+	/*
+	 * No caller may be inside ml_lib_infer() at detach; the thread's call
+	 * ends by the model's timeout at the latest.
+	 */
+	if (kthr_started)
+		wait_for_completion(&kthr_exited);
 	ml_lib_model_unregister(&model);
 	proxy_test_unregistered();
 	/* every request is completed (held ones freed) when this returns */
 	ml_lib_proxy_detach(&model);
-	/* its call has returned by now (detach answers it at the latest) */
-	if (kthr_started)
-		wait_for_completion(&kthr_exited);
 	if (atomic_read(&held))
 		pr_info("ml_lib_proxy_test: held %d: completed %d, fallback %d, proxy %d, error %d\n",
 			atomic_read(&held), atomic_read(&held_completed),
