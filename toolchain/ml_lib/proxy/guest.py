@@ -507,6 +507,21 @@ def caller_result(p: subprocess.Popen) -> dict:
     return json.loads(out)
 
 
+def pm_test_freeze() -> tuple[int, float]:
+    """A suspend's freezer, tested (pm_test = freezer: freeze every task,
+    wait 5 s, thaw): (0 or -errno of the suspend, seconds it took)."""
+    Path("/sys/power/pm_test").write_text("freezer")
+    t0 = time.monotonic()
+    try:
+        Path("/sys/power/state").write_text("freeze")
+        rc = 0
+    except OSError as e:
+        rc = -e.errno
+    seconds = time.monotonic() - t0
+    Path("/sys/power/pm_test").write_text("none")
+    return rc, seconds
+
+
 def sc_interrupt(g: Guest) -> dict:
     """A synchronous caller blocked on a daemon that never answers, with a
     timeout (30 s) longer than the freezer's 20 s: a signal, then a
@@ -525,29 +540,13 @@ def sc_interrupt(g: Guest) -> dict:
     res["late_writes"] = [c.write(abi.pack_response(rid, mid, x)) for rid, mid, x in reqs]
 
     p, reqs = sync_caller(c)
-    Path("/sys/power/pm_test").write_text("freezer")
-    t0 = time.monotonic()
-    try:
-        Path("/sys/power/state").write_text("freeze")
-        res["freeze_rc"] = 0
-    except OSError as e:
-        res["freeze_rc"] = -e.errno
-    res["freeze_seconds"] = time.monotonic() - t0
-    Path("/sys/power/pm_test").write_text("none")
+    res["freeze_rc"], res["freeze_seconds"] = pm_test_freeze()
     res["freeze"] = caller_result(p)
 
     # a freezable kernel thread gets no signal: it must notice the freezer
     Path(f"{TDIR}/kthread").write_text("go")
     c.requests(60)
-    Path("/sys/power/pm_test").write_text("freezer")
-    t0 = time.monotonic()
-    try:
-        Path("/sys/power/state").write_text("freeze")
-        res["kthread_freeze_rc"] = 0
-    except OSError as e:
-        res["kthread_freeze_rc"] = -e.errno
-    res["kthread_freeze_seconds"] = time.monotonic() - t0
-    Path("/sys/power/pm_test").write_text("none")
+    res["kthread_freeze_rc"], res["kthread_freeze_seconds"] = pm_test_freeze()
     wait_for(lambda: Path(f"{TDIR}/kthread").read_text().startswith("done 1"), 60)
     w = Path(f"{TDIR}/kthread").read_text().split()
     res["kthread"] = {"src": int(w[3]), "ns": int(w[5]), "out": [int(x) for x in w[7:]]}
