@@ -18,7 +18,8 @@ unexport ML_LIB_PROXY_ONLY
 # libc: Debian's gcc-s390x-linux-gnu conflicts with gcc-multilib (-m32 gates).
 APT_PACKAGES := gcc gcc-multilib make clang libclang-rt-14-dev sparse flex bison bc cpio \
 	libelf-dev libssl-dev rsync kmod qemu-system-x86 busybox-static \
-	linux-image-amd64 linux-headers-amd64 linux-source-6.1 xz-utils python3-venv \
+	linux-image-amd64 linux-headers-amd64 linux-image-rt-amd64 linux-headers-rt-amd64 \
+	linux-source-6.1 xz-utils python3-venv \
 	binutils-s390x-linux-gnu libgcc-12-dev-s390x-cross libc6-dev-s390x-cross qemu-user
 
 CHECK_TARGETS :=

@@ -4,12 +4,16 @@
 #   make kernel-module       ml_lib.ko against the installed headers, W=1
 #   make check-kernel-style  checkpatch.pl --strict on lib/ml and include/
 #   make kunit               KUnit suite, built in, KASAN + UBSAN, QEMU
+#   make check-rt            the booted tests again, in Debian's PREEMPT_RT kernel
 #   make check-kernel        all of the above plus sparse, the floating-point
 #                            probe and the booted tests
 
 # Debian's kernel: the newest linux-headers-*-amd64, never `uname -r`
-# (the host runs another kernel). Override with KVER=... if needed.
-KVER ?= $(shell ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | \
+# (the host runs another kernel) and never the -rt- flavour, which
+# `make setup` installs beside it (check-rt). Override with KVER=... if needed; the
+# Python side reads the same choice from ML_LIB_KVER
+# (ml_lib.kernel.kernel_version).
+KVER ?= $(shell ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | grep -v -- '-rt-amd64$$' | \
 	sed 's|.*/linux-headers-||' | sort -V | tail -n 1)
 KDIR ?= /lib/modules/$(KVER)/build
 KSRC_TARBALL ?= $(shell ls /usr/src/linux-source-*.tar.xz 2>/dev/null | sort -V | tail -n 1)
@@ -36,7 +40,7 @@ define no_warnings
 	  echo "$(2): the log above has warnings ($(1))"; exit 1; fi
 endef
 
-.PHONY: kernel-env kernel-src kernel-module kernel-sparse kernel-float-probe kunit-i386 kunit-s390 \
+.PHONY: kernel-env kernel-rt-env check-rt kernel-src kernel-module kernel-sparse kernel-float-probe kunit-i386 kunit-s390 \
 	check-kernel-style kunit kunit-lint kernel-boot check-kernel kernel-vectors
 CHECK_TARGETS += check-kernel
 
@@ -178,6 +182,24 @@ kunit-lint: kunit
 kernel-boot: kernel-env venv kernel-module
 	$(PY) -m pytest -q tests/test_kernel.py $(wildcard tests/test_kernel_*.py)
 
+# PREEMPT_RT: Debian's -rt flavour of the same kernel (spinlock_t and
+# local_bh_disable() sleep, hrtimers and most IRQ handlers run in
+# threads). ml_lib.ko builds with W=1 against its headers, then every
+# booted test (engine through debugfs, generated model modules, every proxy
+# scenario) runs in it. `make setup` installs it with the default kernel.
+RT_KVER ?= $(patsubst %-amd64,%-rt-amd64,$(KVER))
+kernel-rt-env: kernel-env
+	@test -d /lib/modules/$(RT_KVER)/build && test -f /boot/vmlinuz-$(RT_KVER) || \
+	  { echo "check-rt: linux-headers-$(RT_KVER) or linux-image-$(RT_KVER) missing (make setup as root)"; exit 2; }
+	@grep -q '^CONFIG_PREEMPT_RT=y' /boot/config-$(RT_KVER) || \
+	  { echo "check-rt: $(RT_KVER) is not a PREEMPT_RT kernel"; exit 1; }
+
+check-rt: kernel-rt-env venv
+	$(MAKE) kernel-module KVER=$(RT_KVER) KMOD=$(BUILD)/kmod-rt
+	ML_LIB_KVER=$(RT_KVER) $(PY) -m pytest -q -m kernel tests/test_kernel.py \
+	  $(wildcard tests/test_kernel_*.py) tests/test_proxy_boot.py
+	@echo "check-rt: booted tests passed in $(RT_KVER) (PREEMPT_RT)"
+
 check-kernel: kernel-module kernel-sparse kernel-float-probe check-kernel-style kunit kunit-lint \
-	kunit-i386 kernel-boot
+	kunit-i386 kernel-boot check-rt
 	@echo "check-kernel: module W=1, sparse, float probe, checkpatch, KUnit, booted tests passed"

@@ -63,9 +63,11 @@ def test_run_exported_rejects_bad_dirs(tmp_path):
         kernel.run_exported(tmp_path, raw)
 
 
-def test_kernel_version_is_the_installed_debian_one():
+def test_kernel_version_is_the_installed_debian_one(monkeypatch):
     """The version Debian's linux-headers-amd64 and linux-image-amd64 point at, asked of
-    dpkg rather than found the way kernel_version() finds it (never `uname -r`)."""
+    dpkg rather than found the way kernel_version() finds it (never `uname -r`, and not
+    the PREEMPT_RT flavour that `make check-rt` installs beside it)."""
+    monkeypatch.delenv("ML_LIB_KVER", raising=False)
     want = set()
     for pkg in ("linux-headers-amd64", "linux-image-amd64"):
         dep = subprocess.run(["dpkg-query", "-W", "-f=${Depends}", pkg], capture_output=True,
@@ -73,6 +75,16 @@ def test_kernel_version_is_the_installed_debian_one():
         want.add(re.search(r"linux-(?:headers|image)-(\S+-amd64)", dep)[1])
     assert len(want) == 1, want
     assert kernel.kernel_version() == want.pop()
+
+
+def test_kernel_version_override(monkeypatch):
+    """$ML_LIB_KVER picks the kernel (make check-rt); one not installed is a clear error."""
+    default = kernel.default_kernel_version()
+    monkeypatch.setenv("ML_LIB_KVER", default)
+    assert kernel.kernel_version() == default
+    monkeypatch.setenv("ML_LIB_KVER", "0.0.0-1-nothere-amd64")
+    with pytest.raises(UserError, match=r"ML_LIB_KVER=0\.0\.0-1-nothere-amd64: needs"):
+        kernel.kernel_version()
 
 
 @pytest.mark.kernel

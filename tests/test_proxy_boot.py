@@ -45,7 +45,8 @@ UNREG_LINE = re.compile(r"ml_lib_proxy_test: after unregister: sync (-?\d+) asyn
 def suite():
     if not boot.vng_available():
         # make setup installs both; a missing one must not turn the suite into skips
-        pytest.fail("virtme-ng or Debian's /boot/vmlinuz-*-amd64 is missing (make setup)")
+        pytest.fail("virtme-ng or the kernel (Debian's linux-image-amd64, or $ML_LIB_KVER) "
+                    "is missing (make setup)")
     build = boot.build_modules()
     work = build / "suite"
     work.mkdir(exist_ok=True)
@@ -427,15 +428,24 @@ def test_nonblocking_read_does_not_wait_for_a_blocked_reader(suite):
     assert r["first"] == 1  # the blocked reader then got the request
 
 
-def test_sync_infer_inside_rcu_read_lock_does_not_wait(suite):
-    """ml_lib_infer() inside rcu_read_lock(): preempt_count() is 0 there
-    with PREEMPT_RCU (Debian's kernel), yet it must not sleep: the fallback
-    answers at once (no_wait), though a daemon is serving."""
-    r = contexts_result(suite)["rcu"]
+@pytest.mark.parametrize("kind", ["rcu", "spin", "bh"])
+def test_sync_infer_where_it_may_not_sleep_does_not_wait(suite, kind):
+    """ml_lib_infer() inside rcu_read_lock(), holding a spinlock_t or inside
+    local_bh_disable(): preempt_count() is 0 inside rcu_read_lock() with
+    PREEMPT_RCU (Debian's kernel), and on PREEMPT_RT (make check-rt) also in
+    the other two, yet it must not sleep: the fallback answers at once
+    (no_wait), though a daemon is serving."""
+    r = contexts_result(suite)[kind]
     v = r["verdict"]
     assert v["sent"] == 200 and v["fallback"] == 200, v
     assert v["ok"] == v["bad"] == v["error"] == v["lost"] == 0, v
     assert r["no_wait"] == 200 and r["mode_bypass"] == 0 and r["answers"] == 0
+
+
+def test_unknown_stress_kind_is_refused(suite):
+    """The test module refuses a context it does not know (EINVAL) instead of
+    running it as a plain synchronous call, so a misspelt kind cannot pass."""
+    assert contexts_result(suite)["unknown_kind"] == errno.EINVAL
 
 
 def test_no_wait_path_keeps_the_mode(suite):
@@ -470,6 +480,16 @@ def test_unregistered_proxy_model_gives_enoent(suite):
     exit tries both on every unload."""
     lines = lookup_result(suite)["unregistered_lines"]
     assert lines and lines == [[-errno.ENOENT, -errno.ENOENT]] * len(lines), lines
+
+
+def test_suite_ran_in_the_chosen_kernel(suite):
+    """The guest booted the kernel the modules were built for: Debian's default, or
+    $ML_LIB_KVER (make check-rt: the PREEMPT_RT flavour)."""
+    from ml_lib.kernel import kernel_version
+
+    release, version = suite["uname"].split(" ", 1)
+    assert release == kernel_version()
+    assert ("PREEMPT_RT" in version) == ("-rt-" in release), suite["uname"]
 
 
 def test_module_unloads_clean(suite):
@@ -714,8 +734,15 @@ def guest_contexts(g, res: dict, stage):
 
     stop = guest_responder(c)
     try:
-        stage("contexts: sync inside rcu_read_lock()")
-        res["rcu"] = stress_counted("rcu", 2, 100)
+        for kind, what in (("rcu", "rcu_read_lock()"), ("spin", "spin_lock()"),
+                           ("bh", "local_bh_disable()")):
+            stage(f"contexts: sync inside {what}")
+            res[kind] = stress_counted(kind, 2, 100)
+        stage("contexts: an unknown stress kind")
+        try:
+            res["unknown_kind"] = g.stress("nosuch", 1, 1)
+        except OSError as e:
+            res["unknown_kind"] = e.errno
         for mode, name in ((1, "learning"), (0, "emergency")):
             stage(f"contexts: {name} where it may not wait")
             g.set_mode("ident", mode)

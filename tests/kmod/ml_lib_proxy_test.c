@@ -8,12 +8,14 @@
  *
  *   infer    write k rows of n_in s64; read back k rows of
  *            [source, latency ns, out[0..n_out-1]] as s64
- *   stress   write "sync|irqoff|rcu|async|rawlock|burst THREADS COUNT";
- *            kernel threads send COUNT requests each, input row
+ *   stress   write "sync|irqoff|rcu|spin|bh|async|rawlock|burst THREADS
+ *            COUNT"; kernel threads send COUNT requests each, input row
  *            (t, i, t * 100000 + i + j, ...), and check the answers of an
- *            identity model; read the verdict. irqoff and rcu call
- *            ml_lib_infer() with interrupts off or inside rcu_read_lock(),
- *            where it may not wait. async keeps ASYNC_WINDOW requests in
+ *            identity model; read the verdict. irqoff, rcu, spin and bh
+ *            call ml_lib_infer() with interrupts off, inside
+ *            rcu_read_lock(), holding a spinlock_t or inside
+ *            local_bh_disable(), where it may not wait (on PREEMPT_RT the
+ *            last two leave preempt_count() at 0). async keeps ASYNC_WINDOW requests in
  *            flight per thread (submitted with interrupts off), rawlock
  *            too but submitted holding a raw spinlock, burst all COUNT at
  *            once (a daemon then holds them all).
@@ -48,6 +50,8 @@
 #include <linux/atomic.h>
 #include <linux/wait.h>
 #include <linux/spinlock.h>
+#include <linux/bottom_half.h>
+#include <linux/string.h>
 #include <linux/rcupdate.h>
 #include <linux/freezer.h>
 #include <linux/ml_lib.h>
@@ -91,6 +95,11 @@ static char stress_verdict[256];
 
 /* rawlock: submissions hold it, as a caller inside a raw lock would */
 static DEFINE_RAW_SPINLOCK(stress_raw_lock);
+/* spin: sync calls hold it (a sleeping lock on PREEMPT_RT) */
+static DEFINE_SPINLOCK(stress_spinlock);
+static const char * const stress_kinds[] = {
+	"sync", "irqoff", "rcu", "spin", "bh", "async", "rawlock", "burst", "hold",
+};
 
 /* "hold" requests: no thread waits for them, the exit reports them */
 static atomic_t held, held_completed, held_fallback, held_proxy, held_error;
@@ -100,6 +109,8 @@ struct stress_ctx {
 	bool async;
 	bool irqoff;	/* sync calls with interrupts off */
 	bool rcu;	/* sync calls inside rcu_read_lock() */
+	bool spin;	/* sync calls holding stress_spinlock */
+	bool bh;	/* sync calls inside local_bh_disable() */
 	bool rawlock;	/* async submissions under stress_raw_lock */
 	u32 window;	/* async: most requests in flight */
 	u64 ok, bad, fallbacks, errors;
@@ -228,6 +239,14 @@ static int stress_sync_call(struct stress_ctx *c, const s64 *in, s32 *out)
 		rcu_read_lock();
 		ret = ml_lib_infer(&model, in, n_in, out, n_out);
 		rcu_read_unlock();
+	} else if (c->spin) {
+		spin_lock(&stress_spinlock);
+		ret = ml_lib_infer(&model, in, n_in, out, n_out);
+		spin_unlock(&stress_spinlock);
+	} else if (c->bh) {
+		local_bh_disable();
+		ret = ml_lib_infer(&model, in, n_in, out, n_out);
+		local_bh_enable();
 	} else {
 		ret = ml_lib_infer(&model, in, n_in, out, n_out);
 	}
@@ -316,6 +335,9 @@ static ssize_t stress_write(struct file *f, const char __user *ubuf,
 	if (sscanf(buf, "%7s %u %u", kind, &threads, &count) != 3 ||
 	    !threads || threads > STRESS_MAX_THREADS)
 		return -EINVAL;
+	/* an unknown kind must fail, not quietly run as plain sync */
+	if (match_string(stress_kinds, ARRAY_SIZE(stress_kinds), kind) < 0)
+		return -EINVAL;
 	if (!strcmp(kind, "hold")) {
 		if (threads != 1)
 			return -EINVAL;
@@ -337,6 +359,8 @@ static ssize_t stress_write(struct file *f, const char __user *ubuf,
 		ctx[t].window = strcmp(kind, "burst") ? ASYNC_WINDOW : U32_MAX;
 		ctx[t].irqoff = !strcmp(kind, "irqoff");
 		ctx[t].rcu = !strcmp(kind, "rcu");
+		ctx[t].spin = !strcmp(kind, "spin");
+		ctx[t].bh = !strcmp(kind, "bh");
 		ctx[t].rawlock = !strcmp(kind, "rawlock");
 		init_waitqueue_head(&ctx[t].wq);
 		init_completion(&ctx[t].done);

@@ -29,7 +29,8 @@ import numpy as np
 
 from ..errors import UserError
 
-__all__ = ["KernelError", "KernelLogError", "kernel_version", "build_ml_lib_module",
+__all__ = ["KernelError", "KernelLogError", "kernel_version", "default_kernel_version",
+           "build_ml_lib_module",
            "build_model_module", "boot", "run_exported", "run_blobs_in_kernel", "BAD_LOG"]
 
 REPO = Path(__file__).resolve().parents[3]
@@ -49,17 +50,36 @@ class KernelLogError(KernelError):
     """The guest kernel logged a warning, BUG, KASAN/UBSAN report or oops."""
 
 
-def kernel_version() -> str:
-    """Newest installed Debian linux-headers-*-amd64 version (never ``uname -r``)."""
-    heads = sorted(Path("/usr/src").glob("linux-headers-*-amd64"),
+def _installed(ver: str) -> bool:
+    return Path(f"/lib/modules/{ver}/build").is_dir() and Path(f"/boot/vmlinuz-{ver}").is_file()
+
+
+def default_kernel_version() -> str:
+    """Newest installed Debian linux-headers-*-amd64 version with its image, never
+    ``uname -r`` and never a flavour such as ``-rt-amd64`` (PREEMPT_RT is a variant
+    of the same kernel, not a newer one; ``make check-rt`` asks for it by name)."""
+    heads = sorted((h for h in Path("/usr/src").glob("linux-headers-*-amd64")
+                    if "-rt-" not in h.name),
                    key=lambda p: [int(x) if x.isdigit() else x
                                   for x in re.split(r"[.-]", p.name[len("linux-headers-"):])])
     for h in reversed(heads):
         ver = h.name[len("linux-headers-"):]
-        if Path(f"/lib/modules/{ver}/build").is_dir() and Path(f"/boot/vmlinuz-{ver}").is_file():
+        if _installed(ver):
             return ver
     raise UserError("no Debian kernel with headers and image found (need linux-headers-amd64 and "
                     "linux-image-amd64 of the same version; run `make setup` as root)")
+
+
+def kernel_version() -> str:
+    """The kernel every build and boot here uses: ``$ML_LIB_KVER`` when set (the
+    Makefile's ``KVER``, e.g. ``6.1.0-56-rt-amd64``), else :func:`default_kernel_version`."""
+    ver = os.environ.get("ML_LIB_KVER")
+    if not ver:
+        return default_kernel_version()
+    if not _installed(ver):
+        raise UserError(f"ML_LIB_KVER={ver}: needs /lib/modules/{ver}/build and /boot/vmlinuz-{ver} "
+                        f"(apt-get install linux-image-{ver} linux-headers-{ver})")
+    return ver
 
 
 def _make(args: list[str], log: Path) -> None:
@@ -73,13 +93,13 @@ def _make(args: list[str], log: Path) -> None:
 def build_ml_lib_module(out: Path | None = None, proxy: bool | None = None) -> Path:
     """Build ml_lib.ko out of tree; returns a private copy of it (with its Module.symvers).
 
-    The build itself is incremental in build/kmod-boot (a copy of lib/ml and
-    include/, so no object lands in the repository), serialised by a lock;
+    The build itself is incremental in build/kmod-boot/<version> (a copy of
+    lib/ml and include/, so no object lands in the repository), serialised by a lock;
     the returned ko lives in ``out`` (default: a fresh directory under
     build/), so a concurrent rebuild cannot change it under a running boot.
     """
     ver = kernel_version()
-    cache = BUILD / "kmod-boot"
+    cache = BUILD / "kmod-boot" / ver
     cache.mkdir(parents=True, exist_ok=True)
     dest = Path(out) if out else Path(tempfile.mkdtemp(prefix="kmod-", dir=BUILD))
     dest.mkdir(parents=True, exist_ok=True)

@@ -9,7 +9,6 @@ the small vng call here.
 
 from __future__ import annotations
 
-import glob
 import os
 import shutil
 import subprocess
@@ -20,14 +19,21 @@ TOP = Path(__file__).resolve().parents[3]
 
 
 def kernel_image() -> str:
-    imgs = sorted(glob.glob("/boot/vmlinuz-*-amd64"))
-    if not imgs:
-        raise RuntimeError("no /boot/vmlinuz-*-amd64: apt-get install linux-image-amd64")
-    return imgs[-1]
+    """The image of the kernel the modules are built for (ml_lib.kernel.kernel_version)."""
+    from ..kernel import kernel_version
+
+    return f"/boot/vmlinuz-{kernel_version()}"
 
 
 def vng_available() -> bool:
-    return bool(shutil.which("vng", path=_path())) and bool(glob.glob("/boot/vmlinuz-*-amd64"))
+    from ..errors import UserError
+    from ..kernel import kernel_version
+
+    try:
+        kernel_version()
+    except UserError:   # no kernel, or ML_LIB_KVER names one not installed
+        return False
+    return bool(shutil.which("vng", path=_path()))
 
 
 def _path() -> str:

@@ -680,7 +680,8 @@ def run_suite(args) -> dict:
     g = Guest(args.build)
     g.load_lib()
     g.dmesg_bad()
-    results = {}
+    # the kernel the suite ran in, for the host to check (make check-rt)
+    results = {"uname": sh("uname -rv").strip()}
     only = args.only.split(",") if args.only else list(SUITE)
     for name in only:
         t0 = time.monotonic()
