@@ -236,28 +236,33 @@ def test_8_threads_x_1000_requests(suite):
     assert r["unload"]
 
 
-def test_signal_and_freezer_end_a_synchronous_wait(suite):
+def test_signal_and_system_sleep_end_a_synchronous_wait(suite):
     """A synchronous call waiting on a daemon that never answers (timeout
-    30 s) is taken back by a signal and by a suspend's freezer: the fallback
-    answers before the timeout (the kernel's own clock), counted as
-    interrupted, and the suspend test succeeds. With the old uninterruptible
-    wait the caller sat in D state for the whole 30 s, both were counted as
-    timeouts, and the freezer gave up after 20 s (-EBUSY); a freezable
-    kernel thread, which gets no signal, is covered by its own check of
-    freezing()."""
+    30 s) is taken back by a signal (interrupted, -EINTR) and by a suspend
+    (pm_test freezer): before tasks are frozen the PM notifier answers every
+    waiting request from the fallback (counted as sleeping), whoever waits:
+    a user task, a freezable kernel thread, or a work item on a freezable
+    workqueue, whose worker does not freeze, so that the freezer waits for
+    the work; without the notifier that suspend failed after the freezer's
+    20 s. After the resume the daemon answers again. With the old
+    uninterruptible wait the caller sat in D state for the whole 30 s."""
     r = scenario(suite, "interrupt")
-    for case in ("signal", "freeze", "kthread"):
+    for case in ("signal", "freeze", "kthread", "work"):
         c = r[case]
         assert "error" not in c, c["error"]
         assert c["src"] == SRC_FALLBACK and c["out"] == FALLBACK_OUT, c
         assert c["ns"] < 30e9, c
     print(f"signal to answer {r['signal']['seconds_after_signal']:.3f} s; "
-          f"freeze (pm_test freezer, 5 s hold) {r['freeze_seconds']:.1f} s, "
-          f"with a freezable kthread waiting {r['kthread_freeze_seconds']:.1f} s")
-    assert r["freeze_rc"] == 0 and r["kthread_freeze_rc"] == 0
+          f"suspend (pm_test freezer, 5 s hold) {r['freeze_seconds']:.1f} s, "
+          f"with a freezable kthread waiting {r['kthread_freeze_seconds']:.1f} s, "
+          f"with a freezable work item waiting {r['work_freeze_seconds']:.1f} s")
+    assert r["freeze_rc"] == 0 and r["kthread_freeze_rc"] == 0 and r["work_freeze_rc"] == 0, r
     assert r["late_writes"] == [-errno.EINVAL]
+    assert r["resumed"].get("src") == SRC_PROXY and r["resumed"]["out"] == [1, 1, 1, 1], r
+    assert r["resumed_writes"][0] > 0, r["resumed_writes"]
     st = r["stats"]
-    assert st["interrupted"] == 3 and st["timeouts"] == 0 and st["fallbacks"] == 3, st
+    assert st["interrupted"] == 1 and st["sleeping"] == 3, st
+    assert st["timeouts"] == 0 and st["fallbacks"] == 4 and st["answers"] == 1, st
     assert st["inflight"] == 0 and st["invalid_answers"] == 1, st
     assert r["unload"]
 

@@ -313,7 +313,9 @@ struct ml_lib_proxy_config {
  * @status: an &enum ml_lib_source (>= 0) or a negative errno
  * @reason: why the fallback answered: 0, -ETIMEDOUT (daemon slow),
  *          -EPIPE (daemon died or closed the device), -ENOTCONN (no daemon),
- *          -ESHUTDOWN (model detached), -ECANCELED (mode)
+ *          -ESHUTDOWN (model detached), -ECANCELED (mode), -EHOSTDOWN (system
+ *          sleep under way); for ml_lib_infer() also -EWOULDBLOCK (may not
+ *          wait there) and -EINTR (signal or freezer)
  * @node: private
  * @tnode: private
  * @hnode: private

@@ -42,6 +42,8 @@
 #include <linux/kref.h>
 #include <linux/completion.h>
 #include <linux/freezer.h>
+#include <linux/suspend.h>
+#include <linux/notifier.h>
 #include <linux/sched/signal.h>
 #include <linux/wait.h>
 #include <linux/wait_bit.h>
@@ -115,6 +117,7 @@ struct ml_lib_proxy {
 
 	atomic64_t requests, answers, timeouts, fallbacks;
 	atomic64_t dead, absent, bypassed, nowait, invalid, interrupted;
+	atomic64_t sleeping;
 	atomic64_t hist[ML_LIB_HIST_BUCKETS];
 
 	raw_spinlock_t ds_lock;		/* the ring below; any context but NMI */
@@ -128,6 +131,11 @@ static DEFINE_MUTEX(proxy_mutex);	/* proxy_list, registration */
 static LIST_HEAD(proxy_list);
 static DEFINE_IDA(proxy_ida);
 static u64 proxy_next_id;		/* under proxy_lock */
+/*
+ * A system sleep (suspend, hibernation, restore) is under way: user space,
+ * the daemon included, is or is about to be frozen. Under proxy_lock.
+ */
+static bool proxy_sleeping;
 static struct dentry *proxy_debugfs;
 
 static const char * const ml_lib_mode_names[] = {
@@ -378,6 +386,12 @@ int ml_lib_infer_async(struct ml_lib_model *m, struct ml_lib_request *req)
 
 	raw_spin_lock_irqsave(&proxy_lock, flags);
 	conn = p->conn;
+	if (proxy_sleeping) {
+		raw_spin_unlock_irqrestore(&proxy_lock, flags);
+		atomic64_inc(&p->sleeping);
+		ml_lib_proxy_fallback(p, req, -EHOSTDOWN);
+		goto done;
+	}
 	if (!conn || p->detached) {
 		ret = p->detached ? -ESHUTDOWN : -ENOTCONN;
 		raw_spin_unlock_irqrestore(&proxy_lock, flags);
@@ -503,7 +517,10 @@ static void ml_lib_proxy_wait(struct ml_lib_proxy *p, struct ml_lib_sync_req *s)
  * its deadline whatever the daemon does. It also ends, with the fallback's
  * answer (interrupted, -EINTR), on a signal or when the freezer wants the
  * task for a suspend: held in D state for up to the timeout (at most 60 s,
- * more than the freezer's 20 s), the task would fail the suspend. A
+ * more than the freezer's 20 s), the task would fail the suspend. For a
+ * system sleep the PM notifier (ml_lib_proxy_pm_notify()) answers first,
+ * before any task is frozen; these checks are for the freezes that come
+ * without it (kexec's preserve-context jump, the cgroup freezer). A
  * freezable kernel thread gets no signal from the freezer, and its wake-up
  * only sends it back to sleep inside the completion, so it looks at
  * freezing() every 100 ms (ml_lib_proxy_wait()).
@@ -1072,6 +1089,7 @@ static int ml_lib_proxy_stats_show(struct seq_file *s, void *unused)
 	seq_printf(s, "mode_bypass %lld\n", atomic64_read(&p->bypassed));
 	seq_printf(s, "no_wait %lld\n", atomic64_read(&p->nowait));
 	seq_printf(s, "interrupted %lld\n", atomic64_read(&p->interrupted));
+	seq_printf(s, "sleeping %lld\n", atomic64_read(&p->sleeping));
 	seq_printf(s, "invalid_answers %lld\n", atomic64_read(&p->invalid));
 	seq_printf(s, "inflight %d\n", atomic_read(&p->inflight));
 	seq_printf(s, "dataset_queued %llu\n", queued);
@@ -1344,6 +1362,88 @@ err:
 }
 EXPORT_SYMBOL_GPL(ml_lib_proxy_attach);
 
+/*
+ * Answer every request of @p still waiting for its daemon from the
+ * fallback (@reason, counted in @count when given), a batch per proxy_lock
+ * hold (interrupts are off under it), collected on ->node, which is free
+ * once a request is off its daemon. Process context.
+ */
+static void ml_lib_proxy_drain(struct ml_lib_proxy *p, int reason,
+			       atomic64_t *count)
+{
+	struct ml_lib_request *req, *tmp;
+	LIST_HEAD(dead);
+	u32 n;
+
+	do {
+		n = 0;
+		raw_spin_lock_irq(&proxy_lock);
+		while (n < ML_LIB_DRAIN_BATCH && !list_empty(&p->pending)) {
+			req = list_first_entry(&p->pending, struct ml_lib_request,
+					       tnode);
+			ml_lib_proxy_unlink_conn(req);
+			list_del_init(&req->tnode);
+			list_add_tail(&req->node, &dead);
+			n++;
+		}
+		raw_spin_unlock_irq(&proxy_lock);
+		list_for_each_entry_safe(req, tmp, &dead, node) {
+			if (count)
+				atomic64_inc(count);
+			ml_lib_proxy_fallback(p, req, reason);
+			ml_lib_proxy_finish(p, req);
+			cond_resched();
+		}
+		INIT_LIST_HEAD(&dead);	/* its entries may be freed by now */
+	} while (n == ML_LIB_DRAIN_BATCH);
+}
+
+/*
+ * System sleep: before tasks are frozen, every request waiting for a
+ * daemon is answered by its fallback (reason -EHOSTDOWN, counted as
+ * sleeping), and until the system has resumed new ones are answered so at
+ * once: a frozen daemon cannot answer, and a caller waiting for it, such
+ * as a work item on a freezable workqueue (its worker does not freeze, the
+ * freezer waits for the work), would hold the suspend up to the model's
+ * timeout, past the freezer's 20 s.
+ */
+static int ml_lib_proxy_pm_notify(struct notifier_block *nb,
+				  unsigned long action, void *data)
+{
+	struct ml_lib_proxy *p;
+	bool sleeping;
+
+	switch (action) {
+	case PM_SUSPEND_PREPARE:
+	case PM_HIBERNATION_PREPARE:
+	case PM_RESTORE_PREPARE:
+		sleeping = true;
+		break;
+	case PM_POST_SUSPEND:
+	case PM_POST_HIBERNATION:
+	case PM_POST_RESTORE:
+		sleeping = false;
+		break;
+	default:
+		return NOTIFY_DONE;
+	}
+	raw_spin_lock_irq(&proxy_lock);
+	proxy_sleeping = sleeping;
+	raw_spin_unlock_irq(&proxy_lock);
+	if (sleeping) {
+		/* detach takes proxy_mutex to leave the list: @p stays */
+		mutex_lock(&proxy_mutex);
+		list_for_each_entry(p, &proxy_list, node)
+			ml_lib_proxy_drain(p, -EHOSTDOWN, &p->sleeping);
+		mutex_unlock(&proxy_mutex);
+	}
+	return NOTIFY_DONE;
+}
+
+static struct notifier_block ml_lib_proxy_pm_nb = {
+	.notifier_call = ml_lib_proxy_pm_notify,
+};
+
 /**
  * ml_lib_proxy_detach() - undo ml_lib_proxy_attach()
  * @m: a proxy model, already unregistered, with no caller inside
@@ -1357,9 +1457,6 @@ EXPORT_SYMBOL_GPL(ml_lib_proxy_attach);
 void ml_lib_proxy_detach(struct ml_lib_model *m)
 {
 	struct ml_lib_proxy *p = m->proxy;
-	struct ml_lib_request *req, *tmp;
-	LIST_HEAD(dead);
-	u32 n;
 
 	if (!p)
 		return;
@@ -1375,30 +1472,8 @@ void ml_lib_proxy_detach(struct ml_lib_model *m)
 	raw_spin_unlock_irq(&proxy_lock);
 	mutex_unlock(&proxy_mutex);
 
-	/*
-	 * No request joins p->pending now. Fall them back a batch per lock
-	 * hold (interrupts are off under it), collected on ->node, which is
-	 * free once a request is off its daemon.
-	 */
-	do {
-		n = 0;
-		raw_spin_lock_irq(&proxy_lock);
-		while (n < ML_LIB_DRAIN_BATCH && !list_empty(&p->pending)) {
-			req = list_first_entry(&p->pending, struct ml_lib_request,
-					       tnode);
-			ml_lib_proxy_unlink_conn(req);
-			list_del_init(&req->tnode);
-			list_add_tail(&req->node, &dead);
-			n++;
-		}
-		raw_spin_unlock_irq(&proxy_lock);
-		list_for_each_entry_safe(req, tmp, &dead, node) {
-			ml_lib_proxy_fallback(p, req, -ESHUTDOWN);
-			ml_lib_proxy_finish(p, req);
-			cond_resched();
-		}
-		INIT_LIST_HEAD(&dead);	/* its entries may be freed by now */
-	} while (n == ML_LIB_DRAIN_BATCH);
+	/* No request joins p->pending now. */
+	ml_lib_proxy_drain(p, -ESHUTDOWN, NULL);
 	/* a timer, write or release may still be completing one of ours */
 	wait_var_event(&p->inflight, !atomic_read(&p->inflight));
 	hrtimer_cancel(&p->timer);
@@ -1417,14 +1492,24 @@ int ml_lib_proxy_init(void)
 	int ret;
 
 	proxy_debugfs = debugfs_create_dir("ml_lib_proxy", NULL);
+	ret = register_pm_notifier(&ml_lib_proxy_pm_nb);
+	if (ret)
+		goto err_debugfs;
 	ret = misc_register(&ml_lib_proxy_dev);
 	if (ret)
-		debugfs_remove(proxy_debugfs);
+		goto err_pm;
+	return 0;
+
+err_pm:
+	unregister_pm_notifier(&ml_lib_proxy_pm_nb);
+err_debugfs:
+	debugfs_remove(proxy_debugfs);
 	return ret;
 }
 
 void ml_lib_proxy_exit(void)
 {
 	misc_deregister(&ml_lib_proxy_dev);
+	unregister_pm_notifier(&ml_lib_proxy_pm_nb);
 	debugfs_remove(proxy_debugfs);
 }

@@ -31,6 +31,8 @@
  *            synchronous call (every input 1) and the write returns at
  *            once; read "done D ret R ns NS out O0 O1 ..." (D is 0 while
  *            the call runs). One per module load.
+ *   work     the same from a work item on system_freezable_wq, whose
+ *            worker does not freeze: the freezer waits for the work.
  *
  * The module's exit, after unregistering the model and before detaching
  * it, calls ml_lib_infer() and ml_lib_infer_async() on it once and prints
@@ -54,6 +56,7 @@
 #include <linux/string.h>
 #include <linux/rcupdate.h>
 #include <linux/freezer.h>
+#include <linux/workqueue.h>
 #include <linux/ml_lib.h>
 
 static char *name = "proxy_test";
@@ -556,6 +559,53 @@ static const struct file_operations kthread_fops = {
 	.read = kthread_read,
 };
 
+static atomic_t work_done;
+static int work_ret;
+static s64 work_ns;
+static s32 work_out[8];
+
+static void work_fn(struct work_struct *w)
+{
+	s64 in[8] = { 1, 1, 1, 1, 1, 1, 1, 1 };
+	ktime_t t0 = ktime_get();
+
+	work_ret = ml_lib_infer(&model, in, n_in, work_out, n_out);
+	work_ns = ktime_to_ns(ktime_sub(ktime_get(), t0));
+	atomic_set_release(&work_done, 1);
+}
+
+static DECLARE_WORK(work, work_fn);
+
+static ssize_t work_write(struct file *f, const char __user *ubuf,
+			  size_t len, loff_t *ppos)
+{
+	if (n_in > ARRAY_SIZE(work_out) || n_out > ARRAY_SIZE(work_out))
+		return -EINVAL;
+	/* false: already queued or running */
+	return queue_work(system_freezable_wq, &work) ? len : -EBUSY;
+}
+
+static ssize_t work_read(struct file *f, char __user *ubuf, size_t len,
+			 loff_t *ppos)
+{
+	char buf[160];
+	int n, done = atomic_read_acquire(&work_done);
+	u32 i;
+
+	n = scnprintf(buf, sizeof(buf), "done %d ret %d ns %lld out", done,
+		      done ? work_ret : 0, done ? work_ns : 0);
+	for (i = 0; done && i < n_out; i++)
+		n += scnprintf(buf + n, sizeof(buf) - n, " %d", work_out[i]);
+	n += scnprintf(buf + n, sizeof(buf) - n, "\n");
+	return simple_read_from_buffer(ubuf, len, ppos, buf, n);
+}
+
+static const struct file_operations work_fops = {
+	.owner = THIS_MODULE,
+	.write = work_write,
+	.read = work_read,
+};
+
 static int __init proxy_test_init(void)
 {
 	struct ml_lib_proxy_config cfg = {
@@ -598,6 +648,7 @@ static int __init proxy_test_init(void)
 	debugfs_create_file("stress", 0600, dir, NULL, &stress_fops);
 	debugfs_create_file("publish", 0200, dir, NULL, &publish_fops);
 	debugfs_create_file("kthread", 0600, dir, NULL, &kthread_fops);
+	debugfs_create_file("work", 0600, dir, NULL, &work_fops);
 	return 0;
 err:
 	ml_lib_model_put(fb_model);
@@ -639,11 +690,12 @@ static void __exit proxy_test_exit(void)
 {
 	debugfs_remove(dir);
 	/*
-	 * No caller may be inside ml_lib_infer() at detach; the thread's call
-	 * ends by the model's timeout at the latest.
+	 * No caller may be inside ml_lib_infer() at detach; the thread's and
+	 * the work item's calls end by the model's timeout at the latest.
 	 */
 	if (kthr_started)
 		wait_for_completion(&kthr_exited);
+	flush_work(&work);
 	ml_lib_model_unregister(&model);
 	proxy_test_unregistered();
 	/* every request is completed (held ones freed) when this returns */

@@ -527,7 +527,8 @@ def sc_interrupt(g: Guest) -> dict:
     timeout (30 s) longer than the freezer's 20 s: a signal, then a
     suspend's freezer (/sys/power/pm_test = freezer: freeze every task,
     wait 5 s, thaw), then the freezer again with a freezable kernel thread
-    as the caller, each get the fallback at once."""
+    and with a work item on a freezable workqueue as the caller, each get
+    the fallback at once; after the resume the daemon answers again."""
     res = {}
     g.load_test(**IDENT, timeout_ms=30000)
     c = RawClient("ident", 4, 4)
@@ -550,6 +551,19 @@ def sc_interrupt(g: Guest) -> dict:
     wait_for(lambda: Path(f"{TDIR}/kthread").read_text().startswith("done 1"), 60)
     w = Path(f"{TDIR}/kthread").read_text().split()
     res["kthread"] = {"src": int(w[3]), "ns": int(w[5]), "out": [int(x) for x in w[7:]]}
+
+    # a freezable workqueue's worker does not freeze: the freezer waits for its work
+    Path(f"{TDIR}/work").write_text("go")
+    c.requests(60)
+    res["work_freeze_rc"], res["work_freeze_seconds"] = pm_test_freeze()
+    wait_for(lambda: Path(f"{TDIR}/work").read_text().startswith("done 1"), 60)
+    w = Path(f"{TDIR}/work").read_text().split()
+    res["work"] = {"src": int(w[3]), "ns": int(w[5]), "out": [int(x) for x in w[7:]]}
+
+    # resumed: requests go to the daemon again
+    p, reqs = sync_caller(c)
+    res["resumed_writes"] = [c.write(abi.pack_response(rid, mid, x)) for rid, mid, x in reqs]
+    res["resumed"] = caller_result(p)
     res["stats"] = g.stats("ident")
     c.close()
     res["unload"] = g.unload_test()
