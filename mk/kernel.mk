@@ -8,13 +8,17 @@
 #   make check-kernel        all of the above plus sparse, the floating-point
 #                            probe and the booted tests
 
-# Debian's kernel: the newest linux-headers-*-amd64, never `uname -r`
-# (the host runs another kernel) and never the -rt- flavour, which
-# `make setup` installs beside it (check-rt). Override with KVER=... if needed; the
-# Python side reads the same choice from ML_LIB_KVER
-# (ml_lib.kernel.kernel_version).
-KVER ?= $(shell ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | grep -v -- '-rt-amd64$$' | \
-	sed 's|.*/linux-headers-||' | sort -V | tail -n 1)
+# Debian's kernel: the newest linux-headers-<version>-amd64, never
+# `uname -r` (the host runs another kernel) and never a flavour such as
+# -rt-amd64, which `make setup` installs beside it (check-rt). KVER=... or
+# ML_LIB_KVER=... overrides it; the Python side (ml_lib.kernel.kernel_version)
+# gets the same choice through ML_LIB_KVER.
+ifneq ($(ML_LIB_KVER),)
+KVER ?= $(ML_LIB_KVER)
+endif
+KVER ?= $(shell ls -d /usr/src/linux-headers-*-amd64 2>/dev/null | sed 's|.*/linux-headers-||' | \
+	grep -E '^[0-9.]+-[0-9]+-amd64$$' | sort -V | tail -n 1)
+export ML_LIB_KVER := $(KVER)
 KDIR ?= /lib/modules/$(KVER)/build
 KSRC_TARBALL ?= $(shell ls /usr/src/linux-source-*.tar.xz 2>/dev/null | sort -V | tail -n 1)
 KSRC := $(BUILD)/linux-source

@@ -251,11 +251,14 @@ int ml_lib_model_unload(const char *name);
  * rcu_read_lock() does not raise preempt_count(), on PREEMPT_RT neither do
  * spin_lock() and local_bh_disable()). Anywhere else it never waits: the
  * mode still applies, and a request that would have gone to the daemon is
- * answered by the fallback at once (counted as no_wait). A signal, or the
- * freezer on its way to a suspend (for a freezable kernel thread too),
- * ends a wait, or prevents one, with the fallback's answer (counted as
- * interrupted). Without a fallback these cases return -EWOULDBLOCK and
- * -EINTR. In NMI it returns -EBUSY; for a proxy model that is not
+ * answered by the fallback at once (counted as no_wait). A signal, or a
+ * freeze that comes without a PM notifier (for a freezable kernel thread
+ * too), ends a wait, or prevents one, with the fallback's answer (counted
+ * as interrupted). A system sleep (suspend, hibernation) does the same
+ * from its PM notifier, before any task is frozen, for every waiting
+ * request, and answers new ones at once until the resume (counted as
+ * sleeping). Without a fallback these cases return -EWOULDBLOCK, -EINTR
+ * and -EHOSTDOWN. In NMI it returns -EBUSY; for a proxy model that is not
  * registered, -ENOENT.
  */
 int ml_lib_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,

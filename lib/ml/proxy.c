@@ -12,7 +12,8 @@
  * oldest first, which is also deadline order because one model has one
  * timeout). Whoever takes a request out of them under proxy_lock - the
  * response write, the model's timer, the daemon's release, the model's
- * detach, a synchronous caller woken by a signal - is the one that
+ * detach, the PM notifier before a system sleep, a synchronous caller
+ * woken by a signal - is the one that
  * completes it, exactly once; so a request is still unclaimed exactly when
  * its ->tnode is not empty, and every taker unlinks it with list_del_init().
  *
@@ -68,7 +69,7 @@
 /* Staging buffers: one request or answer of the largest size fits. */
 #define ML_LIB_RBUF_BYTES	65536
 #define ML_LIB_MAX_TIMEOUT_US	(60U * USEC_PER_SEC)
-/* requests a daemon's release or a model's detach takes per proxy_lock hold */
+/* requests a daemon's release, a model's detach or the PM notifier takes per proxy_lock hold */
 #define ML_LIB_DRAIN_BATCH	64
 #define ML_LIB_MAX_DS_RECORDS	65536
 /* Bytes of a dataset ring, and of records one DATASET_READ returns. */
@@ -132,10 +133,11 @@ static LIST_HEAD(proxy_list);
 static DEFINE_IDA(proxy_ida);
 static u64 proxy_next_id;		/* under proxy_lock */
 /*
- * A system sleep (suspend, hibernation, restore) is under way: user space,
- * the daemon included, is or is about to be frozen. Under proxy_lock.
+ * System sleeps (suspend, hibernation, restore) under way: user space, the
+ * daemon included, is or is about to be frozen. A count, not a flag: a
+ * suspend's PREPARE/POST may nest in /dev/snapshot's. Under proxy_lock.
  */
-static bool proxy_sleeping;
+static unsigned int proxy_sleeping;
 static struct dentry *proxy_debugfs;
 
 static const char * const ml_lib_mode_names[] = {
@@ -1428,7 +1430,10 @@ static int ml_lib_proxy_pm_notify(struct notifier_block *nb,
 		return NOTIFY_DONE;
 	}
 	raw_spin_lock_irq(&proxy_lock);
-	proxy_sleeping = sleeping;
+	if (sleeping)
+		proxy_sleeping++;
+	else if (proxy_sleeping)
+		proxy_sleeping--;
 	raw_spin_unlock_irq(&proxy_lock);
 	if (sleeping) {
 		/* detach takes proxy_mutex to leave the list: @p stays */

@@ -32,7 +32,8 @@
  *            once; read "done D ret R ns NS out O0 O1 ..." (D is 0 while
  *            the call runs). One per module load.
  *   work     the same from a work item on system_freezable_wq, whose
- *            worker does not freeze: the freezer waits for the work.
+ *            worker does not freeze: the freezer waits for the work. One
+ *            per module load.
  *
  * The module's exit, after unregistering the model and before detaching
  * it, calls ml_lib_infer() and ml_lib_infer_async() on it once and prints
@@ -326,7 +327,7 @@ static ssize_t stress_write(struct file *f, const char __user *ubuf,
 	struct stress_ctx *ctx;
 	struct task_struct *tsk;
 	u64 ok = 0, bad = 0, fbs = 0, errs = 0;
-	char buf[64], kind[8];
+	char buf[64], kind[16];
 	u32 threads, count, t, started = 0;
 	ktime_t t0;
 
@@ -335,7 +336,7 @@ static ssize_t stress_write(struct file *f, const char __user *ubuf,
 	if (copy_from_user(buf, ubuf, len))
 		return -EFAULT;
 	buf[len] = '\0';
-	if (sscanf(buf, "%7s %u %u", kind, &threads, &count) != 3 ||
+	if (sscanf(buf, "%15s %u %u", kind, &threads, &count) != 3 ||
 	    !threads || threads > STRESS_MAX_THREADS)
 		return -EINVAL;
 	/* an unknown kind must fail, not quietly run as plain sync */
@@ -559,6 +560,7 @@ static const struct file_operations kthread_fops = {
 	.read = kthread_read,
 };
 
+static bool work_started;	/* under stress_lock */
 static atomic_t work_done;
 static int work_ret;
 static s64 work_ns;
@@ -579,10 +581,17 @@ static DECLARE_WORK(work, work_fn);
 static ssize_t work_write(struct file *f, const char __user *ubuf,
 			  size_t len, loff_t *ppos)
 {
+	ssize_t ret = len;
+
 	if (n_in > ARRAY_SIZE(work_out) || n_out > ARRAY_SIZE(work_out))
 		return -EINVAL;
-	/* false: already queued or running */
-	return queue_work(system_freezable_wq, &work) ? len : -EBUSY;
+	mutex_lock(&stress_lock);
+	if (work_started)
+		ret = -EBUSY;
+	else
+		work_started = queue_work(system_freezable_wq, &work);
+	mutex_unlock(&stress_lock);
+	return ret;
 }
 
 static ssize_t work_read(struct file *f, char __user *ubuf, size_t len,

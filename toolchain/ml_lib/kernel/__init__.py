@@ -55,11 +55,12 @@ def _installed(ver: str) -> bool:
 
 
 def default_kernel_version() -> str:
-    """Newest installed Debian linux-headers-*-amd64 version with its image, never
-    ``uname -r`` and never a flavour such as ``-rt-amd64`` (PREEMPT_RT is a variant
-    of the same kernel, not a newer one; ``make check-rt`` asks for it by name)."""
+    """Newest installed Debian linux-headers-<version>-amd64 with its image, never
+    ``uname -r`` and never a flavour such as ``-rt-amd64`` or ``-cloud-amd64`` (a
+    variant of the same kernel, not a newer one; ``make check-rt`` asks for the
+    PREEMPT_RT one by name)."""
     heads = sorted((h for h in Path("/usr/src").glob("linux-headers-*-amd64")
-                    if "-rt-" not in h.name),
+                    if re.fullmatch(r"linux-headers-[0-9.]+-[0-9]+-amd64", h.name)),
                    key=lambda p: [int(x) if x.isdigit() else x
                                   for x in re.split(r"[.-]", p.name[len("linux-headers-"):])])
     for h in reversed(heads):

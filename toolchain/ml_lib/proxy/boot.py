@@ -56,7 +56,7 @@ def build_modules() -> Path:
     kmod/ml_lib_proxy_test.ko."""
     from ..kernel import build_ml_lib_module, kernel_version
 
-    out = TOP / "build" / "proxy" / "boot"
+    out = TOP / "build" / "proxy" / "boot" / kernel_version()
     ko = build_ml_lib_module(out / "lib" / "ml", proxy=True)
     kmod = out / "kmod"
     kmod.mkdir(parents=True, exist_ok=True)
