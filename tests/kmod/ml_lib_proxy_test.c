@@ -496,23 +496,48 @@ static const struct file_operations publish_fops = {
 	.write = publish_write,
 };
 
+/* One synchronous call (every input 1) made in the background, its result. */
+struct bg_call {
+	atomic_t done;
+	int ret;
+	s64 ns;
+	s32 out[8];
+};
+
+static void bg_call_run(struct bg_call *c)
+{
+	s64 in[8] = { 1, 1, 1, 1, 1, 1, 1, 1 };
+	ktime_t t0 = ktime_get();
+
+	c->ret = ml_lib_infer(&model, in, n_in, c->out, n_out);
+	c->ns = ktime_to_ns(ktime_sub(ktime_get(), t0));
+	atomic_set_release(&c->done, 1);
+}
+
+/* "done D ret R ns NS out O0 O1 ..." (D is 0 while the call runs) */
+static ssize_t bg_call_read(struct bg_call *c, char __user *ubuf, size_t len,
+			    loff_t *ppos)
+{
+	char buf[160];
+	int n, done = atomic_read_acquire(&c->done);
+	u32 i;
+
+	n = scnprintf(buf, sizeof(buf), "done %d ret %d ns %lld out", done,
+		      done ? c->ret : 0, done ? c->ns : 0);
+	for (i = 0; done && i < n_out; i++)
+		n += scnprintf(buf + n, sizeof(buf) - n, " %d", c->out[i]);
+	n += scnprintf(buf + n, sizeof(buf) - n, "\n");
+	return simple_read_from_buffer(ubuf, len, ppos, buf, n);
+}
+
 static DECLARE_COMPLETION(kthr_exited);
 static bool kthr_started;	/* under stress_lock */
-static atomic_t kthr_done;
-static int kthr_ret;
-static s64 kthr_ns;
-static s32 kthr_out[8];
+static struct bg_call kthr_call;
 
 static int kthr_fn(void *unused)
 {
-	s64 in[8] = { 1, 1, 1, 1, 1, 1, 1, 1 };
-	ktime_t t0;
-
 	set_freezable();
-	t0 = ktime_get();
-	kthr_ret = ml_lib_infer(&model, in, n_in, kthr_out, n_out);
-	kthr_ns = ktime_to_ns(ktime_sub(ktime_get(), t0));
-	atomic_set_release(&kthr_done, 1);
+	bg_call_run(&kthr_call);
 	try_to_freeze();	/* where a freezable thread's loop would */
 	kthread_complete_and_exit(&kthr_exited, 0);
 }
@@ -523,7 +548,7 @@ static ssize_t kthread_write(struct file *f, const char __user *ubuf,
 	struct task_struct *tsk;
 	ssize_t ret = len;
 
-	if (n_in > ARRAY_SIZE(kthr_out) || n_out > ARRAY_SIZE(kthr_out))
+	if (n_in > ARRAY_SIZE(kthr_call.out) || n_out > ARRAY_SIZE(kthr_call.out))
 		return -EINVAL;
 	mutex_lock(&stress_lock);
 	if (kthr_started) {
@@ -542,16 +567,7 @@ static ssize_t kthread_write(struct file *f, const char __user *ubuf,
 static ssize_t kthread_read(struct file *f, char __user *ubuf, size_t len,
 			    loff_t *ppos)
 {
-	char buf[160];
-	int n, done = atomic_read_acquire(&kthr_done);
-	u32 i;
-
-	n = scnprintf(buf, sizeof(buf), "done %d ret %d ns %lld out", done,
-		      done ? kthr_ret : 0, done ? kthr_ns : 0);
-	for (i = 0; done && i < n_out; i++)
-		n += scnprintf(buf + n, sizeof(buf) - n, " %d", kthr_out[i]);
-	n += scnprintf(buf + n, sizeof(buf) - n, "\n");
-	return simple_read_from_buffer(ubuf, len, ppos, buf, n);
+	return bg_call_read(&kthr_call, ubuf, len, ppos);
 }
 
 static const struct file_operations kthread_fops = {
@@ -561,19 +577,11 @@ static const struct file_operations kthread_fops = {
 };
 
 static bool work_started;	/* under stress_lock */
-static atomic_t work_done;
-static int work_ret;
-static s64 work_ns;
-static s32 work_out[8];
+static struct bg_call work_call;
 
 static void work_fn(struct work_struct *w)
 {
-	s64 in[8] = { 1, 1, 1, 1, 1, 1, 1, 1 };
-	ktime_t t0 = ktime_get();
-
-	work_ret = ml_lib_infer(&model, in, n_in, work_out, n_out);
-	work_ns = ktime_to_ns(ktime_sub(ktime_get(), t0));
-	atomic_set_release(&work_done, 1);
+	bg_call_run(&work_call);
 }
 
 static DECLARE_WORK(work, work_fn);
@@ -583,7 +591,7 @@ static ssize_t work_write(struct file *f, const char __user *ubuf,
 {
 	ssize_t ret = len;
 
-	if (n_in > ARRAY_SIZE(work_out) || n_out > ARRAY_SIZE(work_out))
+	if (n_in > ARRAY_SIZE(work_call.out) || n_out > ARRAY_SIZE(work_call.out))
 		return -EINVAL;
 	mutex_lock(&stress_lock);
 	if (work_started)
@@ -597,16 +605,7 @@ static ssize_t work_write(struct file *f, const char __user *ubuf,
 static ssize_t work_read(struct file *f, char __user *ubuf, size_t len,
 			 loff_t *ppos)
 {
-	char buf[160];
-	int n, done = atomic_read_acquire(&work_done);
-	u32 i;
-
-	n = scnprintf(buf, sizeof(buf), "done %d ret %d ns %lld out", done,
-		      done ? work_ret : 0, done ? work_ns : 0);
-	for (i = 0; done && i < n_out; i++)
-		n += scnprintf(buf + n, sizeof(buf) - n, " %d", work_out[i]);
-	n += scnprintf(buf + n, sizeof(buf) - n, "\n");
-	return simple_read_from_buffer(ubuf, len, ppos, buf, n);
+	return bg_call_read(&work_call, ubuf, len, ppos);
 }
 
 static const struct file_operations work_fops = {

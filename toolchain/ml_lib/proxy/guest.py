@@ -544,21 +544,20 @@ def sc_interrupt(g: Guest) -> dict:
     res["freeze_rc"], res["freeze_seconds"] = pm_test_freeze()
     res["freeze"] = caller_result(p)
 
-    # a freezable kernel thread gets no signal: it must notice the freezer
-    Path(f"{TDIR}/kthread").write_text("go")
-    c.requests(60)
-    res["kthread_freeze_rc"], res["kthread_freeze_seconds"] = pm_test_freeze()
-    wait_for(lambda: Path(f"{TDIR}/kthread").read_text().startswith("done 1"), 60)
-    w = Path(f"{TDIR}/kthread").read_text().split()
-    res["kthread"] = {"src": int(w[3]), "ns": int(w[5]), "out": [int(x) for x in w[7:]]}
+    def suspend_with_background_caller(name: str):
+        """The test module's NAME file starts one synchronous call in the
+        background; once it reached the daemon, suspend; then its result."""
+        Path(f"{TDIR}/{name}").write_text("go")
+        c.requests(60)
+        res[f"{name}_freeze_rc"], res[f"{name}_freeze_seconds"] = pm_test_freeze()
+        wait_for(lambda: Path(f"{TDIR}/{name}").read_text().startswith("done 1"), 60)
+        w = Path(f"{TDIR}/{name}").read_text().split()
+        res[name] = {"src": int(w[3]), "ns": int(w[5]), "out": [int(x) for x in w[7:]]}
 
+    # a freezable kernel thread gets no signal: it must notice the freezer
+    suspend_with_background_caller("kthread")
     # a freezable workqueue's worker does not freeze: the freezer waits for its work
-    Path(f"{TDIR}/work").write_text("go")
-    c.requests(60)
-    res["work_freeze_rc"], res["work_freeze_seconds"] = pm_test_freeze()
-    wait_for(lambda: Path(f"{TDIR}/work").read_text().startswith("done 1"), 60)
-    w = Path(f"{TDIR}/work").read_text().split()
-    res["work"] = {"src": int(w[3]), "ns": int(w[5]), "out": [int(x) for x in w[7:]]}
+    suspend_with_background_caller("work")
 
     # resumed: requests go to the daemon again
     p, reqs = sync_caller(c)
