@@ -33,6 +33,7 @@ def data():
 @pytest.fixture(scope="module")
 def mlp(data):
     xtr, ytr, _, _ = data
+    torch.manual_seed(0)  # the initial weights too: not whatever earlier tests left
     return mm.train(mm.MLP(xtr), xtr, ytr)
 
 
@@ -40,6 +41,7 @@ def mlp(data):
 def conv():
     xtr, ytr = mm.sequences(900, 0)
     xte, yte = mm.sequences(400, 1)
+    torch.manual_seed(0)
     model = mm.train(mm.ConvNet(), xtr, ytr, steps=250)
     return model, xtr, xte, yte
 
@@ -201,6 +203,7 @@ def test_skl2onnx_regressor(work, tmp_path):
 @pytest.mark.parametrize("act", ["relu6", "leaky_relu", "sigmoid", "tanh", "hardtanh", "clamp"])
 def test_layer_types(act, data, work, tmp_path):
     xtr, ytr, xte, _ = data
+    torch.manual_seed(0)
     model = mm.train(mm.MLP(xtr, act=act), xtr, ytr, steps=150)
     f = _save(model, "export", xtr, work / f"act_{act}.pt2")
     out = mm.export_ok(tmp_path, f, _calib(work, xtr))
