@@ -196,6 +196,18 @@ def test_validator_errors(case):
     assert e.value.errno_name == want, str(e.value)
 
 
+def test_parameter_beyond_s32_is_refused_even_where_ignored():
+    # OUTPUT copy (mode 1) ignores mult and shift, but they are s32 fields of
+    # the blob and of the generated C op record: validate() refused nothing,
+    # write_blob() refused it and the generated C did not compile
+    g = _bad(lambda g: g.ops[3].params.update(mode=1, mult=2**40))
+    assert g.ops[3].kind == "output"
+    for step in (validate, write_blob):
+        with pytest.raises(GraphError) as e:
+            step(g)
+        assert e.value.errno_name == "EDOM" and "does not fit s32" in str(e.value)
+
+
 @pytest.mark.parametrize("case", list(SEMANTIC))
 def test_c_loader_agrees_with_validator(case, c_engine):
     mutate, want = SEMANTIC[case]

@@ -192,6 +192,10 @@ def _check_op(g: Graph, oi: int, op: Op, in_cover, out_cover, work: int) -> int:
     for k in op.spec.params:
         if k not in p:
             fail("EINVAL", f"missing parameter {k}")
+        # every parameter is an s32 field in the blob and the C op record,
+        # including those an op's mode ignores (OUTPUT copy's mult, shift)
+        if not -2**31 <= int(p[k]) <= 2**31 - 1:
+            fail("EDOM", f"parameter {k}={p[k]} does not fit s32")
 
     def dims(*names, lo=1):
         for k in names:
