@@ -247,7 +247,10 @@ def test_signal_and_system_sleep_end_a_synchronous_wait(suite):
     20 s. After the resume the daemon answers again. With the old
     uninterruptible wait the caller sat in D state for the whole 30 s."""
     r = scenario(suite, "interrupt")
-    for case in ("signal", "freeze", "kthread", "work"):
+    # snapshot, after_nested: calls while /dev/snapshot is open (a
+    # hibernation under way), before and after a suspend nested in it: the
+    # nested suspend's end must not end the hibernation's (a plain flag did)
+    for case in ("signal", "freeze", "kthread", "work", "snapshot", "after_nested"):
         c = r[case]
         assert "error" not in c, c["error"]
         assert c["src"] == SRC_FALLBACK and c["out"] == FALLBACK_OUT, c
@@ -257,21 +260,25 @@ def test_signal_and_system_sleep_end_a_synchronous_wait(suite):
           f"with a freezable kthread waiting {r['kthread_freeze_seconds']:.1f} s, "
           f"with a freezable work item waiting {r['work_freeze_seconds']:.1f} s")
     assert r["freeze_rc"] == 0 and r["kthread_freeze_rc"] == 0 and r["work_freeze_rc"] == 0, r
+    assert r["nested_freeze_rc"] == 0, r
+    for case in ("snapshot", "after_nested"):  # at once, not at the 30 s timeout
+        assert r[case]["ns"] < 1e9, r[case]
     assert r["late_writes"] == [-errno.EINVAL]
     assert r["resumed"].get("src") == SRC_PROXY and r["resumed"]["out"] == [1, 1, 1, 1], r
     assert r["resumed_writes"][0] > 0, r["resumed_writes"]
     st = r["stats"]
-    assert st["interrupted"] == 1 and st["sleeping"] == 3, st
-    assert st["timeouts"] == 0 and st["fallbacks"] == 4 and st["answers"] == 1, st
+    assert st["interrupted"] == 1 and st["sleeping"] == 5, st
+    assert st["timeouts"] == 0 and st["fallbacks"] == 6 and st["answers"] == 1, st
     assert st["inflight"] == 0 and st["invalid_answers"] == 1, st
     assert r["unload"]
 
 
 def test_reloaded_caller_model_is_served_again(suite):
     """The caller's module is removed and loaded again while mlproxyd runs:
-    the re-attached model (a new id) is served again within the daemon's
-    1 s re-registration, without a restart. Before, mlproxyd never noticed
-    and the model was answered by its fallback until the daemon restarted."""
+    the re-attached model (a new id, not the old one again) is served again
+    within the daemon's 1 s re-registration, without a restart. Before,
+    mlproxyd never noticed and the model was answered by its fallback until
+    the daemon restarted."""
     r = scenario(suite, "reload")
     assert r["before"] == [SRC_PROXY] * 2
     assert r["reserved_seconds"] is not None
@@ -279,6 +286,9 @@ def test_reloaded_caller_model_is_served_again(suite):
     a = r["after"]
     assert a["src"] == [SRC_PROXY] * 2 and a["out"] == a["raw"]
     assert r["daemon"]["rc"] == 0
+    # ids go round: the re-attached model does not get the detached one's id
+    ids = r["daemon"]["model_ids"]
+    assert len(ids) == 2 and ids[0] != ids[1], ids
     assert r["unload"]
 
 

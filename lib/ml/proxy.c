@@ -10,10 +10,10 @@
  * ->hnode, hashed by id so that an answer walks one bucket, not every
  * request the daemon holds), and its model's pending list (by ->tnode,
  * oldest first, which is also deadline order because one model has one
- * timeout). Whoever takes a request out of them under proxy_lock - the
- * response write, the model's timer, the daemon's release, the model's
- * detach, the PM notifier before a system sleep, a synchronous caller
- * woken by a signal - is the one that
+ * timeout and the deadline is set under proxy_lock). Whoever takes a
+ * request out of them under proxy_lock - the response write, the model's
+ * timer, the daemon's release, the model's detach, the PM notifier before
+ * a system sleep, a synchronous caller woken by a signal - is the one that
  * completes it, exactly once; so a request is still unclaimed exactly when
  * its ->tnode is not empty, and every taker unlinks it with list_del_init().
  *
@@ -131,12 +131,20 @@ static DEFINE_RAW_SPINLOCK(proxy_lock);
 static DEFINE_MUTEX(proxy_mutex);	/* proxy_list, registration */
 static LIST_HEAD(proxy_list);
 static DEFINE_IDA(proxy_ida);
+static unsigned int proxy_next_model_id;	/* under proxy_mutex */
 static u64 proxy_next_id;		/* under proxy_lock */
 /*
- * System sleeps (suspend, hibernation, restore) under way: user space, the
- * daemon included, is or is about to be frozen. A count, not a flag: a
- * suspend's PREPARE/POST may nest in /dev/snapshot's. Under proxy_lock.
+ * System sleeps under way, one bit per kind (suspend, hibernation,
+ * restore): user space, the daemon included, is or is about to be frozen.
+ * A bit per kind, not one flag: a suspend's PREPARE/POST may nest in
+ * /dev/snapshot's hibernation. Not a count either: 6.1's snapshot_open()
+ * sends PM_RESTORE_PREPARE but no PM_POST_RESTORE when its bitmaps cannot
+ * be allocated; a count would then stay up for good, the bit only until
+ * the next restore attempt ends. Under proxy_lock.
  */
+#define ML_LIB_PM_SUSPEND	BIT(0)
+#define ML_LIB_PM_HIBERNATION	BIT(1)
+#define ML_LIB_PM_RESTORE	BIT(2)
 static unsigned int proxy_sleeping;
 static struct dentry *proxy_debugfs;
 
@@ -351,11 +359,13 @@ static int ml_lib_proxy_route(struct ml_lib_model *m,
  * never calls into the scheduler (the daemon is woken from an irq_work).
  * For a proxy model the request is queued to the daemon and @req->done
  * runs from the daemon's write, from the model's timer (softirq) when the
- * timeout expires, or at once when the daemon is absent or the mode says
- * not to ask; in every failure case @req->out holds the fallback's answer
- * and @req->status is %ML_LIB_SRC_FALLBACK (or the errno when the model
- * has no fallback). For an in-kernel model the engine answers and
- * @req->done runs before this returns.
+ * timeout expires, in process context from the daemon's release, the
+ * model's detach or the PM notifier before a system sleep, or at once when
+ * the daemon is absent or the mode says not to ask; in every failure
+ * case @req->out holds the fallback's answer and @req->status is
+ * %ML_LIB_SRC_FALLBACK (or the errno when the model has no fallback).
+ * For an in-kernel model the engine answers and @req->done runs before
+ * this returns.
  *
  * Return: 0 when @req->done has run or will run exactly once; a negative
  * errno when it will not: -EINVAL when the sizes do not match the model,
@@ -402,7 +412,12 @@ int ml_lib_infer_async(struct ml_lib_model *m, struct ml_lib_request *req)
 		goto done;
 	}
 	req->id = ++proxy_next_id;
-	req->deadline = ktime_add_us(req->start, p->cfg.timeout_us);
+	/*
+	 * From now, not req->start: read under proxy_lock, the deadlines of
+	 * one model's pending list are in list order even when a caller was
+	 * preempted between its route and here.
+	 */
+	req->deadline = ktime_add_us(ktime_get(), p->cfg.timeout_us);
 	atomic_inc(&p->inflight);
 	INIT_HLIST_NODE(&req->hnode);
 	list_add_tail(&req->node, &conn->queue);
@@ -579,6 +594,9 @@ int ml_lib_proxy_infer(struct ml_lib_model *m, const s64 *in, u32 n_in,
  * holding a raw spinlock or a scheduler lock included; never blocks,
  * never allocates. When the ring is full the oldest record is dropped and
  * counted.
+ *
+ * Like the inference calls, it must have returned before the owning module
+ * detaches @m (ml_lib_proxy_detach() frees the ring).
  *
  * Return: 0, -ENOENT when @m has no dataset, -EINVAL on a width mismatch,
  * -EBUSY in NMI (with a warning: a caller's bug).
@@ -1278,7 +1296,7 @@ static void ml_lib_proxy_put_fallback(const struct ml_lib_model *m,
  * Return: 0; -EINVAL for a bad @cfg (sizes, timeout, mode, a dataset ring
  * over 64 MiB, a fallback that is not a registered in-kernel model of the
  * same sizes, or @m itself) or an @m that has a graph; -EEXIST when a proxy
- * model of that name exists; -ENOMEM.
+ * model of that name exists; -ENOSPC when every model id is taken; -ENOMEM.
  */
 int ml_lib_proxy_attach(struct ml_lib_model *m,
 			const struct ml_lib_proxy_config *cfg)
@@ -1333,18 +1351,22 @@ int ml_lib_proxy_attach(struct ml_lib_model *m,
 		if (!p->ds_buf)
 			goto err;
 	}
-	ret = ida_alloc(&proxy_ida, GFP_KERNEL);
-	if (ret < 0)
-		goto err;
-	p->id = ret;
-
 	mutex_lock(&proxy_mutex);
-	if (ml_lib_proxy_find_name(m->name)) {
-		mutex_unlock(&proxy_mutex);
-		ida_free(&proxy_ida, p->id);
-		ret = -EEXIST;
-		goto err;
-	}
+	ret = -EEXIST;
+	if (ml_lib_proxy_find_name(m->name))
+		goto err_unlock;
+	/*
+	 * Ids go round like PIDs: a detached model's id is not handed out
+	 * again at once, so a daemon's stale answer or registration for it
+	 * cannot reach the model attached next.
+	 */
+	ret = ida_alloc_min(&proxy_ida, proxy_next_model_id, GFP_KERNEL);
+	if (ret == -ENOSPC)
+		ret = ida_alloc(&proxy_ida, GFP_KERNEL);
+	if (ret < 0)
+		goto err_unlock;
+	p->id = ret;
+	proxy_next_model_id = ret < INT_MAX ? ret + 1 : 0;
 	list_add_tail(&p->node, &proxy_list);
 	m->proxy = p;
 	mutex_unlock(&proxy_mutex);
@@ -1355,6 +1377,8 @@ int ml_lib_proxy_attach(struct ml_lib_model *m,
 	debugfs_create_file_unsafe("mode", 0600, p->dir, p,
 				   &ml_lib_proxy_mode_fops);
 	return 0;
+err_unlock:
+	mutex_unlock(&proxy_mutex);
 err:
 	kvfree(p->ds_buf);
 	kfree(p->fallback_out);
@@ -1413,27 +1437,33 @@ static int ml_lib_proxy_pm_notify(struct notifier_block *nb,
 				  unsigned long action, void *data)
 {
 	struct ml_lib_proxy *p;
+	unsigned int kind;
 	bool sleeping;
 
 	switch (action) {
 	case PM_SUSPEND_PREPARE:
-	case PM_HIBERNATION_PREPARE:
-	case PM_RESTORE_PREPARE:
-		sleeping = true;
-		break;
 	case PM_POST_SUSPEND:
+		kind = ML_LIB_PM_SUSPEND;
+		break;
+	case PM_HIBERNATION_PREPARE:
 	case PM_POST_HIBERNATION:
+		kind = ML_LIB_PM_HIBERNATION;
+		break;
+	case PM_RESTORE_PREPARE:
 	case PM_POST_RESTORE:
-		sleeping = false;
+		kind = ML_LIB_PM_RESTORE;
 		break;
 	default:
 		return NOTIFY_DONE;
 	}
+	sleeping = action == PM_SUSPEND_PREPARE ||
+		   action == PM_HIBERNATION_PREPARE ||
+		   action == PM_RESTORE_PREPARE;
 	raw_spin_lock_irq(&proxy_lock);
 	if (sleeping)
-		proxy_sleeping++;
-	else if (proxy_sleeping)
-		proxy_sleeping--;
+		proxy_sleeping |= kind;
+	else
+		proxy_sleeping &= ~kind;
 	raw_spin_unlock_irq(&proxy_lock);
 	if (sleeping) {
 		/* detach takes proxy_mutex to leave the list: @p stays */
@@ -1452,7 +1482,9 @@ static struct notifier_block ml_lib_proxy_pm_nb = {
 /**
  * ml_lib_proxy_detach() - undo ml_lib_proxy_attach()
  * @m: a proxy model, already unregistered, with no caller inside
- *     ml_lib_infer() or ml_lib_infer_async() any more
+ *     ml_lib_infer(), ml_lib_infer_async() or ml_lib_dataset_publish()
+ *     any more (the owning module stops its own callers first, e.g. its
+ *     interrupt handler that publishes)
  *
  * Process context. Requests still waiting for the daemon are answered by
  * the fallback (reason -ESHUTDOWN) before this returns; later answers from

@@ -17,6 +17,7 @@ import errno
 import fcntl
 import json
 import os
+import re
 import select
 import signal
 import subprocess
@@ -125,7 +126,9 @@ def stop_daemon(p: subprocess.Popen) -> dict:
     except subprocess.TimeoutExpired:
         p.kill()
         _, err = p.communicate()
-    return {"rc": p.returncode, "stderr": err.strip().splitlines()[-3:]}
+    # the ids it served under, in order (logged once per change)
+    ids = [int(i) for i in re.findall(r"as model id (\d+)", err)]
+    return {"rc": p.returncode, "stderr": err.strip().splitlines()[-3:], "model_ids": ids}
 
 
 class RawClient:
@@ -528,7 +531,9 @@ def sc_interrupt(g: Guest) -> dict:
     suspend's freezer (/sys/power/pm_test = freezer: freeze every task,
     wait 5 s, thaw), then the freezer again with a freezable kernel thread
     and with a work item on a freezable workqueue as the caller, each get
-    the fallback at once; after the resume the daemon answers again."""
+    the fallback at once; so do calls while /dev/snapshot is open, before
+    and after a suspend nested in it; after the resume (and the close) the
+    daemon answers again."""
     res = {}
     g.load_test(**IDENT, timeout_ms=30000)
     c = RawClient("ident", 4, 4)
@@ -558,6 +563,26 @@ def sc_interrupt(g: Guest) -> dict:
     suspend_with_background_caller("kthread")
     # a freezable workqueue's worker does not freeze: the freezer waits for its work
     suspend_with_background_caller("work")
+
+    # uswsusp: /dev/snapshot open for reading is a hibernation under way
+    # (PM_HIBERNATION_PREPARE until its close); a suspend nested in it must
+    # not end it: requests stay with the fallback until the close
+    def fallback_call() -> dict:
+        p = subprocess.Popen([sys.executable, "-c", SYNC_CALLER, TDIR], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True)
+        return caller_result(p)
+
+    try:
+        snap = os.open("/dev/snapshot", os.O_RDONLY)
+    except OSError as e:
+        res["snapshot"] = {"error": f"open /dev/snapshot: {e}"}
+    else:
+        try:
+            res["snapshot"] = fallback_call()
+            res["nested_freeze_rc"], _ = pm_test_freeze()
+            res["after_nested"] = fallback_call()
+        finally:
+            os.close(snap)
 
     # resumed: requests go to the daemon again
     p, reqs = sync_caller(c)
