@@ -150,6 +150,15 @@ def test_bad_files_and_paths(tiny, tmp_path):
     (lambda m: m.update(output_specs=5), "output_specs is not a list"),
     (lambda m: m["output_specs"][0].pop("kind"), "need name, offset, shape and kind"),
     (lambda m: m["output_specs"][0].update(offset=1), "outside n_out 1"),
+    (lambda m: m["output_specs"].append(dict(m["output_specs"][0])), "output name 'output' appears twice"),
+    # consistent on its own, but not with the blob: these used to end in a
+    # traceback (exit 1) or, for the output's kind, in silently wrong numbers
+    (lambda m: m.update(n_out=2), "has outputs 1 but the manifest says 2"),
+    (lambda m: m["inputs"][0].update(shape=[3], raw_scale=[1.0] * 3),
+     "has inputs 2 but the manifest says 3"),
+    (lambda m: m.update(name="other"), "has name 'tiny' but the manifest says 'other'"),
+    (lambda m: m["output_specs"][0].update(kind="index"),
+     "output 'output' is index in the manifest but not in the blob"),
 ])
 def test_damaged_manifest_is_one_line(tiny, tmp_path, edit, words):
     """A hand-edited manifest: one line naming the field, exit 2, nothing written."""

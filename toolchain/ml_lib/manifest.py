@@ -162,6 +162,10 @@ def _malformed(man: dict) -> str | None:
     specs = man["output_specs"]
     if not isinstance(specs, list) or not specs:
         return "output_specs is not a list of outputs"
+    names = [o.get("name") for o in specs if isinstance(o, dict)]
+    dup = next((n for n in names if names.count(n) > 1), None)
+    if dup is not None:
+        return f"output name {dup!r} appears twice"
     for o in specs:
         if not isinstance(o, dict) or not {"name", "offset", "shape", "kind"} <= set(o):
             return "output_specs entries need name, offset, shape and kind"

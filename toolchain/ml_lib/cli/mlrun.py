@@ -112,16 +112,7 @@ def run_engine(engine: str, d: Path, man: dict, x: np.ndarray, raw: np.ndarray) 
         raise UserError(f"{d} is a --target user export (float ONNX); run it with --engine proxy")
     if engine == "python":
         from ml_lib import reference
-        from ml_lib.blob import read_blob
-        from ml_lib.validate import GraphError, validate
-        try:
-            g = read_blob((d / man["blob"]).read_bytes())
-            validate(g)  # read_blob checks the container only (tensor indices are validate's)
-            return reference.run(g, raw).astype(np.int64)
-        except FileNotFoundError as e:
-            raise UserError(f"{d}: missing {man['blob']}") from e
-        except GraphError as e:
-            raise UserError(f"{d / man['blob']}: invalid blob ({e})") from e
+        return reference.run(load_blob(d, man), raw).astype(np.int64)
     if engine == "c":
         try:
             from ml_lib import cengine
@@ -157,6 +148,43 @@ def run_engine(engine: str, d: Path, man: dict, x: np.ndarray, raw: np.ndarray) 
     return to_fixed(np.asarray(y).reshape(x.shape[0], -1), man["frac_bits"]).astype(np.int64)
 
 
+def load_blob(d: Path, man: dict):
+    """The validated graph of a --target kernel export's blob, checked against
+    its manifest: a hand-edited manifest or a blob copied in from another
+    export must fail here with one line, not as a numpy error or as rows
+    split the wrong way."""
+    from ml_lib.blob import read_blob
+    from ml_lib.ir import OUTPUT_COPY
+    from ml_lib.validate import GraphError, validate
+    path = d / man["blob"]
+    try:
+        g = read_blob(path.read_bytes())
+        validate(g)  # read_blob checks the container only (tensor indices are validate's)
+    except FileNotFoundError as e:
+        raise UserError(f"{d}: missing {man['blob']}") from e
+    except OSError as e:
+        raise UserError(f"{path}: cannot read: {e.strerror or e}") from e
+    except GraphError as e:
+        raise UserError(f"{path}: invalid blob ({e})") from e
+    n_in = int(np.prod(man["inputs"][0]["shape"]))
+    for what, have, want in (("name", g.name, man["name"]), ("inputs", g.n_in, n_in),
+                             ("outputs", g.n_out, man["n_out"])):
+        if have != want:
+            raise UserError(f"{path} has {what} {have!r} but the manifest says {want!r} "
+                            "(a hand-edited manifest or files of two exports; re-run mlexport)")
+    copied = np.zeros(g.n_out, bool)  # outputs written by an OUTPUT op in copy mode
+    for op in g.ops:
+        if op.kind == "output" and op.params["mode"] == OUTPUT_COPY:
+            copied[op.params["out_off"]:op.params["out_off"] + op.params["n"]] = True
+    for o in man["output_specs"]:
+        n = int(np.prod(o["shape"]))
+        if bool(copied[o["offset"]:o["offset"] + n].any()) != (o["kind"] == "index"):
+            raise UserError(f"{path}: output {o['name']!r} is {o['kind']} in the manifest but "
+                            "not in the blob (a hand-edited manifest or files of two exports; "
+                            "re-run mlexport)")
+    return g
+
+
 def split_outputs(man: dict, out: np.ndarray, raw: bool) -> dict[str, np.ndarray]:
     res = {}
     for o in man["output_specs"]:
@@ -185,6 +213,8 @@ def _main(argv) -> int:
     dest = Path(args.output)
     if dest.is_dir():
         raise UserError(f"-o {dest}: is a directory; give a file name (e.g. -o y.npy)")
+    if man["format"] == "ml_lib-kernel":
+        load_blob(d, man)  # every engine runs this export's tables: they must agree
     x = load_inputs(args.input, man)
     rs = np.asarray(man["inputs"][0]["raw_scale"], dtype=np.float64)
     raw = to_raw(x, rs)
