@@ -494,3 +494,59 @@ def test_dict_outputs_keep_their_keys(tmp_path):
     assert [o["name"] for o in mm.manifest(out)["output_specs"]] == ["logits", "score"]
     header = (out / "dict_out.h").read_text()
     assert "logits" in header and "score" in header and "output0" not in header
+
+
+def _gemm_model(path, bias, nodes_extra=(), order=None):
+    """x[n, 4] -> Gemm(w 3x4, transB) with bias C -> Relu -> y[n, 3]."""
+    w = numpy_helper.from_array(np.arange(12, dtype=np.float32).reshape(3, 4) / 10, "w")
+    inits = [w] + ([numpy_helper.from_array(np.asarray(bias, np.float32), "c")]
+                   if bias is not None else [])
+    nodes = [helper.make_node("Gemm", ["x", "w"] + (["c"] if bias is not None else []), ["h"],
+                              name="fc", transB=1),
+             helper.make_node("Relu", ["h"], ["y"], name="act"), *nodes_extra]
+    if order:
+        nodes = [nodes[i] for i in order]
+    g = helper.make_graph(nodes, "g", [helper.make_tensor_value_info("x", TensorProto.FLOAT, [1, 4])],
+                          [helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 3])], inits)
+    m = helper.make_model(g, opset_imports=[helper.make_opsetid("", 13)])
+    onnx.save(m, path)
+    return m
+
+
+def test_onnx_gemm_bias_shapes(files, tmp_path):
+    """Gemm's C broadcasts to (batch, N): (1, N) is as valid as (N,) (it used
+    to end in a numpy traceback); a C of the wrong length is one line."""
+    calib = tmp_path / "calib.npy"
+    np.save(calib, np.random.default_rng(0).normal(size=(64, 4)).astype(np.float32))
+    outs = {}
+    for name, bias in (("flat", [0.5, -1, 2]), ("row", [[0.5, -1, 2]])):
+        _gemm_model(tmp_path / f"{name}.onnx", bias)
+        rc, so, se = mm.run_export([str(tmp_path / f"{name}.onnx"), "--calib", str(calib),
+                                    "-o", str(tmp_path / name), "--name", "g"])
+        assert rc == 0, se
+        outs[name] = (tmp_path / name / "g.mlb").read_bytes()
+    assert outs["flat"] == outs["row"]
+    _gemm_model(tmp_path / "short.onnx", [0.5, -1])
+    msg = _err([tmp_path / "short.onnx", "--calib", calib, "-o", tmp_path / "o"])
+    assert "Gemm bias C of shape [2] does not broadcast to its 3 outputs" in msg
+
+
+def test_onnx_graph_that_breaks_the_checker(files, tmp_path):
+    """What graph surgery leaves behind: nodes out of order, a node reading a
+    tensor nothing produces, an initializer of an unknown data type. Each
+    used to end in a KeyError traceback."""
+    calib = tmp_path / "calib.npy"
+    np.save(calib, np.zeros((8, 4), np.float32))
+    _gemm_model(tmp_path / "unsorted.onnx", [0, 0, 0], order=[1, 0])
+    msg = _err([tmp_path / "unsorted.onnx", "--calib", calib, "-o", tmp_path / "o"])
+    assert "unsorted.onnx: invalid ONNX model: Nodes in a graph must be topologically sorted" in msg
+    m = _gemm_model(tmp_path / "dangling.onnx", [0, 0, 0])
+    m.graph.node[1].input[0] = "nowhere"
+    onnx.save(m, tmp_path / "dangling.onnx")
+    msg = _err([tmp_path / "dangling.onnx", "--calib", calib, "-o", tmp_path / "o"])
+    assert "invalid ONNX model" in msg and "'nowhere'" in msg
+    m = _gemm_model(tmp_path / "dtype.onnx", [0, 0, 0])
+    m.graph.initializer[1].data_type = 32  # no such TensorProto type
+    onnx.save(m, tmp_path / "dtype.onnx")
+    msg = _err([tmp_path / "dtype.onnx", "--calib", calib, "-o", tmp_path / "o"])
+    assert "'c'" in msg and "data_type 32" in msg

@@ -74,6 +74,14 @@ def load_model(path: str) -> onnx.ModelProto:
     if not m.graph.node:
         raise UserError(f"{path}: not an ONNX model (no graph nodes)")
     try:
+        # what graph surgery breaks: a node reading a tensor nothing
+        # produces, nodes out of order, malformed attributes
+        onnx.checker.check_model(m)
+    except Exception as e:
+        # onnx spreads one sentence over lines: "... of node: \nname: x OpType: Relu\n is ..."
+        msg = " ".join(str(e).split()) or type(e).__name__
+        raise UserError(f"{path}: invalid ONNX model: {msg[:300]}") from e
+    try:
         m = shape_inference.infer_shapes(m)
     except Exception as e:
         raise UserError(f"{path}: ONNX shape inference failed: {e}") from e
@@ -118,11 +126,19 @@ def _strip_postprocessing(m, producer, consts, meta):
     return outs
 
 
+def _const(t, what: str) -> np.ndarray:
+    try:
+        return numpy_helper.to_array(t)
+    except Exception as e:  # an unknown data_type, a wrong byte count
+        raise UserError(f"the ONNX {what} '{t.name}' cannot be read (data_type {t.data_type}, "
+                        f"{type(e).__name__})") from e
+
+
 def to_graph(m: onnx.ModelProto, sample: np.ndarray) -> FloatGraph:
-    consts = {i.name: numpy_helper.to_array(i) for i in m.graph.initializer}
-    for n in m.graph.node:  # nodes are in topological order (ONNX requires it)
+    consts = {i.name: _const(i, "initializer") for i in m.graph.initializer}
+    for n in m.graph.node:  # nodes are in topological order (checked in load_model)
         if n.op_type == "Constant":
-            consts[n.output[0]] = numpy_helper.to_array(_attrs(n)["value"])
+            consts[n.output[0]] = _const(_attrs(n)["value"], "Constant")
         elif n.op_type == "Identity" and n.input and n.input[0] in consts:
             # torch.onnx.export (dynamo=False) writes one copy of equal weight
             # tensors and Identity nodes for the others (two zero biases, an
@@ -211,7 +227,11 @@ def to_graph(m: onnx.ModelProto, sample: np.ndarray) -> FloatGraph:
             w = w.astype(np.float64) * a.get("alpha", 1.0)
             c = const_in(2, "bias C")
             c = c.astype(np.float64) * a.get("beta", 1.0) if c is not None else np.zeros(w.shape[0])
-            add("linear", [x], w=w, b=np.broadcast_to(c, (w.shape[0],)).copy())
+            # C broadcasts to (batch, N): shapes (), (1,), (N,), (1, N) and (1, 1)
+            if c.ndim > 2 or (c.ndim == 2 and c.shape[0] != 1) or c.size not in (1, w.shape[0]):
+                raise UserError(f"{where}: Gemm bias C of shape {list(c.shape)} does not "
+                                f"broadcast to its {w.shape[0]} outputs")
+            add("linear", [x], w=w, b=np.broadcast_to(c.reshape(-1), (w.shape[0],)).copy())
         elif op == "MatMul":
             b = consts.get(ins[1])
             if b is None or b.ndim != 2 or ins[0] != x:
