@@ -550,3 +550,51 @@ def test_onnx_graph_that_breaks_the_checker(files, tmp_path):
     onnx.save(m, tmp_path / "dtype.onnx")
     msg = _err([tmp_path / "dtype.onnx", "--calib", calib, "-o", tmp_path / "o"])
     assert "'c'" in msg and "data_type 32" in msg
+
+
+def _flip(src: Path, dst: Path, at: int) -> None:
+    data = bytearray(src.read_bytes())
+    data[at] ^= 0x5A
+    dst.write_bytes(bytes(data))
+
+
+def test_bit_flipped_torchscript_is_one_line(files, tmp_path):
+    """A flipped byte inside a TorchScript member: torch's loaders do not
+    check CRCs, so this copy was exported as if nothing were wrong (flips in
+    other members aborted the process, exit 134); mlexport checks every
+    member's CRC first."""
+    import zipfile
+    ok = torch.load(files / "ok.pt", weights_only=False)
+    torch.jit.save(torch.jit.trace(ok, torch.zeros(2, 4)), tmp_path / "ts.pt")
+    with zipfile.ZipFile(tmp_path / "ts.pt") as z:
+        info = next(i for i in z.infolist() if i.filename.endswith(".debug_pkl") and i.file_size > 64)
+    # the member's data: after its local header (30 bytes, name, extra field)
+    head = (tmp_path / "ts.pt").read_bytes()[info.header_offset:info.header_offset + 30]
+    start = info.header_offset + 30 + int.from_bytes(head[26:28], "little") \
+        + int.from_bytes(head[28:30], "little")
+    _flip(tmp_path / "ts.pt", tmp_path / "flipped.pt", start + info.compress_size // 2)
+    msg = _err([tmp_path / "flipped.pt", "--calib", files / "calib.npy", "-o", tmp_path / "o"])
+    assert f"damaged archive: member {info.filename} fails its CRC check" in msg
+
+
+def test_bit_flipped_archives_are_user_errors(files, tmp_path):
+    """One flipped byte anywhere in a torch.save or torch.export archive:
+    detecting the format either succeeds (a byte no reader looks at) or is
+    a one-line UserError, never another exception (a UnicodeDecodeError or
+    BadZipFile traceback before)."""
+    from ml_lib.errors import UserError
+    from ml_lib.frontend import detect_format
+    ok = torch.load(files / "ok.pt", weights_only=False)
+    torch.export.save(torch.export.export(ok, (torch.zeros(1, 4),)), tmp_path / "ok.pt2")
+    refused = 0
+    for src in (files / "ok.pt", tmp_path / "ok.pt2"):
+        n = src.stat().st_size
+        for k in range(97):
+            at = (k * 7919) % n
+            _flip(src, tmp_path / "f.bin", at)
+            try:
+                detect_format(str(tmp_path / "f.bin"))
+            except UserError as e:
+                assert "\n" not in str(e)
+                refused += 1
+    assert refused > 97  # most bytes are under a CRC or in the zip directory

@@ -26,7 +26,7 @@ def detect_format(path: str) -> str:
         raise UserError(f"{path}: is a directory, not a model file")
     if not os.path.isfile(path):
         raise UserError(f"{path}: no such file")
-    if zipfile.is_zipfile(path):
+    if _zip_archive(path):
         from ml_lib.frontend.torch_import import kind_of
         k = kind_of(path)
         if k:
@@ -40,6 +40,25 @@ def detect_format(path: str) -> str:
         return "onnx"
     raise UserError(f"{path}: not a model (expected a torch.save / torch.jit.save / "
                     "torch.export.save file or an ONNX model)")
+
+
+def _zip_archive(path: str) -> bool:
+    """Whether ``path`` is a zip archive (torch's formats are), after checking
+    every member against its CRC: torch's loaders do not, and a flipped byte
+    then surfaces as any exception at all, or as an abort inside
+    TorchScript's C++ loader."""
+    try:
+        if not zipfile.is_zipfile(path):
+            return False
+        with zipfile.ZipFile(path) as z:
+            bad = z.testzip()
+    except Exception as e:  # noqa: BLE001 - a damaged directory raises anything
+        raise UserError(f"{path}: a damaged zip archive ({type(e).__name__}: "
+                        f"{str(e).splitlines()[0] if str(e) else ''}); save the model again") from e
+    if bad is not None:
+        raise UserError(f"{path}: damaged archive: member {bad} fails its CRC check "
+                        "(a corrupted copy?); save the model again")
+    return True
 
 
 def _looks_like_onnx(path: str) -> bool:
