@@ -702,6 +702,43 @@ def test_write_failure_in_process(mlp, data, work, tmp_path, monkeypatch):
     assert _snapshot(old) == before and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
 
 
+def test_failed_move_puts_the_previous_export_back(mlp, data, work, tmp_path, monkeypatch):
+    """A re-export whose third move into place fails (EIO), and one whose
+    blob is in the way as a directory: the folder keeps the previous export
+    byte for byte, never half of each (it kept 2 of 6 new files before)."""
+    import errno
+    import os
+    xtr, _, _, _ = data
+    f = _save(mlp, "export", xtr, work / "mlp.pt2")
+    calib = _calib(work, xtr)
+    old = mm.export_ok(tmp_path, f, calib)
+    before = _snapshot(old)
+    real_replace, moved = os.replace, []
+
+    def failing_replace(src, dst, *a, **k):
+        if ".mlexport-" in str(src):
+            moved.append(dst)
+            if len(moved) == 3:
+                raise OSError(errno.EIO, "Input/output error", str(dst))
+        return real_replace(src, dst, *a, **k)
+    monkeypatch.setattr(os, "replace", failing_replace)
+    argv = [f, "--calib", calib, "-o", old, "-q", "--bits", "16"]  # other bytes than before
+    rc, so, se = mm.run_export(argv)
+    monkeypatch.undo()
+    assert rc == 2 and len(se.strip().splitlines()) == 1, se
+    assert "cannot move into place: Input/output error (nothing changed in" in se, se
+    assert _snapshot(old) == before and sorted(p.name for p in tmp_path.iterdir()) == ["out"]
+    assert mm.run_export(argv)[0] == 0 and _snapshot(old) != before  # it did differ
+    mm.export_ok(tmp_path, f, calib)
+    before = _snapshot(old)
+    (old / "mlp.mlb").unlink()
+    (old / "mlp.mlb").mkdir()
+    before = {k: v for k, v in before.items() if k != "mlp.mlb"}
+    rc, so, se = mm.run_export(argv)
+    assert rc == 2 and "mlp.mlb: is a directory, in the way of the exported file" in se, se
+    assert {p.name: p.read_bytes() for p in old.iterdir() if p.is_file()} == before
+
+
 def test_reexport_other_target_removes_previous_files(mlp, data, work, tmp_path):
     """kernel -> user -> kernel in one folder: each export removes the files the
     previous one's manifest lists and it does not write; other files stay."""

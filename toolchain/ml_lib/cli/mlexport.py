@@ -306,15 +306,48 @@ def _write_files(out: Path, files: dict[str, bytes], previous: list[str]) -> lis
             except OSError as e:
                 raise UserError(f"{out / fn}: cannot write: {e.strerror or e} (nothing written "
                                 f"to {out})") from e
+        for fn in order:  # what os.replace() cannot replace: refuse before moving any
+            if (real / fn).is_dir() and not (real / fn).is_symlink():
+                raise UserError(f"{out / fn}: is a directory, in the way of the exported file "
+                                f"(nothing written to {out})")
+        # the files this export replaces, hard-linked aside: a move that
+        # fails half-way puts them back, so the folder is never half one
+        # export and half the other
+        old = tmp / ".previous"
+        old.mkdir()
+        saved = set()
+        for fn in order:
+            try:
+                os.link(real / fn, old / fn, follow_symlinks=False)
+                saved.add(fn)
+            except FileNotFoundError:
+                pass
+            except OSError:  # no hard links here: no way back, say so below
+                saved = None
+                break
         done = []
         try:
             for fn in order:
                 os.replace(tmp / fn, real / fn)
                 done.append(fn)
         except OSError as e:
-            raise UserError(f"{out / fn}: cannot move into place: {e.strerror or e}"
-                            + (f" ({len(done)} of {len(order)} files replaced)" if done
-                               and not created else "")) from e
+            why = e.strerror or e
+            if saved is None:
+                raise UserError(f"{out / fn}: cannot move into place: {why}"
+                                + (f" ({len(done)} of {len(order)} files replaced)" if done
+                                   and not created else "")) from e
+            try:
+                for d in done:
+                    if d in saved:
+                        os.replace(old / d, real / d)
+                    else:
+                        (real / d).unlink()
+            except OSError as e2:
+                raise UserError(f"{out / fn}: cannot move into place: {why}; putting the "
+                                f"previous files back failed too: {e2.strerror or e2} "
+                                f"({len(done)} of {len(order)} files replaced)") from e
+            raise UserError(f"{out / fn}: cannot move into place: {why} (nothing changed "
+                            f"in {out})") from e
         ok = True
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
