@@ -363,10 +363,12 @@ def test_pickled_model_with_two_inputs(files, tmp_path):
     torch.jit.save(torch.jit.script(mm.TwoInputs().eval()), tmp_path / "twoin_ts.pt")
     msg = _err([tmp_path / "twoin_ts.pt", "--calib", files / "calib.npy", "-o", tmp_path / "o"])
     assert "takes 2 tensor inputs (x, y); ml_lib models take exactly one" in msg
-    # a TypeError raised inside a one-input forward is a bug, not bad input: not hidden
+    # a TypeError raised inside a one-input forward is the model's own bug: not
+    # taken for a second input, and named as such (the traceback with --debug)
     torch.save(mm.InnerTypeError().eval(), tmp_path / "inner.pt")
-    with pytest.raises(TypeError):
-        mm.run_export([tmp_path / "inner.pt", "--calib", files / "calib.npy", "-o", tmp_path / "o"])
+    msg = _err([tmp_path / "inner.pt", "--calib", files / "calib.npy", "-o", tmp_path / "o"])
+    assert msg == ("mlexport: error: the model's forward() failed on the calibration data: "
+                   "TypeError: object of type 'int' has no len()")
 
 
 def test_damaged_torchscript_archive(files, tmp_path):
@@ -598,3 +600,50 @@ def test_bit_flipped_archives_are_user_errors(files, tmp_path):
                 assert "\n" not in str(e)
                 refused += 1
     assert refused > 97  # most bytes are under a CRC or in the zip directory
+
+
+def test_float64_model_exports_like_float32(files, tmp_path):
+    """A model kept in float64 (or float16) used to be refused as "calibration
+    data ... does not fit the model: mat1 and mat2 must have the same dtype";
+    it is traced in float32, like the calibration data."""
+    ok = torch.load(files / "ok.pt", weights_only=False)
+    torch.save(ok.double(), tmp_path / "f64.pt")
+    blobs = []
+    for f in (files / "ok.pt", tmp_path / "f64.pt"):
+        out = tmp_path / f.stem
+        rc, so, se = mm.run_export([str(f), "--calib", str(files / "calib.npy"), "-o", str(out),
+                                    "--name", "m", "-q"])
+        assert rc == 0, se
+        blobs.append((out / "m.mlb").read_bytes())
+    assert blobs[0] == blobs[1]
+
+
+class _Boom(nn.Module):
+    def forward(self, x):
+        raise KeyError("feature_table")
+
+
+def test_checkpoint_dict_and_failing_forward_name_the_cause(files, tmp_path):
+    ok = torch.load(files / "ok.pt", weights_only=False)
+    torch.save({"model": ok, "epoch": 3}, tmp_path / "ckpt.pt")
+    msg = _err([tmp_path / "ckpt.pt", "--calib", files / "calib.npy", "-o", tmp_path / "o"])
+    assert "holds a dict (a checkpoint?) with the model under key 'model'" in msg
+    assert "torch.save(ckpt['model'])" in msg
+    torch.save({"epoch": 3, "lr": 0.1}, tmp_path / "meta.pt")
+    msg = _err([tmp_path / "meta.pt", "--calib", files / "calib.npy", "-o", tmp_path / "o"])
+    assert "holds a dict of 2 entries (a checkpoint?), not a model" in msg
+    # a forward() that fails for its own reasons is not blamed on the calibration data
+    from ml_lib.errors import UserError
+    from ml_lib.frontend.torch_import import export_module
+    with pytest.raises(UserError) as e:
+        export_module(_Boom(), torch.zeros(2, 4))
+    assert str(e.value) == ("the model's forward() failed on the calibration data: "
+                            "KeyError: 'feature_table'")
+
+
+def test_pickled_model_as_calibration_file(files, tmp_path):
+    msg = _err([files / "ok.pt", "--calib", files / "ok.pt", "-o", tmp_path / "o"])
+    assert msg.endswith("calibration file " + str(files / "ok.pt") + ": holds more than tensors "
+                        "(a pickled model?); save the calibration inputs as a tensor, .npy "
+                        "or .csv")
+    assert "\x1b[" not in msg  # torch's message carried terminal escapes

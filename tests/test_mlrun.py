@@ -235,3 +235,21 @@ def test_bad_command_line_is_one_line(prog, argv):
     assert "usage:" not in r.stderr and r.stdout == ""
     r = subprocess.run([sys.executable, "-m", mod, "--help"], capture_output=True, text=True)
     assert r.returncode == 0 and r.stdout.startswith(f"usage: {prog}") and r.stderr == ""
+
+
+def test_unreadable_model_folder_says_so(tiny, tmp_path, monkeypatch):
+    """As root a chmod 000 folder is still readable, so os.listdir fails here
+    by hand: the error was "expected one <name>.json manifest, found 0"."""
+    import errno
+    import os
+
+    from ml_lib import manifest
+    from ml_lib.errors import UserError
+    out, _ = tiny
+
+    def denied(path):
+        raise PermissionError(errno.EACCES, "Permission denied", str(path))
+    monkeypatch.setattr(os, "listdir", denied)
+    with pytest.raises(UserError) as e:
+        manifest.load(out)
+    assert str(e.value) == f"{out}: cannot read the model folder: Permission denied"

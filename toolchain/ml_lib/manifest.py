@@ -18,6 +18,7 @@ twice gives the same bytes.
 from __future__ import annotations
 
 import json
+import os
 from pathlib import Path
 
 import numpy as np
@@ -101,7 +102,10 @@ def load(model_dir) -> dict:
     d = Path(model_dir)
     if not d.is_dir():
         raise UserError(f"{d}: no such model folder (run mlexport first)")
-    found = sorted(d.glob("*.json"))
+    try:  # glob() says nothing when the folder cannot be read
+        found = sorted(d / n for n in os.listdir(d) if n.endswith(".json") and n[0] != ".")
+    except OSError as e:
+        raise UserError(f"{d}: cannot read the model folder: {e.strerror or e}") from e
     if len(found) != 1:
         raise UserError(f"{d}: expected one <name>.json manifest, found {len(found)}")
     try:

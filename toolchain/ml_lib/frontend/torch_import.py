@@ -84,6 +84,15 @@ def load_program(path: str, fmt: str, example: torch.Tensor) -> ExportedProgram:
     except Exception as e:
         raise UserError(f"{path}: not a model torch can load ({_reason(e)})") from e
     if isinstance(obj, dict):
+        inner = [k for k, v in obj.items() if isinstance(v, torch.nn.Module)]
+        if inner:  # a training checkpoint: {"model": m, "epoch": ...}
+            raise UserError(f"{path} holds a dict (a checkpoint?) with the model under key "
+                            f"{inner[0]!r}: save that module itself (torch.save(ckpt"
+                            f"[{inner[0]!r}])) or use torch.export.save / torch.jit.save")
+        if obj and not all(isinstance(v, torch.Tensor) for v in obj.values()):
+            raise UserError(f"{path} holds a dict of {len(obj)} entries (a checkpoint?), not a "
+                            "model: save the module itself (torch.save(model)) or use "
+                            "torch.export.save / torch.jit.save")
         raise UserError(f"{path} holds a state_dict, not a model: save the module itself "
                         "(torch.save(model)) or use torch.export.save / torch.jit.save")
     if isinstance(obj, torch.jit.ScriptModule):
@@ -196,15 +205,28 @@ def _quiet_torch_logs():
         logging.disable(previous)
 
 
+def _is_shape_error(msg: str) -> bool:
+    low = msg.lower()
+    return any(w in low for w in ("shape", "size mismatch", "mat1 and mat2 shapes", "dimension",
+                                  "must match the size", "expected input"))
+
+
 def export_module(mod: torch.nn.Module, example: torch.Tensor) -> ExportedProgram:
     _check_one_input(mod)
+    if any(t.is_floating_point() and t.dtype != torch.float32
+           for t in (*mod.parameters(), *mod.buffers())):
+        # a float64 or float16 model: quantized alike, traced in float32 like the calibration
+        mod = mod.float()
     try:
         with torch.no_grad():
             mod(example)  # eager first: a shape mismatch reads better here than from export
-    except (RuntimeError, ValueError, IndexError) as e:
+    except Exception as e:  # noqa: BLE001 - the user's forward() may raise anything
         first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-        raise UserError(f"calibration data of shape {tuple(example.shape[1:])} per sample does "
-                        f"not fit the model: {first}") from e
+        if _is_shape_error(first):
+            raise UserError(f"calibration data of shape {tuple(example.shape[1:])} per sample "
+                            f"does not fit the model: {first}") from e
+        raise UserError(f"the model's forward() failed on the calibration data: "
+                        f"{type(e).__name__}: {first}") from e
     try:
         with _quiet_torch_logs():
             return torch.export.export(mod, (example,), strict=False)

@@ -7,6 +7,7 @@ start with a header row, which then names the input features.
 from __future__ import annotations
 
 import csv
+import pickle
 from pathlib import Path
 
 import numpy as np
@@ -43,7 +44,14 @@ def load(path: str, key: str | None = None) -> tuple[np.ndarray, list[str] | Non
                 a = z[k]
         elif ext == ".pt":
             import torch
-            obj = torch.load(p, map_location="cpu", weights_only=True)
+            try:  # tensors only: a calibration file runs no code
+                obj = torch.load(p, map_location="cpu", weights_only=True)
+            except pickle.UnpicklingError as e:
+                if "weights only" not in str(e).lower():
+                    raise  # a damaged file: the generic message below
+                raise UserError(f"calibration file {path}: holds more than tensors (a pickled "
+                                "model?); save the calibration inputs as a tensor, .npy or "
+                                ".csv") from e
             if isinstance(obj, dict):
                 k = key or next((k for k in NPZ_KEYS if k in obj), None)
                 if k is None or k not in obj:
