@@ -197,6 +197,44 @@ def test_daemon_one_run_per_model_per_batch(tmp_path, ident, monkeypatch):
                    2: (1, [16, 16, 16, 16]), 5: (1, [-16, 0, 0, 0])}
 
 
+def _answers(data: bytes) -> dict:
+    got, off = {}, 0
+    while off < len(data):
+        _, size, rid, mid, k = abi.RESP_HDR.unpack_from(data, off)
+        got[rid] = np.frombuffer(data, "<i4", k, off + 24).tolist()
+        off += size
+    return got
+
+
+def test_one_bad_request_costs_only_its_own_answer(ident, monkeypatch, caplog):
+    """A batch whose run fails because of one request's input is run again
+    row by row: the other requests are answered (before, the whole read's
+    requests of that model waited for the kernel's timeout). A failure
+    whose message is blank no longer crashes the daemon (IndexError), and
+    a model failing on every read logs once per FAILURE_LOG_S."""
+    m = daemon.Model(load_manifest(ident))
+    orig = m.run_float
+
+    def picky(x):
+        if (x == 1000).any():
+            raise RuntimeError("\n")  # blank, as some exceptions are
+        return orig(x)
+    monkeypatch.setattr(m, "run_float", picky)
+    rows = {1: [1, 2, 3, 4], 2: [0, 1000, 0, 0], 3: [5, 6, 7, 8], 4: [1000] * 4}
+    buf = b"".join(abi.pack_request(i, 0, np.array(x)) for i, x in rows.items())
+    caplog.set_level("ERROR", logger="mlproxyd")
+    data, n = daemon.answer({0: m}, buf)
+    assert n == 4 and _answers(data) == {1: [1, 2, 3, 4], 3: [5, 6, 7, 8]}
+    assert [r.getMessage() for r in caplog.records] == [
+        "ident: a batch of 4 failed (RuntimeError); 2 left to the kernel's fallback"]
+    # the same read again: answered the same, not logged again (rate limit)
+    data, n = daemon.answer({0: m}, buf)
+    assert _answers(data) == {1: [1, 2, 3, 4], 3: [5, 6, 7, 8]} and len(caplog.records) == 1
+    # a lone bad request: no answer, no retry
+    data, n = daemon.answer({0: m}, abi.pack_request(9, 0, np.array(rows[4])))
+    assert n == 1 and data == b""
+
+
 def test_refresh_follows_the_kernel_registration(ident, monkeypatch, caplog):
     """mlproxyd's periodic re-registration: a model still served keeps its id
     silently; one whose caller detached it (ENOENT) leaves the map with one
@@ -875,6 +913,7 @@ def test_serve_keeps_serving_after_a_failing_model_and_stops_cleanly(ident, tmp_
         if p.poll() is None:
             p.kill()
     assert rc == 0 and "Traceback" not in err and "Logging error" not in err, err
-    assert "b: batch of 1 failed, left to the kernel's fallback: onnxruntime: simulated" in err
+    assert ("b: a batch of 1 failed (onnxruntime: simulated failure); 1 left to the "
+            "kernel's fallback") in err
     assert answers.read_bytes() == abi.pack_response(1, 0, np.array([1, 2, 3, 4])) + \
         abi.pack_response(3, 0, np.array([9, 9, 9, 9]))

@@ -3,11 +3,15 @@
 
 One loop: poll /dev/ml_lib, read every request that is waiting (many per
 read), group them by model, run onnxruntime once per model on the whole
-batch and write that model's answers back at once, so a slow model does not
-hold up a fast one's. The kernel never waits for us beyond each model's
-timeout, so a slow batch costs fallbacks, not hangs; a model whose batch
-fails leaves its requests to time out into the kernel's fallback and the
-daemon keeps serving the others.
+batch and write that model's answers back as soon as they exist. Models
+run one after another in one thread: a slow model delays the answers of
+the models after it in the same read (by its run time; the kernel's
+timeout then answers from the fallback), so give models that share a
+daemon timeouts that allow for each other, or run one daemon per model.
+The kernel never waits for us beyond each model's timeout, so a slow batch
+costs fallbacks, not hangs. A batch that fails is run again row by row:
+the rows that fail alone get no answer (they time out into the kernel's
+fallback) and the rest are answered; the daemon keeps serving.
 """
 
 from __future__ import annotations
@@ -34,9 +38,16 @@ REFRESH_S = 1.0  # how often the daemon registers its models again (refresh())
 log = logging.getLogger("mlproxyd")
 
 # output element types to_fixed() can turn into s32 fixed point
+# (not bfloat16: onnxruntime's Python API has no numpy type to return it in)
 NUMERIC_TYPES = {f"tensor({t})" for t in (
-    "float", "double", "float16", "bfloat16", "bool", "int8", "int16", "int32", "int64",
+    "float", "double", "float16", "bool", "int8", "int16", "int32", "int64",
     "uint8", "uint16", "uint32", "uint64")}
+FAILURE_LOG_S = 10.0  # at most one failure line per model per this many seconds
+
+
+def first_line(e: BaseException) -> str:
+    """The first non-blank line of an exception's message, else its type's name."""
+    return next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
 
 
 class Stop(BaseException):
@@ -84,6 +95,20 @@ class Model:
                             "tensor")
         self._check_rows(where)
         self.model_id: int | None = None  # the kernel's id while served
+        self._last_failure_log = -FAILURE_LOG_S
+        self._unlogged_failures = 0
+
+    def log_failure(self, msg: str) -> None:
+        """Log a failed run, at most once per FAILURE_LOG_S: a model that
+        fails on some inputs would otherwise log on every read."""
+        now = time.monotonic()
+        if now - self._last_failure_log < FAILURE_LOG_S:
+            self._unlogged_failures += 1
+            return
+        more = (f" ({self._unlogged_failures} more failures not logged in the last "
+                f"{now - self._last_failure_log:.0f} s)" if self._unlogged_failures else "")
+        log.error("%s: %s%s", self.man.name, msg, more)
+        self._last_failure_log, self._unlogged_failures = now, 0
 
     def _check_rows(self, where) -> None:
         """Refuse a model whose answer to one request is not its own row.
@@ -103,8 +128,8 @@ class Model:
             alone = [self._trial_run(x[i:i + 1]) for i in range(k)]
             together = self._trial_run(x)
         except Exception as e:  # onnxruntime's own exception types
-            first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
-            raise UserError(f"{where}: cannot run a batch of 1 or {k} rows: {first}") from None
+            raise UserError(f"{where}: cannot run a batch of 1 or {k} rows: "
+                            f"{first_line(e)}") from None
         alone = np.concatenate(alone)
         # batched and single-row kernels may round differently: a loose bound
         tol = 1e-3 * max(1.0, float(np.nanmax(np.abs(together), initial=0.0)))
@@ -145,10 +170,12 @@ def answer_each(models: dict[int, Model], buf: bytes):
 
     Yields (model_id, responses back to back, number of requests) per model,
     so each model's answers can be written as soon as they exist. Requests
-    for an unknown model id, or of a model whose run fails, get no answer
-    (they time out into the kernel's fallback); the failure is logged and
-    the other models are still answered. A malformed read (the kernel never
-    writes one) is logged and dropped.
+    for an unknown model id get no answer (they time out into the kernel's
+    fallback). A model whose batch fails is run row by row: a row that
+    fails alone gets no answer, the others are answered (one bad input
+    must not cost the whole read its answers); failures are logged, rate
+    limited. A malformed read (the kernel never writes one) is logged and
+    dropped.
     """
     try:
         groups = abi.parse_batch(buf)
@@ -161,15 +188,25 @@ def answer_each(models: dict[int, Model], buf: bytes):
             log.warning("%d requests for unknown model id %d dropped", len(ids), model_id)
             yield model_id, b"", len(ids)
             continue
+        n = len(ids)
         try:
             y = m.run_raw(raw)
         except Exception as e:  # onnxruntime's own types included: keep serving
-            log.error("%s: batch of %d failed, left to the kernel's fallback: %s",
-                      m.man.name, len(ids), str(e).strip().splitlines()[0] if str(e) else
-                      type(e).__name__)
-            yield model_id, b"", len(ids)
-            continue
-        yield model_id, abi.pack_responses(ids, model_id, y), len(ids)
+            why = first_line(e)
+            good = []
+            for i in range(n if n > 1 else 0):
+                try:
+                    good.append((i, m.run_raw(raw[i:i + 1])))
+                except Exception:  # noqa: BLE001 - this row's own failure
+                    pass
+            m.log_failure(f"a batch of {n} failed ({why}); {n - len(good)} left to the "
+                          "kernel's fallback")
+            if not good:
+                yield model_id, b"", n
+                continue
+            ids = np.asarray(ids)[[i for i, _ in good]]
+            y = np.concatenate([r for _, r in good])
+        yield model_id, abi.pack_responses(ids, model_id, y), n
 
 
 def answer(models: dict[int, Model], buf: bytes) -> tuple[bytes, int]:
@@ -297,12 +334,14 @@ def serve(model_dirs, device: str = DEVICE, ready: str | None = None) -> int:
             stopping.append(signum)
             raise Stop()
 
-    old = {s: signal.signal(s, stop) for s in STOP_SIGNALS}
+    old = {}
     fd = -1
     wake_fds: tuple[int, ...] = ()
     old_wakeup = None
     served = batches = rejected = failed = 0
     try:
+        for s in STOP_SIGNALS:  # inside the try: a signal right away is a clean stop
+            old[s] = signal.signal(s, stop)
         models = load_models(model_dirs)
         try:
             fd = os.open(device, os.O_RDWR | os.O_NONBLOCK | os.O_CLOEXEC)
@@ -338,8 +377,9 @@ def serve(model_dirs, device: str = DEVICE, ready: str | None = None) -> int:
             batches += 1
             for model_id, data, n in answer_each(by_id, buf):
                 served += n
+                m = by_id.get(model_id)
+                failed += n - (len(data) // abi.resp_size(m.man.n_out) if m else 0)
                 if not data:
-                    failed += n
                     continue
                 late = write_answers(fd, data)
                 rejected += late
