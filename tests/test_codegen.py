@@ -64,6 +64,12 @@ def test_c_identifiers():
          "io_latency_us", "rtt"]
 
 
+def test_c_not_python_keywords():
+    # C keywords get the "_", Python's (in, not, is, pass) do not: they are C names
+    assert c_identifiers(["in", "not", "is", "pass", "static_assert", "constexpr"]) == \
+        ["in", "not", "is", "pass", "static_assert_", "constexpr_"]
+
+
 def test_c_identifiers_predefined_macros_and_long_names():
     # gcc predefines linux and unix (=1) under -std=gnu11; identifiers are cut to 48 characters
     long = "avg_request_latency_us_over_the_last_window_of_reads" * 2
@@ -72,9 +78,12 @@ def test_c_identifiers_predefined_macros_and_long_names():
 
 
 def test_field_that_is_a_macro_stops_at_the_header(tmp_path):
-    """A field name that is some other macro where the header is included (the kernel has
-    hundreds of lower-case ones) stops the build with an #error naming the header, not a
-    puzzling error inside the struct (or, for console_loglevel, a silent zero-length array)."""
+    """A field name that is some other object-like macro where the header is included (the
+    kernel has hundreds of lower-case ones) stops the build with a static_assert naming the
+    header, not a puzzling error inside the struct (or, for console_loglevel, a silent
+    zero-length array). A function-like macro (the kernel's min, max, abs, clamp) expands only
+    before a parenthesis, so it is a fine field name: the old #if defined() guard refused
+    it."""
     files = generate(named_graph())
     for fname, text in files.items():
         (tmp_path / fname).write_text(text)
@@ -83,10 +92,13 @@ def test_field_that_is_a_macro_stops_at_the_header(tmp_path):
             f"-I{tmp_path}", "-include", "ml_lib_compat.h", str(tmp_path / "use.c")]
     ok = subprocess.run(base, capture_output=True, text=True)
     assert ok.returncode == 0, ok.stderr
-    for macro in ("-Dread=(x[0])", "-Dclass_=1", "-Dqueue_len_0_2"):
+    for macro in ("-Dread=(x[0])", "-Dclass=1", "-Dqueue_len_0_2"):
         r = subprocess.run(base + [macro], capture_output=True, text=True)
-        assert r.returncode != 0 and "sched_hint.h: a field name below is a macro here" in r.stderr, \
+        assert r.returncode != 0 and "sched_hint.h: a field name is a macro here" in r.stderr, \
             (macro, r.stderr)
+    for macro in ("-Dread(a)=0", "-Dclass(a,b)=0"):
+        r = subprocess.run(base + [macro], capture_output=True, text=True)
+        assert r.returncode == 0, (macro, r.stderr)
 
 
 def test_file_scope_names_are_private():
@@ -111,7 +123,7 @@ def test_typed_wrapper_fields():
     body = re.search(r"struct sched_hint_input \{\n(.*?)\};", h, re.S).group(1)
     assert re.findall(r"\ts64 (\w+);", body) == ["queue_len_0", "f_0ms", "int_", "queue_len_0_2", "current_"]
     body = re.search(r"struct sched_hint_output \{\n(.*?)\};", h, re.S).group(1)
-    assert re.findall(r"\ts32 (\w+);", body) == ["read", "write", "write_2", "class_"]
+    assert re.findall(r"\ts32 (\w+);", body) == ["read", "write", "write_2", "class"]
     for define in ("#define SCHED_HINT_N_IN 5", "#define SCHED_HINT_N_OUT 4", "#define SCHED_HINT_ARENA_BYTES"):
         assert define in h
     assert "static inline int sched_hint_run(" in h and "static inline int sched_hint_infer(" in h

@@ -763,6 +763,10 @@ def test_reexport_other_target_removes_previous_files(mlp, data, work, tmp_path)
     ("a,,b,c,d,e,f,g", ["feature name 2 of 8 is empty"]),
     ("a,b,c,d,e,f,g,", ["feature name 8 of 8 is empty"]),
     ("a,b,c,d,e,f,g, a", ["feature name 'a' is given twice"]),
+    # distinct as given, one C field: "a_b" silently became field a_b_2
+    ("a-b,a_b,c,d,e,f,g,h", ["feature names 'a-b' and 'a_b' both become the C field a_b"]),
+    ("queueLen,queue_len,c,d,e,f,g,h", ["'queueLen' and 'queue_len' both become the C field "
+                                        "queue_len"]),
 ])
 def test_features_empty_or_duplicate(names, words, mlp, data, work, tmp_path):
     xtr, _, _, _ = data

@@ -287,8 +287,9 @@ EXPORT_SYMBOL_GPL(ml_lib_model_unregister);
  * @name: the model's name
  *
  * The reference also pins the module that registered the model
- * (&ml_lib_model.owner): removing that module fails with -EBUSY until the
- * reference is dropped, instead of blocking in ml_lib_model_unregister().
+ * (&ml_lib_model.owner): removing that module fails (delete_module()
+ * returns -EWOULDBLOCK) until the reference is dropped, instead of blocking
+ * in ml_lib_model_unregister().
  * So a module must not keep a reference to a model it registered itself
  * (it could never be removed); it uses its own model directly.
  *

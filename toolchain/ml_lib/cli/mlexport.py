@@ -244,6 +244,16 @@ def _feature_names(names: list[str], where: str) -> list[str]:
         if f in seen:
             raise UserError(f"{where}: feature name {f!r} is given twice")
         seen.add(f)
+    # each becomes a struct field: two that become one C name would leave
+    # one of them under a name the caller cannot tell from the other's
+    from ml_lib.codegen import c_identifier
+    field: dict[str, str] = {}
+    for f in names:
+        c = c_identifier(f)
+        if c in field:
+            raise UserError(f"{where}: feature names {field[c]!r} and {f!r} both become the C "
+                            f"field {c}; rename one")
+        field[c] = f
     return names
 
 

@@ -14,7 +14,6 @@ walk ``ir.OP_SPECS`` and :func:`ml_lib.blob.op_arrays`.
 """
 from __future__ import annotations
 
-import keyword
 import re
 from pathlib import Path
 
@@ -24,7 +23,7 @@ from ..blob import op_arrays, planned
 from ..ir import NO_TENSOR, Graph
 from ..validate import validate
 
-__all__ = ["generate", "c_identifiers", "C_UNION_MEMBER"]
+__all__ = ["generate", "c_identifier", "c_identifiers", "C_UNION_MEMBER"]
 
 MAX_COLS = 100
 
@@ -54,6 +53,7 @@ _RESERVED = set("""
 auto break case char const continue default do double else enum extern float for goto if inline
 int long register restrict return short signed sizeof static struct switch typedef union unsigned
 void volatile while asm typeof bool true false current u8 u16 u32 u64 s8 s16 s32 s64
+alignas alignof constexpr nullptr static_assert thread_local typeof_unqual
 size_t ssize_t loff_t pid_t linux unix i386 fallthrough noinline notrace asmlinkage pgoff_t
 """.split())
 #: identifiers are cut to this many characters (before de-duplication), so that the fields and
@@ -66,6 +66,17 @@ _env = jinja2.Environment(
     undefined=jinja2.StrictUndefined, autoescape=False)
 
 
+def c_identifier(name) -> str:
+    """One name as a C identifier (c_identifiers() without the de-duplication)."""
+    s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(name)).lower()
+    s = re.sub(r"[^0-9a-z_]+", "_", s).strip("_") or "f"
+    s = re.sub(r"__+", "_", s)
+    if s[0].isdigit():
+        s = "f_" + s
+    s = s[:MAX_IDENT].rstrip("_") or "f"
+    return s + "_" if s in _RESERVED else s
+
+
 def c_identifiers(names: list[str]) -> list[str]:
     """Sanitise names to unique C identifiers, keeping them readable.
 
@@ -76,14 +87,7 @@ def c_identifiers(names: list[str]) -> list[str]:
     out: list[str] = []
     seen: set[str] = set()
     for n in names:
-        s = re.sub(r"([a-z0-9])([A-Z])", r"\1_\2", str(n)).lower()
-        s = re.sub(r"[^0-9a-z_]+", "_", s).strip("_") or "f"
-        s = re.sub(r"__+", "_", s)
-        if s[0].isdigit():
-            s = "f_" + s
-        s = s[:MAX_IDENT].rstrip("_") or "f"
-        if s in _RESERVED or keyword.iskeyword(s):
-            s += "_"
+        s = c_identifier(n)
         base, k = s, 2
         while s in seen:
             s = f"{base}_{k}"
@@ -165,18 +169,28 @@ def _static_assert(lhs: str, rhs: str, msg: str) -> str:
     return f'static_assert({lhs} ==\n{pad}{rhs},\n{pad}"{msg}");'
 
 
-def _macro_guard(idents: list[str]) -> str:
-    """``#if defined(a) || defined(b) ...`` over lines of at most MAX_COLS columns."""
-    lines, cur = [], "#if"
-    for k, ident in enumerate(idents):
-        # checkpatch: a logical continuation ends the line, it does not start the next
-        piece = f"defined({ident})" + (" ||" if k + 1 < len(idents) else "")
-        if len(cur.expandtabs(8)) + 1 + len(piece) + 2 > MAX_COLS:  # room for " \\"
-            lines.append(cur + " \\")
-            cur = "\t" + piece
+def _macro_guard(name: str, idents: list[str]) -> str:
+    """One static_assert that no field name expands as an object-like macro,
+    over lines of at most MAX_COLS columns.
+
+    ``__stringify(x)`` stringifies x after expansion: an object-like macro
+    (``current``) changes its length, a function-like one (``min``, which is
+    a fine field name, since it expands only before a parenthesis) does not.
+    A sum of one term per field, each 0 or 1, cannot cancel out.
+    """
+    atoms = []  # each term in two halves, so that a 48-character name fits
+    for k, i in enumerate(idents):
+        atoms += [f"(sizeof(__stringify({i})) !=",
+                  f'sizeof("{i}"))' + (" +" if k + 1 < len(idents) else " == 0,")]
+    lines, cur = [], "static_assert("
+    for a in atoms:
+        if len(cur.expandtabs(8)) + 1 + len(a) > MAX_COLS and cur != "static_assert(":
+            lines.append(cur)
+            cur = "\t      " + a
         else:
-            cur = f"{cur} {piece}"
+            cur = f"{cur}{'' if cur.endswith('(') else ' '}{a}"
     lines.append(cur)
+    lines.append(f'\t      "{name}.h: a field name is a macro here; rename it");')
     return "\n".join(lines)
 
 
@@ -264,7 +278,7 @@ def generate(graph: Graph, check: bool = True) -> dict[str, str]:
         "outputs": _io_fields(g.outputs, g.n_out, "out", _out_doc),
     }
     idents = dict.fromkeys(f["ident"] for f in ctx["inputs"] + ctx["outputs"])
-    ctx["macro_guard"] = _macro_guard(list(idents))
+    ctx["macro_guard"] = _macro_guard(name, list(idents))
     # signatures wrapped by column so long model names stay within MAX_COLS
     n_in_c, n_out_c = f"{upper}_N_IN", f"{upper}_N_OUT"
     ctx["assert_in"] = _static_assert(f"sizeof(struct {name}_input)", f"{n_in_c} * sizeof(s64)",
