@@ -966,6 +966,68 @@ static void ml_lib_test_multi_cpu(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, ml_lib_model_unload(mt.v->name), 0);
 }
 
+/*
+ * Two unloads of one blob model at once, on two CPUs: exactly one unloads
+ * it, the other finds nothing. (Each used to take a reference first and
+ * see the other's: both could fail with -EBUSY and the model stayed.)
+ */
+struct ml_unload_race {
+	const char *name;
+	atomic_t go;
+	int ret;
+	struct completion done;
+};
+
+static int ml_unload_race_thread(void *arg)
+{
+	struct ml_unload_race *r = arg;
+
+	while (!atomic_read(&r->go))
+		cpu_relax();
+	r->ret = ml_lib_model_unload(r->name);
+	complete(&r->done);
+	return 0;
+}
+
+static void ml_lib_test_unload_race(struct kunit *test)
+{
+	const struct ml_lib_kunit_vector *v = &ml_lib_kunit_vectors[0];
+	struct ml_unload_race r = { .name = v->name };
+	unsigned int i, cpu, both_failed = 0, errors = 0;
+	struct ml_lib_model *m;
+	struct task_struct *t;
+	int ret;
+
+	if (num_online_cpus() < 2)
+		kunit_skip(test, "needs two CPUs");
+	cpu = cpumask_next(smp_processor_id(), cpu_online_mask);
+	if (cpu >= nr_cpu_ids)
+		cpu = cpumask_first(cpu_online_mask);
+	for (i = 0; i < 200; i++) {
+		m = ml_lib_model_load_blob(v->blob, v->blob_len);
+		KUNIT_ASSERT_FALSE(test, IS_ERR(m));
+		ml_lib_model_put(m);
+		atomic_set(&r.go, 0);
+		init_completion(&r.done);
+		t = kthread_create_on_cpu(ml_unload_race_thread, &r, cpu, "ml_lib_unload");
+		KUNIT_ASSERT_FALSE(test, IS_ERR(t));
+		wake_up_process(t);
+		atomic_set(&r.go, 1);
+		ret = ml_lib_model_unload(v->name);
+		wait_for_completion(&r.done);
+		if (ret && r.ret)
+			both_failed++;
+		if (min(ret, r.ret) != -ENOENT && min(ret, r.ret) != 0)
+			errors++;
+		if (ret && r.ret)	/* leave nothing behind for the next round */
+			KUNIT_ASSERT_EQ(test, ml_lib_model_unload(v->name), 0);
+		else
+			KUNIT_EXPECT_EQ(test, ret + r.ret, -ENOENT);
+	}
+	KUNIT_EXPECT_EQ(test, both_failed, 0U);
+	KUNIT_EXPECT_EQ(test, errors, 0U);
+}
+
 static struct kunit_case ml_lib_test_cases[] = {
 	KUNIT_CASE_PARAM(ml_lib_test_op, ml_op_gen_params),
 	KUNIT_CASE_PARAM(ml_lib_test_blob, ml_blob_gen_params),
@@ -975,6 +1037,7 @@ static struct kunit_case ml_lib_test_cases[] = {
 	KUNIT_CASE(ml_lib_test_api_register_errors),
 	KUNIT_CASE(ml_lib_test_work_budget),
 	KUNIT_CASE(ml_lib_test_multi_cpu),
+	KUNIT_CASE(ml_lib_test_unload_race),
 	{}
 };
 

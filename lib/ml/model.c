@@ -455,33 +455,33 @@ EXPORT_SYMBOL_GPL(ml_lib_model_load_blob);
 int ml_lib_model_unload(const char *name)
 {
 	struct ml_lib_model *m;
+	int ret = 0;
 
-	m = ml_lib_model_get(name);
-	if (!m)
+	if (!name)
 		return -ENOENT;
-	if (!m->blob_graph) {
-		ml_lib_model_put(m);
-		return -EPERM;
-	}
-	mutex_lock(&ml_lib_lock);
-	/* Two concurrent unloads: only the one that unlinks it frees it. */
-	if (list_empty(&m->list)) {
-		mutex_unlock(&ml_lib_lock);
-		ml_lib_model_put(m);
-		return -ENOENT;
-	}
 	/*
-	 * Ours and the registration's only. References are taken under
-	 * ml_lib_lock, so once @m is unlinked no new one appears.
+	 * Looked up, checked and unlinked under one hold of ml_lib_lock,
+	 * without a reference of our own: of two concurrent unloads one
+	 * unlinks and frees it, the other finds nothing (-ENOENT); each used
+	 * to see the other's reference and both failed with -EBUSY.
 	 */
-	if (kref_read(&m->ref) > 2) {
-		mutex_unlock(&ml_lib_lock);
-		ml_lib_model_put(m);
-		return -EBUSY;
-	}
-	list_del_init(&m->list);
+	mutex_lock(&ml_lib_lock);
+	m = ml_lib_find_locked(name);
+	if (!m)
+		ret = -ENOENT;
+	else if (!m->blob_graph)
+		ret = -EPERM;
+	/*
+	 * The registration's only. References are taken under ml_lib_lock,
+	 * so once @m is unlinked no new one appears.
+	 */
+	else if (kref_read(&m->ref) > 1)
+		ret = -EBUSY;
+	else
+		list_del_init(&m->list);
 	mutex_unlock(&ml_lib_lock);
-	ml_lib_model_put(m);
+	if (ret)
+		return ret;
 
 	ml_lib_model_unregister(m);
 	ml_lib_graph_free(m->blob_graph);
