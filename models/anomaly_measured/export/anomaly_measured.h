@@ -12,19 +12,29 @@
 #include <linux/ml_lib.h>
 #ifdef __KERNEL__
 #include <linux/build_bug.h>
+#include <linux/stringify.h>
 #else
 #include <assert.h>
+#ifndef __stringify
+#define __stringify_1(x...) #x
+#define __stringify(x...) __stringify_1(x)
+#endif
 #endif
 
 /*
- * A field name that is a macro where this header is included cannot be a
- * field: say so rather than leave a puzzling compiler error.
+ * A field name that is an object-like macro where this header is included
+ * cannot be a field: say so rather than leave a puzzling compiler error.
  */
-#if defined(ctx_switches) || defined(interrupts) || defined(forks) || defined(softirqs) || \
-	defined(minor_faults) || defined(major_faults) || defined(user_ticks) || \
-	defined(system_ticks) || defined(runnable) || defined(output)
-#error "anomaly_measured.h: a field name below is a macro here; rename it"
-#endif
+static_assert((sizeof(__stringify(ctx_switches)) != sizeof("ctx_switches")) +
+	      (sizeof(__stringify(interrupts)) != sizeof("interrupts")) +
+	      (sizeof(__stringify(forks)) != sizeof("forks")) + (sizeof(__stringify(softirqs)) !=
+	      sizeof("softirqs")) + (sizeof(__stringify(minor_faults)) != sizeof("minor_faults")) +
+	      (sizeof(__stringify(major_faults)) != sizeof("major_faults")) +
+	      (sizeof(__stringify(user_ticks)) != sizeof("user_ticks")) +
+	      (sizeof(__stringify(system_ticks)) != sizeof("system_ticks")) +
+	      (sizeof(__stringify(runnable)) != sizeof("runnable")) +
+	      (sizeof(__stringify(output)) != sizeof("output")) == 0,
+	      "anomaly_measured.h: a field name is a macro here; rename it");
 
 #define ANOMALY_MEASURED_N_IN 9
 #define ANOMALY_MEASURED_N_OUT 1

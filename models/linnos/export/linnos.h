@@ -12,24 +12,42 @@
 #include <linux/ml_lib.h>
 #ifdef __KERNEL__
 #include <linux/build_bug.h>
+#include <linux/stringify.h>
 #else
 #include <assert.h>
+#ifndef __stringify
+#define __stringify_1(x...) #x
+#define __stringify(x...) __stringify_1(x)
+#endif
 #endif
 
 /*
- * A field name that is a macro where this header is included cannot be a
- * field: say so rather than leave a puzzling compiler error.
+ * A field name that is an object-like macro where this header is included
+ * cannot be a field: say so rather than leave a puzzling compiler error.
  */
-#if defined(queue_len) || defined(lat_0) || defined(lat_1) || defined(lat_2) || defined(lat_3) || \
-	defined(lat_4) || defined(lat_5) || defined(lat_6) || defined(lat_7) || defined(lat_8) || \
-	defined(lat_9) || defined(lat_10) || defined(lat_11) || defined(lat_12) || \
-	defined(lat_13) || defined(lat_14) || defined(qlen_0) || defined(qlen_1) || \
-	defined(qlen_2) || defined(qlen_3) || defined(qlen_4) || defined(qlen_5) || \
-	defined(qlen_6) || defined(qlen_7) || defined(qlen_8) || defined(qlen_9) || \
-	defined(qlen_10) || defined(qlen_11) || defined(qlen_12) || defined(qlen_13) || \
-	defined(qlen_14) || defined(output)
-#error "linnos.h: a field name below is a macro here; rename it"
-#endif
+static_assert((sizeof(__stringify(queue_len)) != sizeof("queue_len")) +
+	      (sizeof(__stringify(lat_0)) != sizeof("lat_0")) + (sizeof(__stringify(lat_1)) !=
+	      sizeof("lat_1")) + (sizeof(__stringify(lat_2)) != sizeof("lat_2")) +
+	      (sizeof(__stringify(lat_3)) != sizeof("lat_3")) + (sizeof(__stringify(lat_4)) !=
+	      sizeof("lat_4")) + (sizeof(__stringify(lat_5)) != sizeof("lat_5")) +
+	      (sizeof(__stringify(lat_6)) != sizeof("lat_6")) + (sizeof(__stringify(lat_7)) !=
+	      sizeof("lat_7")) + (sizeof(__stringify(lat_8)) != sizeof("lat_8")) +
+	      (sizeof(__stringify(lat_9)) != sizeof("lat_9")) + (sizeof(__stringify(lat_10)) !=
+	      sizeof("lat_10")) + (sizeof(__stringify(lat_11)) != sizeof("lat_11")) +
+	      (sizeof(__stringify(lat_12)) != sizeof("lat_12")) + (sizeof(__stringify(lat_13)) !=
+	      sizeof("lat_13")) + (sizeof(__stringify(lat_14)) != sizeof("lat_14")) +
+	      (sizeof(__stringify(qlen_0)) != sizeof("qlen_0")) + (sizeof(__stringify(qlen_1)) !=
+	      sizeof("qlen_1")) + (sizeof(__stringify(qlen_2)) != sizeof("qlen_2")) +
+	      (sizeof(__stringify(qlen_3)) != sizeof("qlen_3")) + (sizeof(__stringify(qlen_4)) !=
+	      sizeof("qlen_4")) + (sizeof(__stringify(qlen_5)) != sizeof("qlen_5")) +
+	      (sizeof(__stringify(qlen_6)) != sizeof("qlen_6")) + (sizeof(__stringify(qlen_7)) !=
+	      sizeof("qlen_7")) + (sizeof(__stringify(qlen_8)) != sizeof("qlen_8")) +
+	      (sizeof(__stringify(qlen_9)) != sizeof("qlen_9")) + (sizeof(__stringify(qlen_10)) !=
+	      sizeof("qlen_10")) + (sizeof(__stringify(qlen_11)) != sizeof("qlen_11")) +
+	      (sizeof(__stringify(qlen_12)) != sizeof("qlen_12")) + (sizeof(__stringify(qlen_13)) !=
+	      sizeof("qlen_13")) + (sizeof(__stringify(qlen_14)) != sizeof("qlen_14")) +
+	      (sizeof(__stringify(output)) != sizeof("output")) == 0,
+	      "linnos.h: a field name is a macro here; rename it");
 
 #define LINNOS_N_IN 31
 #define LINNOS_N_OUT 1

@@ -12,18 +12,26 @@
 #include <linux/ml_lib.h>
 #ifdef __KERNEL__
 #include <linux/build_bug.h>
+#include <linux/stringify.h>
 #else
 #include <assert.h>
+#ifndef __stringify
+#define __stringify_1(x...) #x
+#define __stringify(x...) __stringify_1(x)
+#endif
 #endif
 
 /*
- * A field name that is a macro where this header is included cannot be a
- * field: say so rather than leave a puzzling compiler error.
+ * A field name that is an object-like macro where this header is included
+ * cannot be a field: say so rather than leave a puzzling compiler error.
  */
-#if defined(mean_req_pages) || defined(mean_abs_delta) || defined(std_delta) || \
-	defined(seq_permille) || defined(fwd_near_permille) || defined(output)
-#error "readahead.h: a field name below is a macro here; rename it"
-#endif
+static_assert((sizeof(__stringify(mean_req_pages)) != sizeof("mean_req_pages")) +
+	      (sizeof(__stringify(mean_abs_delta)) != sizeof("mean_abs_delta")) +
+	      (sizeof(__stringify(std_delta)) != sizeof("std_delta")) +
+	      (sizeof(__stringify(seq_permille)) != sizeof("seq_permille")) +
+	      (sizeof(__stringify(fwd_near_permille)) != sizeof("fwd_near_permille")) +
+	      (sizeof(__stringify(output)) != sizeof("output")) == 0,
+	      "readahead.h: a field name is a macro here; rename it");
 
 #define READAHEAD_N_IN 5
 #define READAHEAD_N_OUT 1
