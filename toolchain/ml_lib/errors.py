@@ -40,6 +40,12 @@ class ArgumentParser(argparse.ArgumentParser):
         raise UsageError(f"{message} (see {self.prog} --help)")
 
 
+def first_line(e: BaseException) -> str:
+    """The first non-blank line of an exception's message, else its type's
+    name: libraries' messages run over many lines, or are blank."""
+    return next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
+
+
 def _os_message(err: OSError) -> str:
     """One line for a file-system error: the path and the system's reason."""
     where = err.filename if err.filename is not None else ""

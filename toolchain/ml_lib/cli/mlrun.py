@@ -105,14 +105,16 @@ def _engine_failure(engine: str, name: str):
         raise UserError(f"engine {engine} failed: {cause} (full output in {log})") from e
 
 
-def run_engine(engine: str, d: Path, man: dict, x: np.ndarray, raw: np.ndarray) -> np.ndarray:
-    """s32 output rows [k, n_out] from the chosen engine."""
+def run_engine(engine: str, d: Path, man: dict, x: np.ndarray, raw: np.ndarray,
+               g=None) -> np.ndarray:
+    """s32 output rows [k, n_out] from the chosen engine; ``g`` is the
+    export's checked graph (load_blob()), for a --target kernel export."""
     name = man["name"]
     if engine in ("python", "c") and man["format"] != "ml_lib-kernel":
         raise UserError(f"{d} is a --target user export (float ONNX); run it with --engine proxy")
     if engine == "python":
         from ml_lib import reference
-        return reference.run(load_blob(d, man), raw).astype(np.int64)
+        return reference.run(g, raw).astype(np.int64)
     if engine == "c":
         try:
             from ml_lib import cengine
@@ -213,12 +215,12 @@ def _main(argv) -> int:
     dest = Path(args.output)
     if dest.is_dir():
         raise UserError(f"-o {dest}: is a directory; give a file name (e.g. -o y.npy)")
-    if man["format"] == "ml_lib-kernel":
-        load_blob(d, man)  # every engine runs this export's tables: they must agree
+    # every engine runs this export's tables: they must agree with the manifest
+    g = load_blob(d, man) if man["format"] == "ml_lib-kernel" else None
     x = load_inputs(args.input, man)
     rs = np.asarray(man["inputs"][0]["raw_scale"], dtype=np.float64)
     raw = to_raw(x, rs)
-    out = run_engine(args.engine, d, man, x, raw)
+    out = run_engine(args.engine, d, man, x, raw, g)
     if out.shape != (x.shape[0], man["n_out"]):
         raise RuntimeError(f"engine {args.engine} returned shape {out.shape}")
     res = split_outputs(man, out, args.raw)

@@ -13,7 +13,7 @@ import zipfile
 
 import numpy as np
 
-from ml_lib.errors import UserError
+from ml_lib.errors import UserError, first_line
 from ml_lib.frontend.graph import FLOAT_OPS, SUPPORTED_TEXT, FloatGraph, FNode, run_float
 
 __all__ = ["load", "detect_format", "FloatGraph", "FNode", "run_float", "FLOAT_OPS",
@@ -54,7 +54,7 @@ def _zip_archive(path: str) -> bool:
             bad = z.testzip()
     except Exception as e:  # noqa: BLE001 - a damaged directory raises anything
         raise UserError(f"{path}: a damaged zip archive ({type(e).__name__}: "
-                        f"{str(e).splitlines()[0] if str(e) else ''}); save the model again") from e
+                        f"{first_line(e)}); save the model again") from e
     if bad is not None:
         raise UserError(f"{path}: damaged archive: member {bad} fails its CRC check "
                         "(a corrupted copy?); save the model again")

@@ -19,7 +19,7 @@ import numpy as np
 import torch
 from torch.export import ExportedProgram
 
-from ml_lib.errors import UserError
+from ml_lib.errors import UserError, first_line
 from ml_lib.frontend.graph import FloatGraph, FNode, finish, unsupported
 
 aten = torch.ops.aten
@@ -221,7 +221,7 @@ def export_module(mod: torch.nn.Module, example: torch.Tensor) -> ExportedProgra
         with torch.no_grad():
             mod(example)  # eager first: a shape mismatch reads better here than from export
     except Exception as e:  # noqa: BLE001 - the user's forward() may raise anything
-        first = str(e).strip().splitlines()[0] if str(e).strip() else type(e).__name__
+        first = first_line(e)
         if _is_shape_error(first):
             raise UserError(f"calibration data of shape {tuple(example.shape[1:])} per sample "
                             f"does not fit the model: {first}") from e

@@ -27,7 +27,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..errors import UserError
+from ..errors import UserError, first_line
 from . import abi
 from .manifest import Manifest, load_manifest
 
@@ -43,11 +43,6 @@ NUMERIC_TYPES = {f"tensor({t})" for t in (
     "float", "double", "float16", "bool", "int8", "int16", "int32", "int64",
     "uint8", "uint16", "uint32", "uint64")}
 FAILURE_LOG_S = 10.0  # at most one failure line per model per this many seconds
-
-
-def first_line(e: BaseException) -> str:
-    """The first non-blank line of an exception's message, else its type's name."""
-    return next((ln.strip() for ln in str(e).splitlines() if ln.strip()), type(e).__name__)
 
 
 class Stop(BaseException):
@@ -168,8 +163,9 @@ class Model:
 def answer_each(models: dict[int, Model], buf: bytes):
     """Answer one read's worth of requests: one onnxruntime run per model.
 
-    Yields (model_id, responses back to back, number of requests) per model,
-    so each model's answers can be written as soon as they exist. Requests
+    Yields (model_id, responses back to back, number of requests, number
+    left unanswered) per model, so each model's answers can be written as
+    soon as they exist. Requests
     for an unknown model id get no answer (they time out into the kernel's
     fallback). A model whose batch fails is run row by row: a row that
     fails alone gets no answer, the others are answered (one bad input
@@ -186,7 +182,7 @@ def answer_each(models: dict[int, Model], buf: bytes):
         m = models.get(model_id)
         if m is None:
             log.warning("%d requests for unknown model id %d dropped", len(ids), model_id)
-            yield model_id, b"", len(ids)
+            yield model_id, b"", len(ids), len(ids)
             continue
         n = len(ids)
         try:
@@ -202,17 +198,17 @@ def answer_each(models: dict[int, Model], buf: bytes):
             m.log_failure(f"a batch of {n} failed ({why}); {n - len(good)} left to the "
                           "kernel's fallback")
             if not good:
-                yield model_id, b"", n
+                yield model_id, b"", n, n
                 continue
             ids = np.asarray(ids)[[i for i, _ in good]]
             y = np.concatenate([r for _, r in good])
-        yield model_id, abi.pack_responses(ids, model_id, y), n
+        yield model_id, abi.pack_responses(ids, model_id, y), n, n - len(ids)
 
 
 def answer(models: dict[int, Model], buf: bytes) -> tuple[bytes, int]:
     """All of answer_each() for one read: (responses back to back, requests)."""
     parts = list(answer_each(models, buf))
-    return b"".join(d for _, d, _ in parts), sum(n for _, _, n in parts)
+    return b"".join(p[1] for p in parts), sum(p[2] for p in parts)
 
 
 def write_answers(fd: int, data: bytes) -> int:
@@ -375,10 +371,9 @@ def serve(model_dirs, device: str = DEVICE, ready: str | None = None) -> int:
             except BlockingIOError:
                 continue
             batches += 1
-            for model_id, data, n in answer_each(by_id, buf):
+            for model_id, data, n, unanswered in answer_each(by_id, buf):
                 served += n
-                m = by_id.get(model_id)
-                failed += n - (len(data) // abi.resp_size(m.man.n_out) if m else 0)
+                failed += unanswered
                 if not data:
                     continue
                 late = write_answers(fd, data)
