@@ -597,7 +597,7 @@ def guest_lookup_scenarios(g, res: dict, stage):
         res[order] = {"n_read": len(flat), "reads": len(batches),
                       "ids_ascending": ids == sorted(ids), "write": ret, "len": len(buf),
                       "verdict": box.get("value", box), "stats_before": before,
-                      "stats": g.stats("ident")}
+                      "stats": g.stats("ident", settled=True)}
 
     stage("refused answers")
     before = g.stats("ident")
@@ -615,7 +615,7 @@ def guest_lookup_scenarios(g, res: dict, stage):
         "len_rest": len(rest), "rest": c.write(rest)}
     t.join()
     res["refused"].update(verdict=box.get("value", box), stats_before=before,
-                          stats=g.stats("ident"))
+                          stats=g.stats("ident", settled=True))
 
     # the daemon closes holding BURST read requests, 3 per bucket, having
     # answered the middle one of each: the other two fail at once (EPIPE)
@@ -646,7 +646,7 @@ def guest_lookup_scenarios(g, res: dict, stage):
                     "bucket_sizes": sorted({len(v) for v in by_bucket.values()}),
                     "seconds_close_to_all_answered": time.monotonic() - t0,
                     "verdict": box.get("value", box), "stats_before": before,
-                    "stats": g.stats("ident"), "dmesg_bad": g.dmesg_bad()}
+                    "stats": g.stats("ident", settled=True), "dmesg_bad": g.dmesg_bad()}
 
     # the caller's module goes while a daemon holds its requests: detach
     # takes them out of the sent table and falls them back
@@ -742,7 +742,7 @@ def guest_contexts(g, res: dict, stage):
         """g.stress()'s verdict, the counters it moved and the inflight gauge."""
         before = g.stats("ident")
         v = g.stress(kind, threads, count)
-        st = g.stats("ident")
+        st = g.stats("ident", settled=True)
         return {"verdict": v, "inflight": st["inflight"],
                 **{k: st[k] - before[k] for k in
                    ("no_wait", "mode_bypass", "answers", "timeouts")}}

@@ -86,12 +86,20 @@ class Guest:
     def publish(self, rows: np.ndarray):
         Path(f"{TDIR}/publish").write_bytes(np.ascontiguousarray(rows, dtype="=i8").tobytes())
 
-    def stats(self, name: str) -> dict:
-        out = {}
-        for line in Path(f"/sys/kernel/debug/ml_lib_proxy/{name}/stats").read_text().splitlines():
-            k, *v = line.split()
-            out[k] = v[0] if k == "mode" else ([int(x) for x in v] if len(v) > 1 else int(v[0]))
-        return out
+    def stats(self, name: str, settled: bool = False) -> dict:
+        """The model's debugfs counters. SETTLED: read them once the inflight
+        gauge is 0, or after 5 s (the last read then shows what is left).
+        The kernel drops the gauge after a request's done() returns, so a
+        caller holding its last answer can still see 1 for a moment."""
+        end = time.monotonic() + 5
+        while True:
+            out = {}
+            for line in Path(f"/sys/kernel/debug/ml_lib_proxy/{name}/stats").read_text().splitlines():
+                k, *v = line.split()
+                out[k] = v[0] if k == "mode" else ([int(x) for x in v] if len(v) > 1 else int(v[0]))
+            if not settled or out["inflight"] == 0 or time.monotonic() > end:
+                return out
+            time.sleep(0.01)
 
     def set_mode(self, name: str, mode: int):
         Path(f"/sys/kernel/debug/ml_lib_proxy/{name}/mode").write_text(f"{mode}\n")
@@ -199,7 +207,7 @@ def sc_end_to_end_identity(g: Guest, ident: str) -> dict:
     d = g.start_daemon([ident])
     raw = np.arange(40, dtype=np.int64).reshape(10, 4) * 3 - 50
     src, _, out = g.infer(raw, 4)
-    st = g.stats("ident")
+    st = g.stats("ident", settled=True)
     stop = stop_daemon(d)
     return {"raw": raw.tolist(), "src": src.tolist(), "out": out.tolist(), "stats": st,
             "daemon": stop, "unload": g.unload_test()}
@@ -216,7 +224,7 @@ def sc_modes(g: Guest, ident: str) -> dict:
         res[str(mode)] = {"proxy": int((src == 1).sum()), "fallback": int((src == 2).sum()),
                           "fallback_out_ok": bool((out[src == 2] == [-1, -2, -3, -4]).all()),
                           "proxy_out_ok": bool((out[src == 1] == [1, 2, 3, 4]).all())}
-    res["stats"] = g.stats("ident")
+    res["stats"] = g.stats("ident", settled=True)
     res["daemon"] = stop_daemon(d)
     # no daemon at all: immediate fallback
     t0 = time.monotonic()
@@ -231,7 +239,7 @@ def sc_stress(g: Guest, ident: str, threads=8, count=1000) -> dict:
     d = g.start_daemon([ident])
     res = {"sync": g.stress("sync", threads, count), "async": g.stress("async", threads, count),
            "irqoff": g.stress("irqoff", 2, 100)}
-    res["stats"] = g.stats("ident")
+    res["stats"] = g.stats("ident", settled=True)
     res["daemon"] = stop_daemon(d)
     res["unload"] = g.unload_test()
     return res
@@ -254,11 +262,11 @@ def sc_sigkill(g: Guest, ident: str) -> dict:
     t.join()
     after_kill = time.monotonic() - t_kill
     res = {"timeout_ms": timeout_ms, "before": before, "verdict": box,
-           "seconds_kill_to_all_answered": after_kill, "after": g.stats("ident")}
+           "seconds_kill_to_all_answered": after_kill, "after": g.stats("ident", settled=True)}
     d = g.start_daemon([ident])
     res["again"] = g.stress("sync", 8, 100)
     res["daemon"] = stop_daemon(d)
-    res["final"] = g.stats("ident")
+    res["final"] = g.stats("ident", settled=True)
     res["unload"] = g.unload_test()
     return res
 
@@ -297,7 +305,7 @@ def sc_slow(g: Guest) -> dict:
         res[str(timeout_ms)] = {"src": src.tolist(), "latency_ns": ns.tolist(),
                                 "late_writes": late, "out": out.tolist(),
                                 "within_src": src2.tolist(), "within_out": out2.tolist(),
-                                "within_raw": raw[:3].tolist(), "stats": g.stats("ident")}
+                                "within_raw": raw[:3].tolist(), "stats": g.stats("ident", settled=True)}
         res[f"unload_{timeout_ms}"] = g.unload_test()
     return res
 
@@ -347,7 +355,7 @@ def sc_malformed(g: Guest) -> dict:
     c.write(abi.pack_response(rid, mid, x))
     t.join()
     res["third_src"] = box["value"][0].tolist()
-    res["stats"] = g.stats("ident")
+    res["stats"] = g.stats("ident", settled=True)
     c.close()
     res["unload"] = g.unload_test()
     return res
@@ -415,7 +423,7 @@ def sc_dataset(g: Guest) -> dict:
            "second": {"seq": [s for s, _ in recs2], "feat": [f.tolist() for _, f in recs2],
                       "dropped": dropped2},
            "empty": len(empty), "not_owner": not_owner, "too_small": too_small, "seek": seek,
-           "stats": g.stats("ident")}
+           "stats": g.stats("ident", settled=True)}
     c.close()
     res["unload"] = g.unload_test()
     return res
@@ -444,7 +452,7 @@ def sc_fallback_engine(g: Guest, small: str) -> dict:
     c = RawClient("ident", 4, 4)  # reads nothing, answers nothing
     src, ns, out = g.infer(raw[:8], 4)
     res["timeout"] = {"src": src.tolist(), "out": out.tolist(), "latency_ns": ns.tolist()}
-    res["stats"] = g.stats("ident")
+    res["stats"] = g.stats("ident", settled=True)
     res["unload_attached"] = try_unload(man["name"])
     src, _, out = g.infer(raw[:2], 4)  # still there, still answering
     res["after_refused"] = {"src": src.tolist(), "out": out.tolist()}
@@ -588,7 +596,7 @@ def sc_interrupt(g: Guest) -> dict:
     p, reqs = sync_caller(c)
     res["resumed_writes"] = [c.write(abi.pack_response(rid, mid, x)) for rid, mid, x in reqs]
     res["resumed"] = caller_result(p)
-    res["stats"] = g.stats("ident")
+    res["stats"] = g.stats("ident", settled=True)
     c.close()
     res["unload"] = g.unload_test()
     return res
@@ -749,7 +757,7 @@ def run_infer(args) -> dict:
     d = g.start_daemon([args.model_dir])
     raw = np.load(args.raw)
     src, ns, out = g.infer(raw, man.n_out)
-    stats = g.stats(man.name)
+    stats = g.stats(man.name, settled=True)
     stop = stop_daemon(d)
     unload = g.unload_test()
     np.savez(args.out, src=src, ns=ns, out=out)
