@@ -138,7 +138,7 @@ def test_modes_and_absent_daemon(suite):
     assert r["stats"]["mode_bypass"] == 250
     # no daemon: the fallback answers at once, no waiting for the timeout
     assert r["absent"]["src"] == [SRC_FALLBACK] * 5
-    assert r["absent"]["max_ns"] < 10_000_000 * 0.1  # 10% of the 10 s timeout
+    assert r["absent"]["max_ns"] < 10e9 * 0.1  # 10% of the 10 s timeout
     assert r["unload"]
 
 
@@ -187,8 +187,9 @@ def test_dataset_ring_drops_oldest_in_order(suite):
 def test_slow_daemon_falls_back_at_the_timeout(suite):
     """The fallback answers when the timer fires: never before the timeout
     (exact: the module's clock starts before the call), and within a bound
-    only a lost timer would break; the daemon (1.5 x the timeout late) is
-    never the source. How close to the timeout is a measurement
+    only a lost timer would break; the daemon (1.5 x the timeout late, and
+    after the kernel counted the timeout) is never the source. A daemon a
+    quarter of that timeout slow, against a 10x longer timeout, is used. How close to the timeout is a measurement
     (docs/proxy.md), not asserted: a TCG guest on a loaded host once took
     +107 ms of 500."""
     r = scenario(suite, "slow")
@@ -201,9 +202,11 @@ def test_slow_daemon_falls_back_at_the_timeout(suite):
         assert (lat >= timeout_ms).all() and (lat < timeout_ms + 10_000).all(), lat
         # answers after the timeout are refused
         assert s["late_writes"] and s["late_writes"] == [-22] * len(s["late_writes"])
-        assert s["within_src"] == [SRC_PROXY] * 3 and s["within_out"] == s["within_raw"]
         assert s["stats"]["timeouts"] == 6 and s["stats"]["inflight"] == 0
         assert r[f"unload_{timeout_ms}"]
+        assert s["within_src"] == [SRC_PROXY] * 3 and s["within_out"] == s["within_raw"]
+        assert s["within_stats"]["answers"] == 3 and s["within_stats"]["timeouts"] == 0
+        assert s["within_stats"]["inflight"] == 0 and r[f"unload_within_{timeout_ms}"]
 
 
 def test_daemon_sigkill_mid_flight(suite):
@@ -213,8 +216,11 @@ def test_daemon_sigkill_mid_flight(suite):
     assert v["sent"] == 40 and v["lost"] == 0 and v["error"] == 0 and v["bad"] == 0
     assert v["fallback"] == 40  # 8 pending at the kill, then no daemon
     assert r["after"]["daemon_gone"] == 8 and r["after"]["inflight"] == 0
-    # failed at once, not at the 4 s timeout
-    assert r["seconds_kill_to_all_answered"] < 0.25 * r["timeout_ms"] / 1000
+    # failed by the release of the daemon's file, not by the 4 s timer (its
+    # requests would count as timeouts); the time from the kill includes the
+    # process's exit and the 32 calls after it, so it is bounded loosely
+    assert r["after"]["timeouts"] == r["before"]["timeouts"] == 0
+    assert r["seconds_kill_to_all_answered"] < r["timeout_ms"] / 1000
     a = r["again"]
     assert a["ok"] == 800 and a["lost"] == 0 and a["fallback"] == 0
     assert r["final"]["inflight"] == 0 and r["daemon"]["rc"] == 0
@@ -699,7 +705,7 @@ def guest_contexts(g, res: dict, stage):
     """Where the synchronous call may not wait, O_NONBLOCK reads, and
     asynchronous submission under a raw spinlock. Fills RES as it goes."""
     from ml_lib.proxy import abi
-    from ml_lib.proxy.guest import IDENT, RawClient, in_thread
+    from ml_lib.proxy.guest import IDENT, RawClient, in_thread, wait_sleeping_in_read
 
     g.load_test(**IDENT, timeout_ms=60000, dataset_records=64, dataset_features=4)
     c = RawClient("ident", 4, 4)
@@ -707,7 +713,7 @@ def guest_contexts(g, res: dict, stage):
     stage("contexts: O_NONBLOCK read beside a blocked reader")
     size = READ_RECORDS * abi.req_size(4)
     first, fbox = in_thread(lambda: abi.parse_requests(os.read(c.fd, size)))
-    time.sleep(1.0)  # the first reader is now waiting for a request
+    wait_sleeping_in_read(first)  # the first reader is waiting for a request
 
     def nonblocking_read():
         t0 = time.monotonic()
