@@ -28,7 +28,8 @@ CORE_KFLAGS := -std=gnu11 -O2 $(CORE_WARN) -ffreestanding -nostdinc -fno-builtin
 	-isystem $(shell $(CC) -print-file-name=include) \
 	'-D__always_inline=inline __attribute__((__always_inline__))' $(CORE_INC)
 CORE_SAN := -fsanitize=address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer
-CORE_API := ml_lib_blob_parse ml_lib_run ml_lib_graph_free ml_lib_graph_validate
+CORE_API := ml_lib_blob_parse ml_lib_run ml_lib_graph_free ml_lib_graph_validate \
+	ml_lib_graph_write_blob
 CORE_MAP := $(BUILD)/core/ml_lib.map
 CORE_STACK_LIMIT ?= 512
 FUZZ_SECONDS ?= 60

@@ -28,7 +28,8 @@ from ml_lib.blob import write_blob
 
 ROOT = Path(__file__).resolve().parents[1]
 BUILD = ROOT / "build"
-API = {"ml_lib_blob_parse", "ml_lib_run", "ml_lib_graph_free", "ml_lib_graph_validate"}
+API = {"ml_lib_blob_parse", "ml_lib_run", "ml_lib_graph_free", "ml_lib_graph_validate",
+       "ml_lib_graph_write_blob"}
 # soak runs may raise it; fewer than 300 would weaken the gate
 SAN_MODELS = max(300, int(os.environ.get("ML_LIB_SAN_MODELS", "300")))
 

@@ -54,9 +54,12 @@ def test_blob_engine_equals_reference(c_engine):
         stats.update(corner_tags(g))
         stats["raw at s64 limits"] += bool((raw == np.iinfo(np.int64).min).any())
         ref = run(g, raw)
-        got = cengine.run_blob(write_blob(g), raw, c_engine)
+        blob = write_blob(g)
+        got = cengine.run_blob(blob, raw, c_engine)
         assert got.dtype == np.int32 and got.shape == ref.shape
         assert np.array_equal(ref, got), _mismatch(seed, g, ref, got)
+        # what the C side holds, written back out, is the toolchain's blob
+        assert cengine.rewrite_blob(blob, c_engine) == blob, f"seed {seed}: C rewrites the blob"
 
     check()
     assert len(set(seen)) >= N_MODELS, f"only {len(set(seen))} distinct models ran"
@@ -92,6 +95,8 @@ def test_generated_c_equals_blob_and_reference(c_engine, tmp_path):
             blob = cengine.run_blob(write_blob(g), raw, c_engine)
             assert np.array_equal(ref, tables), "generated C: " + _mismatch(seed, g, ref, tables)
             assert np.array_equal(ref, blob), "blob: " + _mismatch(seed, g, ref, blob)
+            # the compiled tables hold exactly the model of the blob, byte for byte
+            assert cengine.generated_blob(so, g.name) == write_blob(g), f"seed {seed}"
             n += 1
     assert n == 40
 

@@ -4,6 +4,7 @@ Every booted run also fails if the guest kernel log has a WARNING, BUG,
 KASAN, UBSAN or Oops line (ml_lib.kernel.boot checks it). Boots are slow
 (~40-80 s under TCG), so each test batches its models into one boot.
 """
+import hashlib
 import re
 import subprocess
 
@@ -61,6 +62,19 @@ def test_run_exported_rejects_bad_dirs(tmp_path):
     (tmp_path / "m_mod.c").write_text("")
     with pytest.raises(UserError, match="m.c is missing"):
         kernel.run_exported(tmp_path, raw)
+    (tmp_path / "m.c").write_text("")
+    (tmp_path / "m.h").write_text("")
+    with pytest.raises(UserError, match="cannot read m.mlb"):
+        kernel.run_exported(tmp_path, raw)
+
+
+def test_check_sha256_refuses_another_model():
+    blob = b"MLLB" + bytes(76)
+    kernel.check_sha256("m", hashlib.sha256(blob).hexdigest(), blob)
+    with pytest.raises(kernel.KernelError, match="does not run the exported model"):
+        kernel.check_sha256("m", hashlib.sha256(blob + b"x").hexdigest(), blob)
+    with pytest.raises(kernel.KernelError, match="sha256 None"):
+        kernel.check_sha256("m", None, blob)
 
 
 def test_kernel_version_is_the_installed_debian_one(monkeypatch):
@@ -96,7 +110,7 @@ def test_booted_kernel_matches_reference(tmp_path):
     ko = kernel.build_ml_lib_module(tmp_path / "kmod")
 
     # what `mlexport --target kernel` writes: <name>.c/.h/_mod.c + Kbuild -> a module
-    mods, jobs, want = [ko], [], []
+    mods, jobs, want, blobs = [ko], [], [], []
     for g, raw in models[:6]:
         g = g.copy()
         g.name = f"{g.name}_mod"
@@ -107,10 +121,12 @@ def test_booted_kernel_matches_reference(tmp_path):
         mods.append(kernel.build_model_module(d, ko, tmp_path / "mod" / g.name))
         jobs.append(kernel.Job(g.name, raw=raw))
         want.append((g.name, reference.run(g, raw)))
+        blobs.append(write_blob(g))
 
     for g, raw in models:
         jobs.append(kernel.Job(g.name, blob=write_blob(g), raw=raw))
         want.append((g.name, reference.run(g, raw)))
+        blobs.append(write_blob(g))
     good = write_blob(models[0][0])
     jobs += [
         kernel.Job("bad_magic", blob=b"XLLB" + good[4:], expect_errno="ENOEXEC"),
@@ -128,6 +144,9 @@ def test_booted_kernel_matches_reference(tmp_path):
     assert not res.errors, res.errors
     for i, (name, ref) in enumerate(want):
         _assert_equal(name, res.outputs[i], ref)
+        # the kernel's hash of the tables it runs (C tables of a module, or a
+        # loaded blob) is the toolchain blob's
+        assert res.sha256[i] == hashlib.sha256(blobs[i]).hexdigest(), name
     _assert_equal("kept", res.outputs[len(jobs) - 2], reference.run(*models[1]))
 
 

@@ -89,6 +89,9 @@ def test_mlrun_kernel_raw_equals_python_raw_all_models(exported, tmp_path, monke
         jobs.append(kernel.Job(kernel._model_name(Path(d)), raw=seen[str(d)]))
     res = kernel.boot(mods, jobs)
     assert not res.errors, res.errors
+    for i, (d, _) in enumerate(exported):  # each module runs its exported model
+        name = kernel._model_name(Path(d))
+        kernel.check_sha256(name, res.sha256[i], (Path(d) / f"{name}.mlb").read_bytes())
 
     # pass 2: mlrun finishes with the booted kernel's integers
     for i, (d, x) in enumerate(exported):

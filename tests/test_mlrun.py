@@ -159,6 +159,8 @@ def test_bad_files_and_paths(tiny, tmp_path):
     (lambda m: m.update(name="other"), "has name 'tiny' but the manifest says 'other'"),
     (lambda m: m["output_specs"][0].update(kind="index"),
      "output 'output' is index in the manifest but not in the blob"),
+    # the blob is not the one exported with this manifest
+    (lambda m: m.update(blob_sha256="0" * 64), "the blob changed after the export"),
 ])
 def test_damaged_manifest_is_one_line(tiny, tmp_path, edit, words):
     """A hand-edited manifest: one line naming the field, exit 2, nothing written."""

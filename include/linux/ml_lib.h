@@ -191,6 +191,8 @@ int ml_lib_run(const struct ml_lib_graph *g, void *arena, const s64 *in,
 	       u32 n_in, s32 *out, u32 n_out);
 int ml_lib_blob_parse(const void *blob, size_t len, struct ml_lib_graph **out);
 void ml_lib_graph_free(struct ml_lib_graph *g);
+size_t ml_lib_graph_write_blob(const struct ml_lib_graph *g,
+			       void (*emit)(void *ctx, const void *p, size_t n), void *ctx);
 
 #ifdef __KERNEL__
 struct dentry;

@@ -495,3 +495,304 @@ void ml_lib_graph_free(struct ml_lib_graph *g)
 	kvfree(g);
 }
 EXPORT_SYMBOL_GPL(ml_lib_graph_free);
+
+/*
+ * The canonical blob of a graph: exactly the bytes write_blob()
+ * (toolchain/ml_lib/blob.py) writes for it, whether the graph came from a
+ * blob or from generated C tables. The kernel hashes them, so the model's
+ * sha256 in debugfs is sha256sum of the blob mlexport wrote; the tests
+ * compare them with the toolchain's blob byte for byte.
+ */
+struct ml_lib_blob_sink {
+	void (*emit)(void *ctx, const void *p, size_t n);
+	void *ctx;
+	u32 fill;
+	u8 buf[64];
+};
+
+static void ml_lib_sink_flush(struct ml_lib_blob_sink *s)
+{
+	if (s->fill)
+		s->emit(s->ctx, s->buf, s->fill);
+	s->fill = 0;
+}
+
+static void ml_lib_sink_byte(struct ml_lib_blob_sink *s, u8 b)
+{
+	s->buf[s->fill++] = b;
+	if (s->fill == sizeof(s->buf))
+		ml_lib_sink_flush(s);
+}
+
+/* @size bytes of @v, least significant first, as every blob integer. */
+static void ml_lib_sink_le(struct ml_lib_blob_sink *s, u64 v, u32 size)
+{
+	u32 i;
+
+	for (i = 0; i < size; i++)
+		ml_lib_sink_byte(s, (u8)(v >> (8 * i)));
+}
+
+static void ml_lib_sink_zeros(struct ml_lib_blob_sink *s, u64 n)
+{
+	while (n--)
+		ml_lib_sink_byte(s, 0);
+}
+
+/* Element @e of array @a, of @esize bytes each, in CPU byte order. */
+static u64 ml_lib_array_elem(const void *a, u32 esize, s64 e)
+{
+	if (esize == 2)
+		return ((const u16 *)a)[e];
+	if (esize == 4)
+		return ((const u32 *)a)[e];
+	if (esize == 8)
+		return ((const u64 *)a)[e];
+	return ((const u8 *)a)[e];
+}
+
+/*
+ * The inverse of ml_lib_blob_fill_op(): @op's record and array pointers.
+ * Parameters past the op's count are 0 in a blob, whatever the struct
+ * holds there.
+ */
+static void ml_lib_blob_record_of(const struct ml_lib_op *op, struct ml_lib_blob_op *o,
+				  const void *ptr[ML_LIB_BLOB_N_D])
+{
+	const struct ml_lib_eltwise_params *e = &op->u.elt;
+	s32 *p = o->p;
+	u32 k;
+
+	o->code = op->code;
+	o->in0 = op->in[0];
+	o->in1 = op->in[1];
+	o->out = op->out;
+	for (k = 0; k < ML_LIB_BLOB_N_P; k++)
+		p[k] = 0;
+	for (k = 0; k < ML_LIB_BLOB_N_D; k++)
+		ptr[k] = NULL;
+	switch (op->code) {
+	case ML_OP_INPUT:
+		p[0] = op->u.input.in_off;
+		p[1] = op->u.input.n;
+		ptr[0] = op->u.input.off;
+		ptr[1] = op->u.input.pre;
+		ptr[2] = op->u.input.mult;
+		ptr[3] = op->u.input.shift;
+		break;
+	case ML_OP_FC:
+		p[0] = op->u.fc.n_in;
+		p[1] = op->u.fc.n_out;
+		p[2] = op->u.fc.lo;
+		p[3] = op->u.fc.hi;
+		ptr[0] = op->u.fc.w;
+		ptr[1] = op->u.fc.bias;
+		ptr[2] = op->u.fc.mult;
+		ptr[3] = op->u.fc.shift;
+		break;
+	case ML_OP_CONV1D:
+		p[0] = op->u.conv.c_in;
+		p[1] = op->u.conv.l_in;
+		p[2] = op->u.conv.c_out;
+		p[3] = op->u.conv.l_out;
+		p[4] = op->u.conv.k;
+		p[5] = op->u.conv.stride;
+		p[6] = op->u.conv.pad;
+		p[7] = op->u.conv.dil;
+		p[8] = op->u.conv.lo;
+		p[9] = op->u.conv.hi;
+		ptr[0] = op->u.conv.w;
+		ptr[1] = op->u.conv.bias;
+		ptr[2] = op->u.conv.mult;
+		ptr[3] = op->u.conv.shift;
+		break;
+	case ML_OP_MAXPOOL1D:
+	case ML_OP_AVGPOOL1D:
+		p[0] = op->u.pool.c;
+		p[1] = op->u.pool.l_in;
+		p[2] = op->u.pool.l_out;
+		p[3] = op->u.pool.k;
+		p[4] = op->u.pool.stride;
+		p[5] = op->u.pool.mult;
+		p[6] = op->u.pool.shift;
+		p[7] = op->u.pool.lo;
+		p[8] = op->u.pool.hi;
+		break;
+	case ML_OP_CLAMP:
+		p[0] = e->n;
+		p[1] = e->lo;
+		p[2] = e->hi;
+		break;
+	case ML_OP_LEAKY_RELU:
+		p[0] = e->n;
+		p[1] = e->mult;
+		p[2] = e->shift;
+		p[3] = e->mult_b;
+		p[4] = e->shift_b;
+		break;
+	case ML_OP_LUT:
+		p[0] = e->n;
+		ptr[0] = e->table;
+		break;
+	case ML_OP_ADD:
+		p[0] = e->n;
+		p[1] = e->mult;
+		p[2] = e->mult_b;
+		p[3] = e->shift;
+		p[4] = e->lo;
+		p[5] = e->hi;
+		break;
+	case ML_OP_RESCALE:
+		p[0] = e->n;
+		p[1] = e->mult;
+		p[2] = e->shift;
+		p[3] = e->lo;
+		p[4] = e->hi;
+		break;
+	case ML_OP_CONCAT:
+		p[0] = op->u.concat.outer;
+		p[1] = op->u.concat.a_inner;
+		p[2] = op->u.concat.b_inner;
+		break;
+	case ML_OP_RESHAPE:
+		p[0] = e->n;
+		break;
+	case ML_OP_SOFTMAX:
+	case ML_OP_ARGMAX:
+		p[0] = op->u.softmax.outer;
+		p[1] = op->u.softmax.n;
+		p[2] = op->u.softmax.shift;
+		p[3] = op->u.softmax.bits;
+		p[4] = op->u.softmax.table_len;
+		ptr[0] = op->u.softmax.table;
+		break;
+	default: /* ML_OP_OUTPUT */
+		p[0] = op->u.output.out_off;
+		p[1] = op->u.output.n;
+		p[2] = op->u.output.mode;
+		p[3] = op->u.output.mult;
+		p[4] = op->u.output.shift;
+		break;
+	}
+	for (k = ml_lib_blob_ops[op->code].n_p; k < ML_LIB_BLOB_N_P; k++)
+		p[k] = 0;
+}
+
+/* Element count of @op's array @k in @g (a validated graph). */
+static s64 ml_lib_graph_array_len(const struct ml_lib_graph *g, const struct ml_lib_blob_op *o,
+				  u32 k)
+{
+	u32 lut_len = 0;
+
+	if (o->code == ML_OP_LUT)
+		lut_len = g->tensors[o->in0].dtype == ML_LIB_S8 ? 256 : 513;
+	return ml_lib_blob_array_len(o, k, lut_len);
+}
+
+/*
+ * Walk @g's arrays in blob order: with @s NULL only measure the data
+ * section; otherwise write op records (@records) or the arrays themselves.
+ * Return: the data section's length.
+ */
+static u64 ml_lib_blob_walk(const struct ml_lib_graph *g, struct ml_lib_blob_sink *s,
+			    bool records)
+{
+	u64 len = 0;
+	u32 i, k;
+
+	for (i = 0; i < g->n_ops; i++) {
+		const struct ml_lib_blob_opdesc *desc = &ml_lib_blob_ops[g->ops[i].code];
+		const void *ptr[ML_LIB_BLOB_N_D];
+		struct ml_lib_blob_op o;
+
+		ml_lib_blob_record_of(&g->ops[i], &o, ptr);
+		for (k = 0; k < ML_LIB_BLOB_N_D; k++)
+			o.d[k] = ML_LIB_BLOB_NO_DATA;
+		for (k = 0; k < desc->n_d; k++) {
+			s64 n = ml_lib_graph_array_len(g, &o, k), e;
+
+			if (s && !records)
+				ml_lib_sink_zeros(s, ml_lib_align8(len) - len);
+			len = ml_lib_align8(len);
+			o.d[k] = (u32)len;
+			len += (u64)n * desc->esize[k];
+			if (!s || records)
+				continue;
+			for (e = 0; e < n; e++)
+				ml_lib_sink_le(s, ml_lib_array_elem(ptr[k], desc->esize[k], e),
+					       desc->esize[k]);
+		}
+		if (!s || !records)
+			continue;
+		ml_lib_sink_le(s, o.code, 2);
+		ml_lib_sink_le(s, o.in0, 2);
+		ml_lib_sink_le(s, o.in1, 2);
+		ml_lib_sink_le(s, o.out, 2);
+		for (k = 0; k < ML_LIB_BLOB_N_P; k++)
+			ml_lib_sink_le(s, (u32)o.p[k], 4);
+		for (k = 0; k < ML_LIB_BLOB_N_D; k++)
+			ml_lib_sink_le(s, o.d[k], 4);
+	}
+	if (s && !records)
+		ml_lib_sink_zeros(s, ml_lib_align8(len) - len);
+	return ml_lib_align8(len);
+}
+
+/**
+ * ml_lib_graph_write_blob() - write a graph as its canonical blob
+ * @g: a graph that passed ml_lib_graph_validate() (generated C tables, or
+ *     the result of ml_lib_blob_parse())
+ * @emit: called with consecutive pieces of the blob, in order, each at most
+ *        64 bytes
+ * @ctx: passed to @emit
+ *
+ * Writes the bytes toolchain/ml_lib/blob.py write_blob() writes for the
+ * same model: a blob mlexport wrote comes back byte for byte, and the
+ * generated C tables of a model give the blob exported beside them. Hashing
+ * them identifies the model that runs (the kernel shows their sha256 in
+ * debugfs). Nothing is allocated.
+ *
+ * Context: Any context.
+ * Return: the blob's length in bytes.
+ */
+size_t ml_lib_graph_write_blob(const struct ml_lib_graph *g,
+			       void (*emit)(void *ctx, const void *p, size_t n), void *ctx)
+{
+	struct ml_lib_blob_sink s = { .emit = emit, .ctx = ctx };
+	u64 recs = ML_LIB_BLOB_HDR_LEN + (u64)ML_LIB_BLOB_TENSOR_LEN * g->n_tensors +
+		   (u64)ML_LIB_BLOB_OP_LEN * g->n_ops;
+	u64 data_off = ml_lib_align8(recs), data_len = ml_lib_blob_walk(g, NULL, false);
+	u32 i, name_len = 0;
+
+	ml_lib_sink_le(&s, ML_LIB_BLOB_MAGIC, 4);
+	ml_lib_sink_le(&s, ML_LIB_BLOB_MAJOR, 2);
+	ml_lib_sink_le(&s, 0, 2);	/* minor */
+	ml_lib_sink_le(&s, ML_LIB_BLOB_HDR_LEN, 4);
+	ml_lib_sink_le(&s, data_off + data_len, 4);
+	ml_lib_sink_le(&s, g->n_tensors, 4);
+	ml_lib_sink_le(&s, g->n_ops, 4);
+	ml_lib_sink_le(&s, g->n_in, 4);
+	ml_lib_sink_le(&s, g->n_out, 4);
+	ml_lib_sink_le(&s, g->arena_bytes, 4);
+	ml_lib_sink_le(&s, data_off, 4);
+	ml_lib_sink_le(&s, data_len, 4);
+	ml_lib_sink_le(&s, 0, 4);	/* reserved */
+	while (name_len < ML_LIB_NAME_LEN - 1 && g->name[name_len])
+		ml_lib_sink_byte(&s, g->name[name_len++]);
+	ml_lib_sink_zeros(&s, ML_LIB_NAME_LEN - name_len);
+	for (i = 0; i < g->n_tensors; i++) {
+		const struct ml_lib_tensor *t = &g->tensors[i];
+
+		ml_lib_sink_le(&s, t->offset, 4);
+		ml_lib_sink_le(&s, t->len, 4);
+		ml_lib_sink_le(&s, (u32)t->zero_point, 4);
+		ml_lib_sink_le(&s, t->dtype, 1);
+		ml_lib_sink_zeros(&s, 3);
+	}
+	ml_lib_blob_walk(g, &s, true);
+	ml_lib_sink_zeros(&s, data_off - recs);
+	ml_lib_blob_walk(g, &s, false);
+	ml_lib_sink_flush(&s);
+	return data_off + data_len;
+}
+EXPORT_SYMBOL_GPL(ml_lib_graph_write_blob);

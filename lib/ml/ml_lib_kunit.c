@@ -537,9 +537,25 @@ static void vector_desc(const struct ml_lib_kunit_vector *v, char *desc)
 
 KUNIT_ARRAY_PARAM(ml_vec, ml_lib_kunit_vectors, vector_desc);
 
+/* Collects what ml_lib_graph_write_blob() emits, up to @cap bytes. */
+struct blob_copy {
+	u8 *buf;
+	size_t len, cap;
+};
+
+static void blob_copy_emit(void *ctx, const void *p, size_t n)
+{
+	struct blob_copy *c = ctx;
+
+	if (c->len + n <= c->cap)
+		memcpy(c->buf + c->len, p, n);
+	c->len += n;
+}
+
 static void ml_lib_test_vectors(struct kunit *test)
 {
 	const struct ml_lib_kunit_vector *v = test->param_value;
+	struct blob_copy copy = { .cap = v->blob_len };
 	struct ml_lib_model *m;
 	s32 *out;
 	u32 r, i;
@@ -548,6 +564,16 @@ static void ml_lib_test_vectors(struct kunit *test)
 	KUNIT_ASSERT_NOT_NULL(test, out);
 	m = ml_lib_model_load_blob(v->blob, v->blob_len);
 	KUNIT_ASSERT_FALSE_MSG(test, IS_ERR(m), "load: %ld", PTR_ERR(m));
+	/* the graph in CPU byte order, written back: the toolchain's blob */
+	copy.buf = kunit_kzalloc(test, v->blob_len, GFP_KERNEL);
+	KUNIT_ASSERT_NOT_NULL(test, copy.buf);
+	KUNIT_EXPECT_EQ(test, ml_lib_graph_write_blob(m->graph, blob_copy_emit, &copy),
+			v->blob_len);
+	KUNIT_EXPECT_EQ(test, copy.len, v->blob_len);
+	i = 0;
+	while (i < v->blob_len && copy.buf[i] == v->blob[i])
+		i++;
+	KUNIT_EXPECT_EQ_MSG(test, (size_t)i, v->blob_len, "blob byte %u differs", i);
 	for (r = 0; r < v->rows; r++) {
 		KUNIT_EXPECT_EQ(test, ml_lib_infer(m, v->raw + r * v->n_in, v->n_in,
 						   out, v->n_out), ML_LIB_SRC_ENGINE);

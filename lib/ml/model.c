@@ -53,6 +53,7 @@
 #include <linux/wait.h>
 #include <asm/byteorder.h>
 #include <asm/unaligned.h>
+#include <crypto/sha2.h>
 
 #include "proxy.h"
 
@@ -641,11 +642,18 @@ static const struct file_operations ml_lib_infer_fops = {
 	.write = ml_lib_infer_write,
 };
 
+static void ml_lib_sha256_emit(void *ctx, const void *p, size_t n)
+{
+	sha256_update(ctx, p, n);
+}
+
 static int ml_lib_stats_show(struct seq_file *sf, void *unused)
 {
 	struct ml_lib_model *m = sf->private;
 	struct ml_lib_scratch __percpu *sc = ml_lib_scratch_of(m);
 	u64 calls[ML_LIB_CTX_LEVELS] = {}, errors = 0, total = 0;
+	u8 digest[SHA256_DIGEST_SIZE];
+	struct sha256_state sha;
 	int cpu, lvl;
 
 	for_each_possible_cpu(cpu) {
@@ -665,6 +673,14 @@ static int ml_lib_stats_show(struct seq_file *sf, void *unused)
 	seq_printf(sf, "n_in: %u\nn_out: %u\narena_bytes: %u\nops: %u\nsource: %s\n",
 		   m->graph->n_in, m->graph->n_out, m->graph->arena_bytes,
 		   m->graph->n_ops, m->blob_graph ? "blob" : "module");
+	/*
+	 * Hashed from the tables the engine runs, as the blob they hold: equal
+	 * to sha256sum of the blob mlexport wrote beside the C tables.
+	 */
+	sha256_init(&sha);
+	ml_lib_graph_write_blob(m->graph, ml_lib_sha256_emit, &sha);
+	sha256_final(&sha, digest);
+	seq_printf(sf, "sha256: %*phN\n", SHA256_DIGEST_SIZE, digest);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(ml_lib_stats);

@@ -49,6 +49,7 @@ class Graph(ctypes.Structure):
 _GraphP = ctypes.POINTER(Graph)
 _S64P = ctypes.POINTER(ctypes.c_int64)
 _S32P = ctypes.POINTER(ctypes.c_int32)
+_EMIT = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_void_p, ctypes.c_size_t)
 
 
 def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
@@ -61,6 +62,8 @@ def _declare(lib: ctypes.CDLL) -> ctypes.CDLL:
     lib.ml_lib_graph_free.restype = None
     lib.ml_lib_graph_validate.argtypes = [_GraphP]
     lib.ml_lib_graph_validate.restype = ctypes.c_int
+    lib.ml_lib_graph_write_blob.argtypes = [_GraphP, _EMIT, ctypes.c_void_p]
+    lib.ml_lib_graph_write_blob.restype = ctypes.c_size_t
     return lib
 
 
@@ -147,6 +150,32 @@ def run_blob(blob: bytes, raw, lib=None) -> np.ndarray:
         lib.ml_lib_graph_free(gp)
 
 
+def _graph_blob(lib, gp) -> bytes:
+    """``ml_lib_graph_write_blob()``: the C side's canonical blob of a graph."""
+    parts = []
+    emit = _EMIT(lambda _ctx, p, n: parts.append(ctypes.string_at(p, n)))
+    n = lib.ml_lib_graph_write_blob(gp, emit, None)
+    data = b"".join(parts)
+    if len(data) != n:
+        raise RuntimeError(f"ml_lib_graph_write_blob returned {n} but emitted {len(data)} bytes")
+    return data
+
+
+def rewrite_blob(blob: bytes, lib=None) -> bytes:
+    """``blob`` through ``ml_lib_blob_parse()`` and back out through
+    ``ml_lib_graph_write_blob()``."""
+    lib = load(lib)
+    buf = ctypes.create_string_buffer(bytes(blob), len(blob))
+    gp = _GraphP()
+    rc = lib.ml_lib_blob_parse(buf, len(blob), ctypes.byref(gp))
+    if rc:
+        raise CEngineError("ml_lib_blob_parse", rc)
+    try:
+        return _graph_blob(lib, gp)
+    finally:
+        lib.ml_lib_graph_free(gp)
+
+
 def core_sources() -> list[str]:
     """The engine's C sources, as mk/core.mk lists them (``make print-core-srcs``)."""
     try:
@@ -198,11 +227,21 @@ def compile_generated(files: dict[str, str], workdir, out_name: str = "generated
     return so
 
 
-def run_generated(so_path, name: str, raw) -> np.ndarray:
-    """Run the compiled tables ``<name>_graph`` (validated first) on ``raw``."""
+def _generated_graph(so_path, name: str):
     lib = _declare(ctypes.CDLL(str(Path(so_path).resolve())))
     gp = ctypes.cast(ctypes.addressof(Graph.in_dll(lib, f"{name}_graph")), _GraphP)
     rc = lib.ml_lib_graph_validate(gp)
     if rc:
         raise CEngineError(f"ml_lib_graph_validate({name})", rc)
-    return _run_graph(lib, gp, raw)
+    return lib, gp
+
+
+def run_generated(so_path, name: str, raw) -> np.ndarray:
+    """Run the compiled tables ``<name>_graph`` (validated first) on ``raw``."""
+    return _run_graph(*_generated_graph(so_path, name), raw)
+
+
+def generated_blob(so_path, name: str) -> bytes:
+    """The canonical blob ``ml_lib_graph_write_blob()`` writes for the compiled
+    tables ``<name>_graph``: the model those tables hold, as a blob."""
+    return _graph_blob(*_generated_graph(so_path, name))

@@ -17,6 +17,7 @@ twice gives the same bytes.
 """
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 from pathlib import Path
@@ -48,6 +49,15 @@ def _clean(v):
     return v
 
 
+def _sha256_file(path) -> str:
+    """What was trained, identified: the SHA-256 of the model file exported."""
+    try:
+        with open(path, "rb") as f:
+            return hashlib.file_digest(f, "sha256").hexdigest()
+    except OSError as e:
+        raise UserError(f"{path}: cannot read: {e.strerror or e}") from e
+
+
 def build(graph: Graph, target: str, source: str, fmt: str, bits: int,
           report: dict, sizes: dict, classes=None, index_max: int = 0) -> dict:
     """The manifest of an export. For the user target ``frac_bits`` is the
@@ -69,7 +79,7 @@ def build(graph: Graph, target: str, source: str, fmt: str, bits: int,
         "version": VERSION,
         "name": graph.name,
         "target": target,
-        "source": {"file": Path(source).name, "format": fmt},
+        "source": {"file": Path(source).name, "format": fmt, "sha256": _sha256_file(source)},
         "activation_bits": bits,
         "n_in": graph.n_in,
         "n_out": graph.n_out,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import hashlib
 import re
 import sys
 from pathlib import Path
@@ -223,12 +224,18 @@ def export(args) -> dict:
     if target == "user":
         man["onnx"] = f"{name}.onnx"
         files.update(_proxy_stub(man))
+    else:
+        # the kernel hashes the tables it runs to the same value (debugfs stats)
+        man["blob_sha256"] = hashlib.sha256(files[f"{name}.mlb"]).hexdigest()
     # the files of this export, so that the next export into the folder (for the
     # other target) removes exactly those it does not write again
     man["files"] = sorted([*files, f"{name}.json"])
     files[f"{name}.json"] = manifest.dumps(man).encode()
     stale = _write_files(out, files, _previous_files(out, name))
     _say(args, report.format_text(man).rstrip())
+    if target == "kernel":
+        _say(args, f"model sha256 {man['blob_sha256']} (of {name}.mlb; the kernel shows it for "
+                   f"the tables it runs in /sys/kernel/debug/ml_lib/models/{name}/stats)")
     _say(args, f"wrote {out}/: {', '.join(sorted(files))}"
          + (f" (removed {', '.join(stale)} of the previous export)" if stale else ""))
     return man

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import hashlib
 import io
 import os
 import re
@@ -160,7 +161,13 @@ def load_blob(d: Path, man: dict):
     from ml_lib.validate import GraphError, validate
     path = d / man["blob"]
     try:
-        g = read_blob(path.read_bytes())
+        data = path.read_bytes()
+        have = hashlib.sha256(data).hexdigest()
+        if man.get("blob_sha256", have) != have:
+            raise UserError(f"{path} has sha256 {have} but the manifest says "
+                            f"{man['blob_sha256']}: the blob changed after the export "
+                            "(re-run mlexport)")
+        g = read_blob(data)
         validate(g)  # read_blob checks the container only (tensor indices are validate's)
     except FileNotFoundError as e:
         raise UserError(f"{d}: missing {man['blob']}") from e

@@ -15,6 +15,7 @@ or Oops line fails the run.
 from __future__ import annotations
 
 import fcntl
+import hashlib
 import json
 import os
 import re
@@ -31,7 +32,8 @@ from ..errors import UserError
 
 __all__ = ["KernelError", "KernelLogError", "kernel_version", "default_kernel_version",
            "build_ml_lib_module",
-           "build_model_module", "boot", "run_exported", "run_blobs_in_kernel", "BAD_LOG"]
+           "build_model_module", "boot", "run_exported", "run_blobs_in_kernel", "check_sha256",
+           "BAD_LOG"]
 
 REPO = Path(__file__).resolve().parents[3]
 BUILD = REPO / "build"
@@ -193,6 +195,8 @@ class Job:
 class BootResult:
     outputs: dict[int, np.ndarray] = field(default_factory=dict)
     errors: dict[int, str] = field(default_factory=dict)
+    #: job -> the SHA-256 the kernel reports for the job's model (debugfs stats)
+    sha256: dict[int, str] = field(default_factory=dict)
     dmesg: str = ""
     console: str = ""
     #: module -> rmmod's message, for each of ``pinned`` whose removal failed
@@ -259,6 +263,7 @@ def boot(modules: list[Path], jobs: list[Job], cpus: int = 2, check_log: bool = 
         for k, v in result["errors"].items():
             res.errors[int(k)] = v
         res.busy = result.get("busy", {})
+        res.sha256 = {int(k): v for k, v in result["sha256"].items()}
         for k, n_out in result["n_out"].items():
             out = np.frombuffer((work / f"{k}.out.bin").read_bytes(), dtype="<i4")
             res.outputs[int(k)] = out.reshape(jobs[int(k)].raw.shape[0], n_out).astype(np.int32)
@@ -300,6 +305,7 @@ def run_exported(model_dir, raw: np.ndarray) -> np.ndarray:
     if not model_dir.is_dir():
         raise UserError(f"{model_dir}: no such directory")
     name = _model_name(model_dir)
+    blob = _exported_blob(model_dir, name)
     raw = _check_raw(raw)
     with tempfile.TemporaryDirectory(prefix="run-exported-", dir=_build_dir()) as tmp:
         ko = build_ml_lib_module(Path(tmp) / "ml_lib")
@@ -307,7 +313,26 @@ def run_exported(model_dir, raw: np.ndarray) -> np.ndarray:
         res = boot([ko, model_ko], [Job(name, raw=raw, unload=False)])
     if 0 in res.errors:
         raise KernelError(f"model {name} in the kernel: {res.errors[0]}\n" + _log_tail(res.dmesg))
+    check_sha256(name, res.sha256.get(0), blob)
     return res.outputs[0].astype(np.int32)
+
+
+def _exported_blob(model_dir: Path, name: str) -> bytes:
+    try:
+        return (model_dir / f"{name}.mlb").read_bytes()
+    except OSError as e:
+        raise UserError(f"{model_dir}: cannot read {name}.mlb, the blob exported beside the C "
+                        f"tables: {e.strerror or e}") from e
+
+
+def check_sha256(name: str, kernel_sha256: str | None, blob: bytes) -> None:
+    """The model the kernel ran is the one in ``blob``: the SHA-256 the kernel
+    computed from its tables (written out as a blob, lib/ml/blob.c) equals
+    the blob's. Raises KernelError naming both otherwise."""
+    want = hashlib.sha256(blob).hexdigest()
+    if kernel_sha256 != want:
+        raise KernelError(f"model {name}: the kernel's tables have sha256 {kernel_sha256}, the "
+                          f"exported blob {want}: the kernel does not run the exported model")
 
 
 def run_blobs_in_kernel(items) -> list[np.ndarray]:
@@ -330,4 +355,6 @@ def run_blobs_in_kernel(items) -> list[np.ndarray]:
     if res.errors:
         i, msg = next(iter(res.errors.items()))
         raise KernelError(f"model {jobs[i].name} in the kernel: {msg}\n" + _log_tail(res.dmesg))
+    for i, j in enumerate(jobs):
+        check_sha256(j.name, res.sha256.get(i), j.blob)
     return [res.outputs[i].astype(np.int32) for i in range(len(jobs))]

@@ -96,7 +96,7 @@ def unload(name: str) -> None:
 
 def main(work: Path) -> int:
     spec = json.loads((work / "spec.json").read_text())
-    result: dict = {"errors": {}, "fatal": None, "n_out": {}}
+    result: dict = {"errors": {}, "fatal": None, "n_out": {}, "sha256": {}}
     inserted: list[str] = []
     try:
         if not ROOT.parent.joinpath("ml_lib").exists() and not os.path.ismount(DEBUGFS):
@@ -121,6 +121,8 @@ def main(work: Path) -> int:
                     out, n_out = infer(name, (work / job["raw"]).read_bytes(), job["rows"])
                     (work / f"{i}.out.bin").write_bytes(out)
                     result["n_out"][str(i)] = n_out
+                # what the kernel hashed from the tables it runs
+                result["sha256"][str(i)] = _stats(name)["sha256"]
                 if "blob" in job and job["unload"]:
                     unload(name)
             except (OSError, RuntimeError) as e:
