@@ -18,6 +18,7 @@ answering through the user-space proxy.
 from __future__ import annotations
 
 import filecmp
+import hashlib
 import re
 import shutil
 import subprocess
@@ -95,6 +96,11 @@ def kernel_part() -> bool:
               f"{'yes' if k == p else ' NO'}   | {t:6d} us "
               f"({'slow' if t > linnos_data.SLOW_US else 'fast'})")
     n_same = int((in_kernel == python).sum())
+    blob_sha = hashlib.sha256((export_dir / "linnos.mlb").read_bytes()).hexdigest()
+    same_model = res.sha256.get(0) == blob_sha
+    print(f"  the kernel's sha256 of the tables it ran: {res.sha256.get(0)}\n"
+          f"  sha256 of the exported linnos.mlb:        {blob_sha} "
+          f"({'same model' if same_model else 'DIFFERENT MODEL'})")
     hook = [ln.split("linnos_hook: ", 1)[1] for ln in res.dmesg.splitlines()
             if "linnos_hook:" in ln and "reads replayed" in ln]
     print(f"  consumer linnos_hook.ko: {hook[0] if hook else 'NO SUMMARY IN THE KERNEL LOG'}")
@@ -104,7 +110,7 @@ def kernel_part() -> bool:
     print(f"SUMMARY: {n_same}/{len(held)} held-out inputs give the same prediction in the kernel "
           f"as in Python{' (bit-exact)' if n_same == len(held) else ' - MISMATCH'}; the "
           f"consumer's replay matched Python on {replay} reads")
-    return ok and n_same == len(held)
+    return ok and n_same == len(held) and same_model
 
 
 WIDE_MODEL = OUT / "linnos_wide_model"
