@@ -4,6 +4,7 @@ manifest checks, the daemon's batching and conversions, the caller stub.
 The booted-kernel tests are in test_proxy_boot.py."""
 
 import errno
+import hashlib
 import json
 import platform
 import shutil
@@ -325,6 +326,8 @@ def test_write_answers_skips_a_rejected_record(monkeypatch):
     ("bad_scale", "raw_scale values must be finite and > 0"),
     ("bad_name", "is not a C identifier"),
     ("no_n_out", "manifest lacks 'n_out'"),
+    ("other_onnx", "the model changed after the export"),
+    ("bad_sha_type", "onnx_sha256 must be a string"),
 ])
 def test_bad_model_folder(tmp_path, defect, message):
     d = scaled_identity(tmp_path)
@@ -342,6 +345,11 @@ def test_bad_model_folder(tmp_path, defect, message):
             man["raw_scale"] = [1, 1, 0, 1]
         elif defect == "bad_name":
             man["name"] = "a-b"
+        elif defect == "other_onnx":  # as mlexport records it, then the file changes
+            man["onnx_sha256"] = hashlib.sha256((d / "sc.onnx").read_bytes()).hexdigest()
+            (d / "sc.onnx").write_bytes((d / "sc.onnx").read_bytes() + b"\0")
+        elif defect == "bad_sha_type":
+            man["onnx_sha256"] = 5
         else:
             del man["n_out"]
         (d / "sc.json").write_text(json.dumps(man))

@@ -223,6 +223,8 @@ def export(args) -> dict:
                          index_max=index_max)
     if target == "user":
         man["onnx"] = f"{name}.onnx"
+        # mlproxyd refuses an ONNX file that is not this one
+        man["onnx_sha256"] = hashlib.sha256(files[f"{name}.onnx"]).hexdigest()
         files.update(_proxy_stub(man))
     else:
         # the kernel hashes the tables it runs to the same value (debugfs stats)

@@ -11,6 +11,7 @@ and ``features`` / ``outputs`` (names, used by the caller stub).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -39,6 +40,8 @@ class Manifest:
     timeout_ms: int = 100
     features: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
+    #: SHA-256 of the ONNX file as loaded (the manifest's onnx_sha256, when it has one)
+    onnx_sha256: str = ""
 
     def to_float(self, raw: np.ndarray) -> np.ndarray:
         """Raw s64 features [k, n_in] → float32 model inputs."""
@@ -121,7 +124,7 @@ def load_manifest(model_dir) -> Manifest:
         raise _bad(d, "raw_scale values must be finite and > 0") from None
     if not np.all(np.isfinite(scale)) or np.any(scale <= 0):
         raise _bad(d, "raw_scale values must be finite and > 0")
-    for key in ("onnx", "onnx_input", "onnx_output"):
+    for key in ("onnx", "onnx_input", "onnx_output", "onnx_sha256"):
         if m.get(key) is not None and not isinstance(m[key], str):
             raise _bad(d, f"{key} must be a string, not {m[key]!r}")
     for key in ("features", "outputs"):
@@ -134,10 +137,30 @@ def load_manifest(model_dir) -> Manifest:
     onnx_path = d / (m.get("onnx") or f"{name}.onnx")
     if not onnx_path.is_file():
         raise _bad(d, f"missing {onnx_path.name}")
-    return Manifest(name=name, n_in=n_in, n_out=n_out, raw_scale=scale, frac_bits=f,
-                    onnx_path=onnx_path, onnx_input=m.get("onnx_input"),
-                    onnx_output=m.get("onnx_output"), timeout_ms=t,
-                    features=list(m.get("features", [])), outputs=list(m.get("outputs", [])))
+    man = Manifest(name=name, n_in=n_in, n_out=n_out, raw_scale=scale, frac_bits=f,
+                   onnx_path=onnx_path, onnx_input=m.get("onnx_input"),
+                   onnx_output=m.get("onnx_output"), timeout_ms=t,
+                   features=list(m.get("features", [])), outputs=list(m.get("outputs", [])),
+                   onnx_sha256=m.get("onnx_sha256") or "")
+    onnx_bytes(man)  # a model changed after its export is refused before anything starts
+    return man
+
+
+def onnx_bytes(man: Manifest) -> bytes:
+    """The ONNX file's bytes, checked against the manifest's onnx_sha256
+    (mlexport records it; hand-written manifests may leave it out). Sets
+    ``man.onnx_sha256`` to the hash of what was read."""
+    try:
+        data = man.onnx_path.read_bytes()
+    except OSError as e:
+        raise UserError(f"{man.onnx_path}: cannot read: {e.strerror or e}") from None
+    have = hashlib.sha256(data).hexdigest()
+    if man.onnx_sha256 and man.onnx_sha256 != have:
+        raise UserError(f"{man.onnx_path} has sha256 {have} but its manifest says "
+                        f"{man.onnx_sha256}: the model changed after the export "
+                        "(re-run mlexport)")
+    man.onnx_sha256 = have
+    return data
 
 
 def write_model_dir(out_dir, name: str, onnx_model, n_in: int, n_out: int,
