@@ -647,3 +647,32 @@ def test_pickled_model_as_calibration_file(files, tmp_path):
                         "(a pickled model?); save the calibration inputs as a tensor, .npy "
                         "or .csv")
     assert "\x1b[" not in msg  # torch's message carried terminal escapes
+
+
+def test_model_file_changed_while_loading_is_refused(files, tmp_path, monkeypatch):
+    """The manifest's source.sha256 must name the file that was exported: a
+    file rewritten while mlexport reads it is refused, nothing written."""
+    from ml_lib import frontend
+    model = tmp_path / "ok.pt"
+    model.write_bytes((files / "ok.pt").read_bytes())
+    load = frontend.load
+
+    def load_then_rewrite(path, sample):
+        res = load(path, sample)
+        with open(model, "ab") as f:  # the trainer saves again meanwhile
+            f.write(b"\0")
+        return res
+    monkeypatch.setattr(frontend, "load", load_then_rewrite)
+    msg = _err([model, "--calib", files / "calib.npy", "-o", tmp_path / "out"])
+    assert "changed while it was being loaded" in msg
+    assert not (tmp_path / "out").exists()
+
+
+def test_manifest_names_the_model_file_and_the_blob(files, tmp_path):
+    import hashlib
+    rc, _, se = mm.run_export([files / "ok.pt", "--calib", files / "calib.npy",
+                               "-o", tmp_path / "out", "-q"])
+    assert rc == 0, se
+    man = mm.manifest(tmp_path / "out")
+    assert man["source"]["sha256"] == hashlib.sha256((files / "ok.pt").read_bytes()).hexdigest()
+    assert man["blob_sha256"] == hashlib.sha256((tmp_path / "out" / "ok.mlb").read_bytes()).hexdigest()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -176,6 +177,37 @@ def test_damaged_manifest_is_one_line(tiny, tmp_path, edit, words):
     rc, se = mm.run_mlrun([bad, xin, "--engine", "python", "-o", tmp_path / "y.npy"])
     _one_line_error(rc, se, words)
     assert not (tmp_path / "y.npy").exists()
+
+
+def test_c_tables_and_blob_must_hold_one_model(tiny, tmp_path):
+    """--engine c compiles the folder's C tables: written back as a blob
+    (ml_lib_graph_write_blob()) they must be the folder's blob."""
+    out, x = tiny
+    bad = tmp_path / "bad"
+    shutil.copytree(out, bad)
+    c = bad / "tiny.c"
+    text = c.read_text()
+    m = re.search(r"(tiny_ml_op\d+_bias\[\d+\][^{]*\{\s*)(-?\d+)", text)
+    assert m, "no bias table in tiny.c"
+    c.write_text(text[:m.end(1)] + str(int(m.group(2)) + 1) + text[m.end(2):])
+    xin = tmp_path / "x.npy"
+    np.save(xin, x[:3])
+    rc, se = mm.run_mlrun([bad, xin, "--engine", "c", "-o", tmp_path / "y.npy"])
+    _one_line_error(rc, se, "tiny.c holds a model with sha256")
+    assert not (tmp_path / "y.npy").exists()
+
+
+def test_manifest_without_hashes_still_runs(tiny, tmp_path):
+    """Exports from before blob_sha256 and source.sha256 run as they did."""
+    out, x = tiny
+    old = tmp_path / "old"
+    shutil.copytree(out, old)
+    f = old / "tiny.json"
+    m = json.loads(f.read_text())
+    del m["blob_sha256"], m["source"]["sha256"]
+    f.write_text(json.dumps(m))
+    assert np.array_equal(mm.mlrun_out(old, x, "c", True, tmp_path),
+                          mm.mlrun_out(out, x, "python", True, tmp_path))
 
 
 def test_user_export_needs_proxy(tiny, tmp_path):

@@ -750,9 +750,10 @@ static u64 ml_lib_blob_walk(const struct ml_lib_graph *g, struct ml_lib_blob_sin
  * same model: a blob mlexport wrote comes back byte for byte, and the
  * generated C tables of a model give the blob exported beside them. Hashing
  * them identifies the model that runs (the kernel shows their sha256 in
- * debugfs). Nothing is allocated.
+ * debugfs). Nothing is allocated; the time is linear in the blob's length
+ * (at most %ML_LIB_MAX_BLOB_LEN).
  *
- * Context: Any context.
+ * Context: Any context @emit may run in.
  * Return: the blob's length in bytes.
  */
 size_t ml_lib_graph_write_blob(const struct ml_lib_graph *g,

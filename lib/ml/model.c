@@ -642,9 +642,11 @@ static const struct file_operations ml_lib_infer_fops = {
 	.write = ml_lib_infer_write,
 };
 
+/* From a debugfs read: a model of many MiB must not hold the CPU. */
 static void ml_lib_sha256_emit(void *ctx, const void *p, size_t n)
 {
 	sha256_update(ctx, p, n);
+	cond_resched();
 }
 
 static int ml_lib_stats_show(struct seq_file *sf, void *unused)

@@ -49,21 +49,26 @@ def _clean(v):
     return v
 
 
-def _sha256_file(path) -> str:
-    """What was trained, identified: the SHA-256 of the model file exported."""
+def sha256_file(path) -> str:
+    """The SHA-256 of a file, read in chunks (a model file may be large)."""
+    h = hashlib.sha256()
     try:
         with open(path, "rb") as f:
-            return hashlib.file_digest(f, "sha256").hexdigest()
+            for chunk in iter(lambda: f.read(1 << 20), b""):
+                h.update(chunk)
     except OSError as e:
         raise UserError(f"{path}: cannot read: {e.strerror or e}") from e
+    return h.hexdigest()
 
 
 def build(graph: Graph, target: str, source: str, fmt: str, bits: int,
-          report: dict, sizes: dict, classes=None, index_max: int = 0) -> dict:
+          report: dict, sizes: dict, classes=None, index_max: int = 0,
+          source_sha256: str | None = None) -> dict:
     """The manifest of an export. For the user target ``frac_bits`` is the
     one F the proxy answers every output with, indices included
     (index * 2^F): the smallest of the outputs', lowered until
-    ``index_max`` * 2^F fits s32."""
+    ``index_max`` * 2^F fits s32. ``source_sha256``: the model file's hash,
+    taken around its loading (read here when not given)."""
     inp = graph.inputs[0]
     outs = []
     for o in graph.outputs:
@@ -79,7 +84,8 @@ def build(graph: Graph, target: str, source: str, fmt: str, bits: int,
         "version": VERSION,
         "name": graph.name,
         "target": target,
-        "source": {"file": Path(source).name, "format": fmt, "sha256": _sha256_file(source)},
+        "source": {"file": Path(source).name, "format": fmt,
+                   "sha256": source_sha256 or sha256_file(source)},
         "activation_bits": bits,
         "n_in": graph.n_in,
         "n_out": graph.n_out,

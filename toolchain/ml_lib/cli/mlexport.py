@@ -139,7 +139,12 @@ def export(args) -> dict:
     else:
         feats = None
     sample = x[:2] if x.shape[0] >= 2 else np.repeat(x, 2, axis=0)
+    # the manifest names the file that was exported: hashed around its loading
+    src_sha256 = manifest.sha256_file(args.model)
     fg, fmt = frontend.load(args.model, sample)
+    if manifest.sha256_file(args.model) != src_sha256:
+        raise UserError(f"{args.model} changed while it was being loaded; export it again "
+                        "once it is completely written")
     n_in = int(np.prod(fg.input_shape))
     if feats is not None and len(feats) != n_in:
         raise UserError(f"{len(feats)} feature names given for {n_in} input features")
@@ -220,7 +225,7 @@ def export(args) -> dict:
         index_max = max((_max_index(fg, v) for v in fg.outputs
                          if args.argmax or is_index(fg, v)), default=0)
     man = manifest.build(graph, target, args.model, fmt, args.bits, rep, sizes, classes,
-                         index_max=index_max)
+                         index_max=index_max, source_sha256=src_sha256)
     if target == "user":
         man["onnx"] = f"{name}.onnx"
         # mlproxyd refuses an ONNX file that is not this one

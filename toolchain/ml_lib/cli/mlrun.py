@@ -129,6 +129,13 @@ def run_engine(engine: str, d: Path, man: dict, x: np.ndarray, raw: np.ndarray,
             files[fn] = p.read_text()
         with tempfile.TemporaryDirectory(prefix="mlrun-") as tmp, _engine_failure(engine, name):
             so = cengine.compile_generated(files, tmp, out_name=name)
+            # the tables hold the blob's model: the same canonical bytes
+            tables = hashlib.sha256(cengine.generated_blob(so, name)).hexdigest()
+            blob = hashlib.sha256((d / man["blob"]).read_bytes()).hexdigest()
+            if tables != blob:
+                raise UserError(f"{d / (name + '.c')} holds a model with sha256 {tables}, "
+                                f"{man['blob']} one with {blob} (files of two exports, or an "
+                                "edited table; re-run mlexport)")
             return cengine.run_generated(so, name, raw).astype(np.int64)
     if engine == "kernel":
         try:
@@ -163,7 +170,8 @@ def load_blob(d: Path, man: dict):
     try:
         data = path.read_bytes()
         have = hashlib.sha256(data).hexdigest()
-        if man.get("blob_sha256", have) != have:
+        want = man.get("blob_sha256") or have  # older exports have none
+        if str(want).lower() != have:
             raise UserError(f"{path} has sha256 {have} but the manifest says "
                             f"{man['blob_sha256']}: the blob changed after the export "
                             "(re-run mlexport)")

@@ -341,12 +341,14 @@ def run_blobs_in_kernel(items) -> list[np.ndarray]:
     Each blob is loaded through debugfs ``load``, run, and unloaded.
     Returns the int32 (batch, n_out) outputs in order.
     """
-    from ..blob import read_blob
+    from ..blob import read_blob, write_blob
 
-    jobs = []
+    jobs, canonical = [], []
     for blob, raw in items:
         g = read_blob(bytes(blob))
         jobs.append(Job(g.name, blob=bytes(blob), raw=_check_raw(raw, g.n_in)))
+        # the kernel hashes the canonical form (no gaps, minor 0), as write_blob writes it
+        canonical.append(write_blob(g))
     names = [j.name for j in jobs]
     if len(set(names)) != len(names):
         raise UserError("run_blobs_in_kernel: model names must be unique within one boot")
@@ -356,5 +358,5 @@ def run_blobs_in_kernel(items) -> list[np.ndarray]:
         i, msg = next(iter(res.errors.items()))
         raise KernelError(f"model {jobs[i].name} in the kernel: {msg}\n" + _log_tail(res.dmesg))
     for i, j in enumerate(jobs):
-        check_sha256(j.name, res.sha256.get(i), j.blob)
+        check_sha256(j.name, res.sha256.get(i), canonical[i])
     return [res.outputs[i].astype(np.int32) for i in range(len(jobs))]

@@ -29,7 +29,7 @@ import numpy as np
 
 from ..errors import UserError, first_line
 from . import abi
-from .manifest import Manifest, load_manifest, onnx_bytes
+from .manifest import Manifest, load_manifest
 
 DEVICE = "/dev/ml_lib"
 READ_BYTES = 1 << 16  # the kernel's staging buffer: one read never carries more
@@ -63,11 +63,9 @@ class Model:
         # the kernel's callers and the daemon share few cores: no spinning pools
         opts.intra_op_num_threads = 1
         opts.inter_op_num_threads = 1
-        # from the bytes that were hashed: what is served is what the
-        # manifest names (onnx_sha256), even if the file changes meanwhile
-        data = onnx_bytes(man)
         try:
-            self.sess = ort.InferenceSession(data, opts, providers=["CPUExecutionProvider"])
+            self.sess = ort.InferenceSession(str(man.onnx_path), opts,
+                                             providers=["CPUExecutionProvider"])
         except Exception as e:  # onnxruntime raises its own exception types
             raise UserError(f"{man.onnx_path}: onnxruntime cannot load it: {e}") from None
         ins, outs = self.sess.get_inputs(), self.sess.get_outputs()

@@ -11,7 +11,6 @@ and ``features`` / ``outputs`` (names, used by the caller stub).
 
 from __future__ import annotations
 
-import hashlib
 import json
 import re
 from dataclasses import dataclass, field
@@ -20,7 +19,7 @@ from pathlib import Path
 import numpy as np
 
 from ..errors import UserError
-from ..manifest import is_int, is_number
+from ..manifest import is_int, is_number, sha256_file
 from . import abi
 
 FORMAT = "ml_lib-user"
@@ -40,7 +39,7 @@ class Manifest:
     timeout_ms: int = 100
     features: list[str] = field(default_factory=list)
     outputs: list[str] = field(default_factory=list)
-    #: SHA-256 of the ONNX file as loaded (the manifest's onnx_sha256, when it has one)
+    #: SHA-256 of the ONNX file (checked against the manifest's onnx_sha256, if any)
     onnx_sha256: str = ""
 
     def to_float(self, raw: np.ndarray) -> np.ndarray:
@@ -142,25 +141,15 @@ def load_manifest(model_dir) -> Manifest:
                    onnx_output=m.get("onnx_output"), timeout_ms=t,
                    features=list(m.get("features", [])), outputs=list(m.get("outputs", [])),
                    onnx_sha256=m.get("onnx_sha256") or "")
-    onnx_bytes(man)  # a model changed after its export is refused before anything starts
-    return man
-
-
-def onnx_bytes(man: Manifest) -> bytes:
-    """The ONNX file's bytes, checked against the manifest's onnx_sha256
-    (mlexport records it; hand-written manifests may leave it out). Sets
-    ``man.onnx_sha256`` to the hash of what was read."""
-    try:
-        data = man.onnx_path.read_bytes()
-    except OSError as e:
-        raise UserError(f"{man.onnx_path}: cannot read: {e.strerror or e}") from None
-    have = hashlib.sha256(data).hexdigest()
-    if man.onnx_sha256 and man.onnx_sha256 != have:
-        raise UserError(f"{man.onnx_path} has sha256 {have} but its manifest says "
+    # a model changed after its export is refused before anything starts
+    # (mlexport records onnx_sha256; hand-written manifests may leave it out)
+    have = sha256_file(onnx_path)
+    if man.onnx_sha256 and man.onnx_sha256.lower() != have:
+        raise UserError(f"{onnx_path} has sha256 {have} but its manifest says "
                         f"{man.onnx_sha256}: the model changed after the export "
                         "(re-run mlexport)")
     man.onnx_sha256 = have
-    return data
+    return man
 
 
 def write_model_dir(out_dir, name: str, onnx_model, n_in: int, n_out: int,
