@@ -56,6 +56,8 @@ enum ml_lib_opcode {
 #define ML_LIB_MAX_IO		65536
 #define ML_LIB_MAX_DIM		65535
 #define ML_LIB_NAME_LEN		32
+/* Bytes of the digest ml_lib_model_sha256() writes. */
+#define ML_LIB_SHA256_LEN	32
 /*
  * Longest blob ml_lib_blob_parse() takes. A graph within the work budget
  * needs at most about 22 MiB: 10/9 byte of arrays per work unit (FC with
@@ -242,6 +244,7 @@ struct ml_lib_model *ml_lib_model_get(const char *name);
 void ml_lib_model_put(struct ml_lib_model *m);
 struct ml_lib_model *ml_lib_model_load_blob(const void *blob, size_t len);
 int ml_lib_model_unload(const char *name);
+int ml_lib_model_sha256(const struct ml_lib_model *m, u8 *out);
 /*
  * ml_lib_infer() returns the &enum ml_lib_source of the answer (>= 0) or a
  * negative errno. For an in-kernel model it never sleeps and is safe in any

@@ -25,6 +25,7 @@
 #include <linux/smp.h>
 #include <linux/string.h>
 #include <asm/unaligned.h>
+#include <crypto/sha2.h>
 #ifdef CONFIG_X86_LOCAL_APIC
 #include <asm/apic.h>
 #include <asm/nmi.h>
@@ -556,6 +557,7 @@ static void ml_lib_test_vectors(struct kunit *test)
 {
 	const struct ml_lib_kunit_vector *v = test->param_value;
 	struct blob_copy copy = { .cap = v->blob_len };
+	u8 got[ML_LIB_SHA256_LEN], want[SHA256_DIGEST_SIZE];
 	struct ml_lib_model *m;
 	s32 *out;
 	u32 r, i;
@@ -574,6 +576,10 @@ static void ml_lib_test_vectors(struct kunit *test)
 	while (i < v->blob_len && copy.buf[i] == v->blob[i])
 		i++;
 	KUNIT_EXPECT_EQ_MSG(test, (size_t)i, v->blob_len, "blob byte %u differs", i);
+	/* so the model's SHA-256 is the toolchain blob's */
+	KUNIT_EXPECT_EQ(test, ml_lib_model_sha256(m, got), 0);
+	sha256(v->blob, v->blob_len, want);
+	KUNIT_EXPECT_EQ(test, memcmp(got, want, ML_LIB_SHA256_LEN), 0);
 	for (r = 0; r < v->rows; r++) {
 		KUNIT_EXPECT_EQ(test, ml_lib_infer(m, v->raw + r * v->n_in, v->n_in,
 						   out, v->n_out), ML_LIB_SRC_ENGINE);
@@ -602,7 +608,9 @@ static const struct ml_lib_graph api_graph = {
 static void ml_lib_test_api_infer_args(struct kunit *test)
 {
 	struct ml_lib_model m = { .name = "kunit_api", .graph = &api_graph };
+	const struct ml_lib_model no_tables = { .name = "kunit_proxy" };
 	static const s64 in[3] = { -9, 9, 0 };
+	u8 digest[ML_LIB_SHA256_LEN];
 	s32 out[3] = { 0 };
 
 	KUNIT_ASSERT_EQ(test, ml_lib_model_register(&m), 0);
@@ -617,6 +625,10 @@ static void ml_lib_test_api_infer_args(struct kunit *test)
 	KUNIT_EXPECT_EQ(test, ml_lib_infer(&m, in, 2, out, 2), ML_LIB_SRC_ENGINE);
 	KUNIT_EXPECT_EQ(test, out[0], -3);
 	KUNIT_EXPECT_EQ(test, out[1], 5);
+	KUNIT_EXPECT_EQ(test, ml_lib_model_sha256(NULL, digest), -EINVAL);
+	KUNIT_EXPECT_EQ(test, ml_lib_model_sha256(&m, NULL), -EINVAL);
+	KUNIT_EXPECT_EQ(test, ml_lib_model_sha256(&no_tables, digest), -EINVAL);
+	KUNIT_EXPECT_EQ(test, ml_lib_model_sha256(&m, digest), 0);
 	ml_lib_model_unregister(&m);
 }
 

@@ -336,6 +336,43 @@ void ml_lib_model_put(struct ml_lib_model *m)
 }
 EXPORT_SYMBOL_GPL(ml_lib_model_put);
 
+/* Pieces of the canonical blob into SHA-256; a model of many MiB yields. */
+static void ml_lib_sha256_emit(void *ctx, const void *p, size_t n)
+{
+	sha256_update(ctx, p, n);
+	cond_resched();
+}
+
+/**
+ * ml_lib_model_sha256() - identify the model an engine model runs
+ * @m: a registered model, or one the caller holds a reference to
+ * @out: %ML_LIB_SHA256_LEN bytes for the digest
+ *
+ * Hashes the tables the engine runs, written as their canonical blob by
+ * ml_lib_graph_write_blob(): for a model from mlexport the result is the
+ * SHA-256 of the exported ``<name>.mlb`` (the manifest's blob_sha256),
+ * whether the model came from the generated C tables or from that blob.
+ * A caller may log it, or expose it, to show which model a kernel runs.
+ *
+ * Context: Process context; may sleep (yields between pieces). The time
+ * is linear in the size of the model's tables.
+ * Return: 0, or -EINVAL for a model without in-kernel tables (a proxy
+ * model) or a NULL argument.
+ */
+int ml_lib_model_sha256(const struct ml_lib_model *m, u8 *out)
+{
+	struct sha256_state sha;
+
+	static_assert(ML_LIB_SHA256_LEN == SHA256_DIGEST_SIZE);
+	if (!m || !m->graph || !out)
+		return -EINVAL;
+	sha256_init(&sha);
+	ml_lib_graph_write_blob(m->graph, ml_lib_sha256_emit, &sha);
+	sha256_final(&sha, out);
+	return 0;
+}
+EXPORT_SYMBOL_GPL(ml_lib_model_sha256);
+
 static enum ml_lib_ctx ml_lib_ctx_level(void)
 {
 	if (in_nmi())
@@ -642,20 +679,12 @@ static const struct file_operations ml_lib_infer_fops = {
 	.write = ml_lib_infer_write,
 };
 
-/* From a debugfs read: a model of many MiB must not hold the CPU. */
-static void ml_lib_sha256_emit(void *ctx, const void *p, size_t n)
-{
-	sha256_update(ctx, p, n);
-	cond_resched();
-}
-
 static int ml_lib_stats_show(struct seq_file *sf, void *unused)
 {
 	struct ml_lib_model *m = sf->private;
 	struct ml_lib_scratch __percpu *sc = ml_lib_scratch_of(m);
 	u64 calls[ML_LIB_CTX_LEVELS] = {}, errors = 0, total = 0;
-	u8 digest[SHA256_DIGEST_SIZE];
-	struct sha256_state sha;
+	u8 digest[ML_LIB_SHA256_LEN];
 	int cpu, lvl;
 
 	for_each_possible_cpu(cpu) {
@@ -675,14 +704,9 @@ static int ml_lib_stats_show(struct seq_file *sf, void *unused)
 	seq_printf(sf, "n_in: %u\nn_out: %u\narena_bytes: %u\nops: %u\nsource: %s\n",
 		   m->graph->n_in, m->graph->n_out, m->graph->arena_bytes,
 		   m->graph->n_ops, m->blob_graph ? "blob" : "module");
-	/*
-	 * Hashed from the tables the engine runs, as the blob they hold: equal
-	 * to sha256sum of the blob mlexport wrote beside the C tables.
-	 */
-	sha256_init(&sha);
-	ml_lib_graph_write_blob(m->graph, ml_lib_sha256_emit, &sha);
-	sha256_final(&sha, digest);
-	seq_printf(sf, "sha256: %*phN\n", SHA256_DIGEST_SIZE, digest);
+	/* equal to sha256sum of the blob mlexport wrote beside the C tables */
+	if (!ml_lib_model_sha256(m, digest))
+		seq_printf(sf, "sha256: %*phN\n", ML_LIB_SHA256_LEN, digest);
 	return 0;
 }
 DEFINE_SHOW_ATTRIBUTE(ml_lib_stats);
