@@ -165,8 +165,11 @@ static int ml_lib_blob_read_op(const u8 *r, struct ml_lib_blob_op *o)
 /*
  * Element count of array @k of op @o from its signed parameters, or -1 when
  * it is negative or absurd (> ML_LIB_BLOB_MAX_ARRAY), as read_blob() does.
+ * A LUT's length follows from its input's dtype in @tensors (the caller has
+ * checked that in0 is an S8 or S16 tensor).
  */
-static s64 ml_lib_blob_array_len(const struct ml_lib_blob_op *o, u32 k, u32 lut_len)
+static s64 ml_lib_blob_array_len(const struct ml_lib_blob_op *o, u32 k,
+				 const struct ml_lib_tensor *tensors)
 {
 	const s32 *p = o->p;
 	s64 n;
@@ -185,7 +188,7 @@ static s64 ml_lib_blob_array_len(const struct ml_lib_blob_op *o, u32 k, u32 lut_
 			return -1;
 		break;
 	case ML_OP_LUT:
-		n = lut_len;
+		n = tensors[o->in0].dtype == ML_LIB_S8 ? 256 : 513;
 		break;
 	default: /* ML_OP_SOFTMAX */
 		n = p[4];
@@ -233,21 +236,19 @@ static int ml_lib_blob_resolve(const struct ml_lib_blob_op *o, const struct ml_l
 			       u64 *next, const void *ptr[ML_LIB_BLOB_N_D])
 {
 	const struct ml_lib_blob_opdesc *desc = &ml_lib_blob_ops[o->code];
-	u32 k, lut_len = 0;
+	u32 k;
 
-	if (o->code == ML_OP_LUT) {
-		/* The table length depends on the input dtype. */
-		if (o->in0 >= h->n_tensors || tensors[o->in0].dtype == ML_LIB_S32)
-			return -EINVAL;
-		lut_len = tensors[o->in0].dtype == ML_LIB_S8 ? 256 : 513;
-	}
+	/* The table length depends on the input dtype. */
+	if (o->code == ML_OP_LUT &&
+	    (o->in0 >= h->n_tensors || tensors[o->in0].dtype == ML_LIB_S32))
+		return -EINVAL;
 	for (k = 0; k < ML_LIB_BLOB_N_D; k++) {
 		s64 n;
 
 		ptr[k] = NULL;
 		if (k >= desc->n_d)
 			continue;
-		n = ml_lib_blob_array_len(o, k, lut_len);
+		n = ml_lib_blob_array_len(o, k, tensors);
 		if (n < 0)
 			return -EINVAL;
 		/* n * esize < 2^29: no overflow */
@@ -678,17 +679,6 @@ static void ml_lib_blob_record_of(const struct ml_lib_op *op, struct ml_lib_blob
 		p[k] = 0;
 }
 
-/* Element count of @op's array @k in @g (a validated graph). */
-static s64 ml_lib_graph_array_len(const struct ml_lib_graph *g, const struct ml_lib_blob_op *o,
-				  u32 k)
-{
-	u32 lut_len = 0;
-
-	if (o->code == ML_OP_LUT)
-		lut_len = g->tensors[o->in0].dtype == ML_LIB_S8 ? 256 : 513;
-	return ml_lib_blob_array_len(o, k, lut_len);
-}
-
 /*
  * Walk @g's arrays in blob order: with @s NULL only measure the data
  * section; otherwise write op records (@records) or the arrays themselves.
@@ -709,7 +699,7 @@ static u64 ml_lib_blob_walk(const struct ml_lib_graph *g, struct ml_lib_blob_sin
 		for (k = 0; k < ML_LIB_BLOB_N_D; k++)
 			o.d[k] = ML_LIB_BLOB_NO_DATA;
 		for (k = 0; k < desc->n_d; k++) {
-			s64 n = ml_lib_graph_array_len(g, &o, k), e;
+			s64 n = ml_lib_blob_array_len(&o, k, g->tensors), e;
 
 			if (s && !records)
 				ml_lib_sink_zeros(s, ml_lib_align8(len) - len);

@@ -15,6 +15,7 @@ of scratch bytes that no op wrote shows up as a mismatch.
 """
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import errno as _errno
 import os
@@ -133,11 +134,10 @@ def parse_errno(blob: bytes, lib=None) -> int:
     return -rc
 
 
-def run_blob(blob: bytes, raw, lib=None) -> np.ndarray:
-    """Parse ``blob`` with the C loader and run every row of ``raw`` (int32 result).
-
-    Raises :class:`CEngineError` with the loader's errno when the blob is rejected.
-    """
+@contextlib.contextmanager
+def _parsed(blob: bytes, lib=None):
+    """(lib, graph) of ``ml_lib_blob_parse(blob)``, freed on exit; a refused
+    blob raises :class:`CEngineError` with the loader's errno."""
     lib = load(lib)
     buf = ctypes.create_string_buffer(bytes(blob), len(blob))
     gp = _GraphP()
@@ -145,9 +145,18 @@ def run_blob(blob: bytes, raw, lib=None) -> np.ndarray:
     if rc:
         raise CEngineError("ml_lib_blob_parse", rc)
     try:
-        return _run_graph(lib, gp, raw)
+        yield lib, gp
     finally:
         lib.ml_lib_graph_free(gp)
+
+
+def run_blob(blob: bytes, raw, lib=None) -> np.ndarray:
+    """Parse ``blob`` with the C loader and run every row of ``raw`` (int32 result).
+
+    Raises :class:`CEngineError` with the loader's errno when the blob is rejected.
+    """
+    with _parsed(blob, lib) as (lib, gp):
+        return _run_graph(lib, gp, raw)
 
 
 def _graph_blob(lib, gp) -> bytes:
@@ -164,16 +173,8 @@ def _graph_blob(lib, gp) -> bytes:
 def rewrite_blob(blob: bytes, lib=None) -> bytes:
     """``blob`` through ``ml_lib_blob_parse()`` and back out through
     ``ml_lib_graph_write_blob()``."""
-    lib = load(lib)
-    buf = ctypes.create_string_buffer(bytes(blob), len(blob))
-    gp = _GraphP()
-    rc = lib.ml_lib_blob_parse(buf, len(blob), ctypes.byref(gp))
-    if rc:
-        raise CEngineError("ml_lib_blob_parse", rc)
-    try:
+    with _parsed(blob, lib) as (lib, gp):
         return _graph_blob(lib, gp)
-    finally:
-        lib.ml_lib_graph_free(gp)
 
 
 def core_sources() -> list[str]:
