@@ -3,8 +3,9 @@
 #
 #   make kernel-module       ml_lib.ko against the installed headers, W=1
 #   make check-kernel-style  checkpatch.pl --strict on lib/ml and include/
-#   make kunit               KUnit suite, built in, KASAN + UBSAN, QEMU
+#   make kunit               KUnit suite, built in, KASAN + UBSAN + lockdep, QEMU
 #   make check-rt            the booted tests again, in Debian's PREEMPT_RT kernel
+#   make check-debug-kernel  and in a kernel of ours with KASAN and lockdep (not in check)
 #   make check-kernel        all of the above plus sparse, the floating-point
 #                            probe and the booted tests
 
@@ -44,7 +45,7 @@ define no_warnings
 	  echo "$(2): the log above has warnings ($(1))"; exit 1; fi
 endef
 
-.PHONY: kernel-env kernel-rt-env check-rt kernel-src kernel-module kernel-sparse kernel-float-probe kunit-i386 kunit-s390 \
+.PHONY: debug-kernel check-debug-kernel kernel-env kernel-rt-env check-rt kernel-src kernel-module kernel-sparse kernel-float-probe kunit-i386 kunit-s390 \
 	check-kernel-style kunit kunit-lint kernel-boot check-kernel kernel-vectors
 CHECK_TARGETS += check-kernel
 
@@ -136,8 +137,8 @@ kunit: kernel-src
 	@test -s $(KUNIT_BUILD)/test.log || { echo "kunit: no guest log $(KUNIT_BUILD)/test.log"; exit 1; }
 	@if grep -E '\bBUG\b|KASAN:|UBSAN:|\bWARNING\b|\bOops\b|Call Trace' $(KUNIT_BUILD)/test.log; then \
 	  echo "kunit: the guest kernel log above has sanitizer reports or warnings"; exit 1; fi
-	@grep -q '^CONFIG_KASAN=y' $(KUNIT_BUILD)/.config && grep -q '^CONFIG_UBSAN=y' $(KUNIT_BUILD)/.config \
-	  || { echo "kunit: KASAN/UBSAN not enabled in $(KUNIT_BUILD)/.config"; exit 1; }
+	@for c in KASAN UBSAN PROVE_LOCKING DEBUG_ATOMIC_SLEEP; do grep -q "^CONFIG_$$c=y" $(KUNIT_BUILD)/.config \
+	  || { echo "kunit: CONFIG_$$c not enabled in $(KUNIT_BUILD)/.config"; exit 1; }; done
 	$(call kunit_count,$(BUILD)/kunit.log,kunit)
 
 # The same suite in another architecture's kernel (UBSAN; KASAN is not on
@@ -203,6 +204,35 @@ check-rt: kernel-rt-env venv
 	ML_LIB_KVER=$(RT_KVER) $(PY) -m pytest -q -m kernel tests/test_kernel.py \
 	  $(wildcard tests/test_kernel_*.py) tests/test_proxy_boot.py
 	@echo "check-rt: booted tests passed in $(RT_KVER) (PREEMPT_RT)"
+
+# A debug kernel of our own: Debian's 6.1 source, virtme-ng's defconfig and
+# mk/kdebug.config (KASAN, UBSAN, lockdep, sleep-in-atomic and debug-object
+# checks, none of which Debian's kernels have), built in build/kdebug.
+# check-debug-kernel runs every booted test and proxy scenario in it,
+# through ML_LIB_KTREE (ml_lib.kernel.kernel_tree). Not in check: the
+# build takes longer than all of check's other kernel work.
+KDEBUG := $(BUILD)/kdebug
+debug-kernel: kernel-src venv
+	@mkdir -p $(KDEBUG)
+	@if ! cmp -s mk/kdebug.config $(KDEBUG)/kdebug.config; then \
+	  rm -f $(KDEBUG)/.config && \
+	  cd $(KSRC) && $(TOP)/.venv/bin/virtme-configkernel --defconfig \
+	    --custom $(TOP)/mk/kdebug.config O=$(KDEBUG) >$(KDEBUG)/config.log 2>&1 && \
+	  scripts/config --file $(KDEBUG)/.config -d DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT \
+	    -e DEBUG_INFO_NONE && \
+	  $(MAKE) -s O=$(KDEBUG) olddefconfig && cp $(TOP)/mk/kdebug.config $(KDEBUG)/kdebug.config \
+	  || { cat $(KDEBUG)/config.log; exit 1; }; fi
+	@for c in $$(grep -E '^CONFIG_[A-Z0-9_]+=' mk/kdebug.config); do \
+	  case $$c in *=n) grep -q "^# $${c%=n} is not set" $(KDEBUG)/.config ;; \
+	  *) grep -qx "$$c" $(KDEBUG)/.config ;; esac || \
+	  { echo "debug-kernel: $$c did not take in $(KDEBUG)/.config"; exit 1; }; done
+	$(MAKE) -C $(KSRC) O=$(KDEBUG) -j2 -s bzImage modules
+	@echo "debug-kernel: $(KDEBUG) ($$(cat $(KDEBUG)/include/config/kernel.release))"
+
+check-debug-kernel: debug-kernel
+	ML_LIB_KTREE=$(KDEBUG) $(PY) -m pytest -q -m kernel tests/test_kernel.py \
+	  $(wildcard tests/test_kernel_*.py) tests/test_proxy_boot.py
+	@echo "check-debug-kernel: booted tests passed under KASAN, UBSAN, lockdep and debug objects"
 
 check-kernel: kernel-module kernel-sparse kernel-float-probe check-kernel-style kunit kunit-lint \
 	kunit-i386 kernel-boot check-rt

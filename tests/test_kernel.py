@@ -7,6 +7,7 @@ KASAN, UBSAN or Oops line (ml_lib.kernel.boot checks it). Boots are slow
 import hashlib
 import re
 import subprocess
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -82,6 +83,7 @@ def test_kernel_version_is_the_installed_debian_one(monkeypatch):
     dpkg rather than found the way kernel_version() finds it (never `uname -r`, and not
     the PREEMPT_RT flavour that `make check-rt` installs beside it)."""
     monkeypatch.delenv("ML_LIB_KVER", raising=False)
+    monkeypatch.delenv("ML_LIB_KTREE", raising=False)
     want = set()
     for pkg in ("linux-headers-amd64", "linux-image-amd64"):
         dep = subprocess.run(["dpkg-query", "-W", "-f=${Depends}", pkg], capture_output=True,
@@ -99,6 +101,36 @@ def test_kernel_version_override(monkeypatch):
     monkeypatch.setenv("ML_LIB_KVER", "0.0.0-1-nothere-amd64")
     with pytest.raises(UserError, match=r"ML_LIB_KVER=0\.0\.0-1-nothere-amd64: needs"):
         kernel.kernel_version()
+
+
+def test_kernel_tree_override(monkeypatch, tmp_path):
+    """$ML_LIB_KTREE (make check-debug-kernel) replaces the installed kernel for
+    builds and boots; a folder that is not a built tree is a clear error."""
+    monkeypatch.delenv("ML_LIB_KVER", raising=False)
+    monkeypatch.setenv("ML_LIB_KTREE", str(tmp_path))
+    with pytest.raises(UserError, match=r"not a built kernel tree \(no include/config/kernel"):
+        kernel.kernel_version()
+    for f, text in (("include/config/kernel.release", "6.1.999\n"),
+                    ("arch/x86/boot/bzImage", ""), ("Module.symvers", ""),
+                    (".config", "CONFIG_DEBUG_KMEMLEAK=y\n")):
+        (tmp_path / f).parent.mkdir(parents=True, exist_ok=True)
+        (tmp_path / f).write_text(text)
+    assert kernel.kernel_version() == "6.1.999"
+    assert kernel.kernel_build_dir() == tmp_path.resolve()
+    assert kernel.kernel_image() == tmp_path.resolve() / "arch/x86/boot/bzImage"
+    assert kernel.kmemleak_expected()
+    # a kmemleak kernel: a leak in ml_lib fails the boot, and so does a missing scan
+    with pytest.raises(kernel.KernelLogError, match="1 objects allocated in ml_lib leaked"):
+        kernel._check_kmemleak(["0xffff888001 (size 64): ... ml_lib_model_load_blob"], True)
+    with pytest.raises(kernel.KernelError, match="did not scan"):
+        kernel._check_kmemleak(None, True)
+    kernel._check_kmemleak([], True)
+    kernel._check_kmemleak(None, False)  # no ml_lib.ko in that boot: nothing to scan for
+    (tmp_path / ".config").write_text("# CONFIG_DEBUG_KMEMLEAK is not set\n")
+    assert not kernel.kmemleak_expected()
+    kernel._check_kmemleak(None, True)
+    monkeypatch.delenv("ML_LIB_KTREE")
+    assert kernel.kernel_image() == Path(f"/boot/vmlinuz-{kernel.kernel_version()}")
 
 
 @pytest.mark.kernel

@@ -514,8 +514,12 @@ def test_suite_ran_in_the_chosen_kernel(suite):
 
 
 def test_module_unloads_clean(suite):
+    from ml_lib.kernel import kmemleak_expected
+
     assert suite["rmmod_ml_lib"] == 0
     assert suite["dmesg_final_bad"] == []
+    # make check-debug-kernel: kmemleak scanned after every scenario, nothing of ml_lib's lost
+    assert suite["kmemleak"] == ([] if kmemleak_expected() else None), suite["kmemleak"]
 
 
 def test_end_to_end_4m_model_routed_by_mlexport_auto(tmp_path):

@@ -1,7 +1,8 @@
 """Run ml_lib models in a booted Debian kernel (virtme-ng, QEMU TCG).
 
 The host builds ml_lib.ko and model modules against Debian's headers, then
-one boot (``vng --run /boot/vmlinuz-<ver> --disable-kvm``) with the host's
+one boot (``vng --run /boot/vmlinuz-<ver> --disable-kvm``; or a kernel
+tree of one's own, :func:`kernel_tree`) with the host's
 filesystem runs :mod:`ml_lib.kernel.guest` as root inside the guest: it
 inserts the modules, drives inference through the debugfs test interface
 (/sys/kernel/debug/ml_lib/) and writes the outputs and the kernel log back
@@ -10,7 +11,7 @@ or Oops line fails the run.
 
 - :func:`run_exported` runs a directory written by ``mlexport --target
   kernel`` (``mlrun DIR X.npy --engine kernel`` calls it);
-- :func:`run_blobs_in_kernel` runs many blobs in one boot.
+- :func:`boot` runs many module and blob models (:class:`Job`) in one boot.
 """
 from __future__ import annotations
 
@@ -31,8 +32,9 @@ import numpy as np
 from ..errors import UserError
 
 __all__ = ["KernelError", "KernelLogError", "kernel_version", "default_kernel_version",
+           "kernel_tree", "kernel_build_dir", "kernel_image",
            "build_ml_lib_module",
-           "build_model_module", "boot", "run_exported", "run_blobs_in_kernel", "check_sha256",
+           "build_model_module", "boot", "run_exported", "check_sha256",
            "BAD_LOG"]
 
 REPO = Path(__file__).resolve().parents[3]
@@ -73,9 +75,30 @@ def default_kernel_version() -> str:
                     "linux-image-amd64 of the same version; run `make setup` as root)")
 
 
+def kernel_tree() -> Path | None:
+    """``$ML_LIB_KTREE``: a built kernel tree (the ``O=`` directory of a kernel
+    build, e.g. the debug kernel of ``make debug-kernel``) that every module
+    build and boot here uses instead of an installed Debian kernel, or None."""
+    t = os.environ.get("ML_LIB_KTREE")
+    if not t:
+        return None
+    tree = Path(t).resolve()
+    need = ("include/config/kernel.release", "arch/x86/boot/bzImage", "Module.symvers")
+    missing = [n for n in need if not (tree / n).is_file()]
+    if missing:
+        raise UserError(f"ML_LIB_KTREE={t}: not a built kernel tree (no {missing[0]}; "
+                        f"`make debug-kernel` builds one)")
+    return tree
+
+
 def kernel_version() -> str:
-    """The kernel every build and boot here uses: ``$ML_LIB_KVER`` when set (the
-    Makefile's ``KVER``, e.g. ``6.1.0-56-rt-amd64``), else :func:`default_kernel_version`."""
+    """The kernel every build and boot here uses: the release of
+    ``$ML_LIB_KTREE`` when set (:func:`kernel_tree`), else ``$ML_LIB_KVER`` when
+    set (the Makefile's ``KVER``, e.g. ``6.1.0-56-rt-amd64``), else
+    :func:`default_kernel_version`."""
+    tree = kernel_tree()
+    if tree:
+        return (tree / "include/config/kernel.release").read_text().strip()
     ver = os.environ.get("ML_LIB_KVER")
     if not ver:
         return default_kernel_version()
@@ -83,6 +106,19 @@ def kernel_version() -> str:
         raise UserError(f"ML_LIB_KVER={ver}: needs /lib/modules/{ver}/build and /boot/vmlinuz-{ver} "
                         f"(apt-get install linux-image-{ver} linux-headers-{ver})")
     return ver
+
+
+def kernel_build_dir() -> Path:
+    """Where modules are built against: :func:`kernel_tree`, or the installed
+    kernel's /lib/modules/<version>/build."""
+    return kernel_tree() or Path(f"/lib/modules/{kernel_version()}/build")
+
+
+def kernel_image() -> Path:
+    """The kernel image the guest boots: :func:`kernel_tree`'s bzImage, or
+    the installed kernel's /boot/vmlinuz-<version>."""
+    tree = kernel_tree()
+    return tree / "arch/x86/boot/bzImage" if tree else Path(f"/boot/vmlinuz-{kernel_version()}")
 
 
 def _make(args: list[str], log: Path) -> None:
@@ -108,13 +144,13 @@ def build_ml_lib_module(out: Path | None = None, proxy: bool | None = None) -> P
     dest.mkdir(parents=True, exist_ok=True)
     with open(BUILD / "kmod-boot.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
-        ko = _build_ml_lib(cache, ver, proxy)
+        ko = _build_ml_lib(cache, proxy)
         shutil.copy2(ko, dest / "ml_lib.ko")
         shutil.copy2(ko.parent / "Module.symvers", dest / "Module.symvers")
     return dest / "ml_lib.ko"
 
 
-def _build_ml_lib(out: Path, ver: str, proxy: bool | None) -> Path:
+def _build_ml_lib(out: Path, proxy: bool | None) -> Path:
     if proxy is None:
         proxy = (REPO / "lib/ml/proxy.c").is_file()
     # rsync keeps the previous build's objects (excluded = not deleted), so
@@ -128,7 +164,7 @@ def _build_ml_lib(out: Path, ver: str, proxy: bool | None) -> Path:
         if r.returncode:
             raise KernelError(f"rsync {sub}: {r.stderr.strip()}")
     mdir = out / "lib/ml"
-    _make(["-C", f"/lib/modules/{ver}/build", f"M={mdir}", "CONFIG_ML_LIB=m",
+    _make(["-C", str(kernel_build_dir()), f"M={mdir}", "CONFIG_ML_LIB=m",
            f"CONFIG_ML_LIB_PROXY={'y' if proxy else 'n'}", "modules"], out / "build.log")
     return mdir / "ml_lib.ko"
 
@@ -165,9 +201,8 @@ def build_model_module(model_dir: Path, ml_lib_ko: Path, out: Path | None = None
         shutil.copy2(kbuild, out / "Kbuild")
     else:
         (out / "Kbuild").write_text(f"obj-m += {name}_ml.o\n{name}_ml-y := {name}.o {name}_mod.o\n")
-    ver = kernel_version()
     symvers = Path(ml_lib_ko).parent / "Module.symvers"
-    _make(["-C", f"/lib/modules/{ver}/build", f"M={out}", f"KBUILD_EXTRA_SYMBOLS={symvers}",
+    _make(["-C", str(kernel_build_dir()), f"M={out}", f"KBUILD_EXTRA_SYMBOLS={symvers}",
            f"KCFLAGS=-I{REPO / 'include'}", "modules"], out / "build.log")
     kos = sorted(out.glob("*.ko"))
     if len(kos) != 1:
@@ -214,7 +249,7 @@ def boot(modules: list[Path], jobs: list[Job], cpus: int = 2, check_log: bool = 
     Raises :class:`KernelLogError` when the guest kernel log has a bad line
     (with ``check_log``), :class:`KernelError` when the guest could not run.
     """
-    ver = kernel_version()
+    image = kernel_image()
     vng = shutil.which("vng", path=os.pathsep.join([str(Path(sys.executable).parent),
                                                       os.environ.get("PATH", "")]))
     if not vng:
@@ -240,7 +275,7 @@ def boot(modules: list[Path], jobs: list[Job], cpus: int = 2, check_log: bool = 
         env = dict(os.environ, PATH=os.pathsep.join([str(Path(vng).parent),
                                                      os.environ.get("PATH", "")]),
                    PYTHONPATH=str(REPO / "toolchain"))
-        cmd = [vng, "--run", f"/boot/vmlinuz-{ver}", "--disable-kvm", "--force-9p", "--verbose",
+        cmd = [vng, "--run", str(image), "--disable-kvm", "--force-9p", "--verbose",
                "--cpus", str(cpus), "--memory", "1G", f"--rwdir={work}", "--cwd", str(work),
                "--exec", guest]
         try:
@@ -270,9 +305,26 @@ def boot(modules: list[Path], jobs: list[Job], cpus: int = 2, check_log: bool = 
         bad = [ln for ln in (res.dmesg + "\n" + res.console).splitlines() if BAD_LOG.search(ln)]
         if check_log and bad:
             raise KernelLogError("guest kernel log has warnings/errors:\n" + "\n".join(bad[:40]))
+        _check_kmemleak(result.get("kmemleak"), "ml_lib" in {Path(m).stem for m in modules})
         return res
     finally:
         shutil.rmtree(work, ignore_errors=True)
+
+
+def kmemleak_expected() -> bool:
+    """The booted kernel has kmemleak: a :func:`kernel_tree` built with it."""
+    tree = kernel_tree()
+    return bool(tree) and "CONFIG_DEBUG_KMEMLEAK=y" in (tree / ".config").read_text().split()
+
+
+def _check_kmemleak(leaks: list[str] | None, scanned: bool) -> None:
+    """Fails a boot whose kmemleak scan found objects ml_lib allocated and
+    lost, or that did not scan although the kernel has kmemleak."""
+    if leaks:
+        raise KernelLogError(f"kmemleak: {len(leaks)} objects allocated in ml_lib leaked:\n"
+                             + "\n".join(leaks[:5]))
+    if scanned and leaks is None and kmemleak_expected():
+        raise KernelError("the kernel has kmemleak, but the guest did not scan")
 
 
 def _build_dir() -> Path:
@@ -333,30 +385,3 @@ def check_sha256(name: str, kernel_sha256: str | None, blob: bytes) -> None:
     if kernel_sha256 != want:
         raise KernelError(f"model {name}: the kernel's tables have sha256 {kernel_sha256}, the "
                           f"exported blob {want}: the kernel does not run the exported model")
-
-
-def run_blobs_in_kernel(items) -> list[np.ndarray]:
-    """Run many (blob bytes, raw (batch, n_in) int64) pairs in ONE boot.
-
-    Each blob is loaded through debugfs ``load``, run, and unloaded.
-    Returns the int32 (batch, n_out) outputs in order.
-    """
-    from ..blob import read_blob, write_blob
-
-    jobs, canonical = [], []
-    for blob, raw in items:
-        g = read_blob(bytes(blob))
-        jobs.append(Job(g.name, blob=bytes(blob), raw=_check_raw(raw, g.n_in)))
-        # the kernel hashes the canonical form (no gaps, minor 0), as write_blob writes it
-        canonical.append(write_blob(g))
-    names = [j.name for j in jobs]
-    if len(set(names)) != len(names):
-        raise UserError("run_blobs_in_kernel: model names must be unique within one boot")
-    with tempfile.TemporaryDirectory(prefix="run-blobs-", dir=_build_dir()) as tmp:
-        res = boot([build_ml_lib_module(Path(tmp))], jobs)
-    if res.errors:
-        i, msg = next(iter(res.errors.items()))
-        raise KernelError(f"model {jobs[i].name} in the kernel: {msg}\n" + _log_tail(res.dmesg))
-    for i, j in enumerate(jobs):
-        check_sha256(j.name, res.sha256.get(i), canonical[i])
-    return [res.outputs[i].astype(np.int32) for i in range(len(jobs))]

@@ -15,11 +15,13 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 DEBUGFS = Path("/sys/kernel/debug")
 ROOT = DEBUGFS / "ml_lib"
 MODELS = ROOT / "models"  # one directory per engine model
+KMEMLEAK = DEBUGFS / "kmemleak"
 # the kernel's bounds per write on the infer file (lib/ml/model.c)
 MAX_INFER_IN = 1 << 20
 MAX_INFER_OUT = 4 << 20
@@ -29,6 +31,20 @@ def _run(cmd: list[str]) -> None:
     r = subprocess.run(cmd, capture_output=True, text=True)
     if r.returncode:
         raise RuntimeError(f"{' '.join(cmd)}: {(r.stderr or r.stdout).strip()}")
+
+
+def kmemleak_ml_lib() -> list[str] | None:
+    """kmemleak's unreferenced objects whose allocation backtrace is in ml_lib,
+    or None when the kernel has no kmemleak (Debian's do not; the debug
+    kernel of ``make debug-kernel`` does). Call it while ml_lib.ko is still
+    loaded, so the backtraces resolve to its symbols. kmemleak reports an
+    object only once it is 5 s old, hence the wait."""
+    if not KMEMLEAK.exists():
+        return None
+    time.sleep(6)
+    KMEMLEAK.write_text("scan")
+    records = KMEMLEAK.read_text().split("unreferenced object ")[1:]
+    return [r.strip() for r in records if "ml_lib" in r]
 
 
 def _stats(name: str) -> dict[str, str]:
@@ -138,6 +154,8 @@ def main(work: Path) -> int:
                 inserted.remove(mod)
         # unregistering paths run too, and their log lines are checked
         for mod in reversed(inserted):
+            if mod == "ml_lib":  # every other module is gone: what ml_lib still holds
+                result["kmemleak"] = kmemleak_ml_lib()
             _run(["rmmod", mod])
     except Exception as e:  # reported to the host, which raises
         result["fatal"] = f"{type(e).__name__}: {e}"

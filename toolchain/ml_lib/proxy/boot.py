@@ -19,10 +19,10 @@ TOP = Path(__file__).resolve().parents[3]
 
 
 def kernel_image() -> str:
-    """The image of the kernel the modules are built for (ml_lib.kernel.kernel_version)."""
-    from ..kernel import kernel_version
+    """The image of the kernel the modules are built for (ml_lib.kernel.kernel_image)."""
+    from ..kernel import kernel_image as image
 
-    return f"/boot/vmlinuz-{kernel_version()}"
+    return str(image())
 
 
 def vng_available() -> bool:
@@ -31,7 +31,7 @@ def vng_available() -> bool:
 
     try:
         kernel_version()
-    except UserError:   # no kernel, or ML_LIB_KVER names one not installed
+    except UserError:   # no kernel, ML_LIB_KVER names one not installed, or a bad ML_LIB_KTREE
         return False
     return bool(shutil.which("vng", path=_path()))
 
@@ -54,7 +54,7 @@ def build_modules() -> Path:
     concurrent rebuild cannot change under a running boot) and the test caller
     module built against it. Returns the folder holding lib/ml/ml_lib.ko and
     kmod/ml_lib_proxy_test.ko."""
-    from ..kernel import build_ml_lib_module, kernel_version
+    from ..kernel import build_ml_lib_module, kernel_build_dir, kernel_version
 
     out = TOP / "build" / "proxy" / "boot" / kernel_version()
     ko = build_ml_lib_module(out / "lib" / "ml", proxy=True)
@@ -62,7 +62,7 @@ def build_modules() -> Path:
     kmod.mkdir(parents=True, exist_ok=True)
     shutil.copy2(TOP / "tests" / "kmod" / "ml_lib_proxy_test.c", kmod)
     (kmod / "Kbuild").write_text(f"obj-m := ml_lib_proxy_test.o\nccflags-y += -I{TOP}/include\n")
-    r = subprocess.run(["make", "-s", "-C", f"/lib/modules/{kernel_version()}/build", f"M={kmod}",
+    r = subprocess.run(["make", "-s", "-C", str(kernel_build_dir()), f"M={kmod}",
                         "W=1", f"KBUILD_EXTRA_SYMBOLS={ko.parent}/Module.symvers", "modules"],
                        capture_output=True, text=True)
     if r.returncode:
