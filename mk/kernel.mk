@@ -216,7 +216,7 @@ debug-kernel: kernel-src venv
 	@mkdir -p $(KDEBUG)
 	@if ! cmp -s mk/kdebug.config $(KDEBUG)/kdebug.config; then \
 	  rm -f $(KDEBUG)/.config && \
-	  cd $(KSRC) && $(TOP)/.venv/bin/virtme-configkernel --defconfig \
+	  cd $(KSRC) && $(VENV)/bin/virtme-configkernel --defconfig \
 	    --custom $(TOP)/mk/kdebug.config O=$(KDEBUG) >$(KDEBUG)/config.log 2>&1 && \
 	  scripts/config --file $(KDEBUG)/.config -d DEBUG_INFO_DWARF_TOOLCHAIN_DEFAULT \
 	    -e DEBUG_INFO_NONE && \

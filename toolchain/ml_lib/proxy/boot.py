@@ -18,13 +18,6 @@ from pathlib import Path
 TOP = Path(__file__).resolve().parents[3]
 
 
-def kernel_image() -> str:
-    """The image of the kernel the modules are built for (ml_lib.kernel.kernel_image)."""
-    from ..kernel import kernel_image as image
-
-    return str(image())
-
-
 def vng_available() -> bool:
     from ..errors import UserError
     from ..kernel import kernel_version
@@ -43,8 +36,10 @@ def _path() -> str:
 def boot(command: str, rwdir, timeout: int = 900, memory: str = "2G") -> subprocess.CompletedProcess:
     """Run ``command`` as root in a guest booted from the host's filesystem,
     which it sees read-only except ``rwdir`` (where results go)."""
+    from ..kernel import kernel_image
+
     env = dict(os.environ, PATH=_path())
-    cmd = ["vng", "--run", kernel_image(), "--disable-kvm", "--force-9p", "--user", "root",
+    cmd = ["vng", "--run", str(kernel_image()), "--disable-kvm", "--force-9p", "--user", "root",
            "--memory", memory, "--cpus", "2", f"--rwdir={rwdir}", "--exec", command]
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
 
