@@ -644,7 +644,9 @@ def sc_reload(g: Guest, ident: str) -> dict:
     g.load_test(**IDENT, timeout_ms=10000)  # unloads it first: detach, then attach
     t0 = time.monotonic()
     try:
-        wait_for(lambda: g.stats("ident")["served"] == 1, 30)
+        # a bound, not a delay: 30 s was too short in a KASAN+lockdep
+        # kernel (make check-debug-kernel), which runs about 8x slower
+        wait_for(lambda: g.stats("ident")["served"] == 1, 120)
         res["reserved_seconds"] = time.monotonic() - t0
     except TimeoutError:
         res["reserved_seconds"] = None
