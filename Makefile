@@ -50,19 +50,7 @@ $(VENV)/.stamp: pyproject.toml
 
 include $(wildcard mk/*.mk)
 
-# make check runs its gates two at a time: the machines have 2 cores, and
-# most gates (pytest, libFuzzer, QEMU TCG guests) keep one busy while the
-# KUnit kernel builds want both. What the jobs' own make calls share is
-# built first, alone; the KUnit chain, the longest, is started first; -O
-# keeps each gate's log in one piece. The booted proxy scenarios have
-# passed under far heavier slowdowns (a KASAN+lockdep kernel, ~8x slower).
-CHECK_SHARED := core-lib kernel-src
-CHECK_FIRST := kunit
-
-check: setup
-	@$(MAKE) --no-print-directory $(CHECK_SHARED)
-	@PYTEST_ADDOPTS="-p no:cacheprovider" $(MAKE) --no-print-directory -j2 --output-sync=target \
-	  $(CHECK_FIRST) $(CHECK_TARGETS)
+check: setup $(CHECK_TARGETS)
 	@echo "make check: all gates passed"
 
 clean:

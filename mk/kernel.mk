@@ -128,7 +128,7 @@ kernel-vectors: venv
 KUNIT_X86_ARGS := --kernel_args=i8042.nokbd --kernel_args=i8042.noaux
 kunit: kernel-src
 	scripts/apply-to-kernel.sh $(KSRC)
-	cd $(KSRC) && MAKEFLAGS= python3 tools/testing/kunit/kunit.py run --arch=x86_64 $(KUNIT_X86_ARGS) \
+	cd $(KSRC) && python3 tools/testing/kunit/kunit.py run --arch=x86_64 $(KUNIT_X86_ARGS) \
 	  --kunitconfig=lib/ml/.kunitconfig --build_dir=$(KUNIT_BUILD) --jobs=2 \
 	  --qemu_args='-smp 2' --timeout=900 2>&1 | tee $(BUILD)/kunit.log; \
 	  test $${PIPESTATUS[0]} = 0
@@ -146,7 +146,7 @@ kunit: kernel-src
 # ARGS,.config LINE PROVING THE ARCH,WHAT,KUNITCONFIG): the failure rules
 # of `kunit`.
 define kunit_arch
-	cd $(KSRC) && MAKEFLAGS= python3 tools/testing/kunit/kunit.py run $(2) \
+	cd $(KSRC) && python3 tools/testing/kunit/kunit.py run $(2) \
 	  --kunitconfig=$(TOP)/$(5) --build_dir=$(BUILD)/$(1) --jobs=2 \
 	  --qemu_args='-smp 2' --timeout=900 2>&1 | tee $(BUILD)/$(1).log; \
 	  test $${PIPESTATUS[0]} = 0

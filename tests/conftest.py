@@ -1,17 +1,10 @@
 """Shared fixtures. Other concerns add fixtures in their own test files."""
-import os
 import subprocess
 from pathlib import Path
 
 import pytest
 
 TOP = Path(__file__).resolve().parents[1]
-
-# Under `make -j` (make check runs its gates two at a time) MAKEFLAGS names
-# jobserver file descriptors that this process does not have; every make
-# the tests start would warn about them, and some tests fail on warnings.
-for _var in ("MAKEFLAGS", "MFLAGS"):
-    os.environ.pop(_var, None)
 
 
 @pytest.fixture(scope="session")
