@@ -29,7 +29,6 @@ from pathlib import Path
 import numpy as np
 
 from ..kernel import BAD_LOG  # one definition of a bad kernel log line
-from ..kernel.guest import kmemleak_ml_lib
 from ..kernel import guest as kguest  # the debugfs load/unload/infer helpers
 from . import abi
 
@@ -772,7 +771,7 @@ def run_suite(args) -> dict:
         results[name] = r
         Path(args.out).write_text(json.dumps(results, indent=1))
     # every caller module is gone; what ml_lib still holds (debug kernel only)
-    results["kmemleak"] = kmemleak_ml_lib()
+    results["kmemleak"] = kguest.kmemleak_ml_lib()
     results["rmmod_ml_lib"] = subprocess.run(["rmmod", "ml_lib"]).returncode
     results["dmesg_final_bad"] = g.dmesg_bad()
     return results
