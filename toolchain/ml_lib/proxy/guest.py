@@ -24,6 +24,7 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 from pathlib import Path
 
 import numpy as np
@@ -108,7 +109,9 @@ class Guest:
         ready = Path(f"/tmp/mlproxyd.{time.monotonic_ns()}.ready")
         p = subprocess.Popen([sys.executable, "-m", "ml_lib.cli.mlproxyd", "--ready", str(ready),
                               *extra, *map(str, dirs)], stderr=subprocess.PIPE, text=True)
-        wait_for(lambda: ready.exists() or p.poll() is not None, 120)
+        # A bound, not a delay: Debian's kernel is ready in seconds, but the
+        # debug kernel (KASAN under TCG) took about 2 min to import onnxruntime
+        wait_for(lambda: ready.exists() or p.poll() is not None, 600)
         if p.poll() is not None:
             raise RuntimeError(f"mlproxyd exited {p.returncode}: {p.stderr.read()}")
         return p
@@ -764,7 +767,10 @@ def run_suite(args) -> dict:
         try:
             r = SUITE[name](g, args)
         except BaseException as e:  # keep going: the host reports every scenario
-            r = {"error": repr(e)}
+            # where, e.g. "<lambda>:751 -> sc_reload:650 -> start_daemon:114 -> wait_for:130"
+            here = [f"{f.name}:{f.lineno}" for f in traceback.extract_tb(e.__traceback__)
+                    if f.filename == __file__][1:]
+            r = {"error": f"{e!r} in " + " -> ".join(here)}
             g.unload_test()
         r["dmesg_bad"] = g.dmesg_bad()
         r["seconds"] = time.monotonic() - t0
