@@ -270,7 +270,7 @@ def sc_sigkill(g: Guest, ident: str) -> dict:
     ready.unlink(missing_ok=True)
     hang = subprocess.Popen([sys.executable, "-m", "ml_lib.proxy.guest", "hang", "--name", "ident",
                              "--n-in", "4", "--n-out", "4", "--ready", str(ready)])
-    wait_for(ready.exists, 60)
+    wait_for(lambda: ready.exists() or hang.poll() is not None, 600)  # a bound, as in start_daemon
     t, box = in_thread(g.stress, "sync", 8, 5)
     wait_for(lambda: g.stats("ident")["inflight"] == 8, 60)
     before = g.stats("ident")
