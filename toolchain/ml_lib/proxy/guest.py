@@ -109,9 +109,7 @@ class Guest:
         ready = Path(f"/tmp/mlproxyd.{time.monotonic_ns()}.ready")
         p = subprocess.Popen([sys.executable, "-m", "ml_lib.cli.mlproxyd", "--ready", str(ready),
                               *extra, *map(str, dirs)], stderr=subprocess.PIPE, text=True)
-        # A bound, not a delay: Debian's kernel is ready in seconds, but the
-        # debug kernel (KASAN under TCG) took about 2 min to import onnxruntime
-        wait_for(lambda: ready.exists() or p.poll() is not None, 600)
+        wait_ready(p, ready)
         if p.poll() is not None:
             raise RuntimeError(f"mlproxyd exited {p.returncode}: {p.stderr.read()}")
         return p
@@ -128,6 +126,13 @@ def wait_for(cond, timeout: float):
         if time.monotonic() > end:
             raise TimeoutError("condition not met in time")
         time.sleep(0.02)
+
+
+def wait_ready(p: subprocess.Popen, ready: Path):
+    """Until the Python process P has created READY or exited. A bound, not a
+    delay: Debian's kernel is ready in seconds, but the debug kernel (KASAN
+    under TCG) took about 2 min to import onnxruntime."""
+    wait_for(lambda: ready.exists() or p.poll() is not None, 600)
 
 
 def stop_daemon(p: subprocess.Popen) -> dict:
@@ -270,7 +275,7 @@ def sc_sigkill(g: Guest, ident: str) -> dict:
     ready.unlink(missing_ok=True)
     hang = subprocess.Popen([sys.executable, "-m", "ml_lib.proxy.guest", "hang", "--name", "ident",
                              "--n-in", "4", "--n-out", "4", "--ready", str(ready)])
-    wait_for(lambda: ready.exists() or hang.poll() is not None, 600)  # a bound, as in start_daemon
+    wait_ready(hang, ready)
     t, box = in_thread(g.stress, "sync", 8, 5)
     wait_for(lambda: g.stats("ident")["inflight"] == 8, 60)
     before = g.stats("ident")
