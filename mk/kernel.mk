@@ -164,7 +164,7 @@ kunit-i386: kunit
 	$(call kunit_arch,kunit-i386,--arch=i386 $(KUNIT_X86_ARGS),CONFIG_X86_32=y,a 32-bit kernel,mk/kunit-cross.config)
 
 # s390x: a big-endian kernel loads the little-endian blobs of the KUnit
-# suite and runs the vectors. Not in check (about 5 min of cross build);
+# suite and runs the vectors. Not in check (5 to 8 min of cross build);
 # make core-be runs the same loader and engine on s390x in user space.
 # CC=clang with s390x binutils, as Documentation/kbuild/llvm.rst gives for
 # s390 (6.1 wants clang >= 15 there): Debian's gcc-s390x-linux-gnu cannot be
