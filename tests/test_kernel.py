@@ -119,6 +119,7 @@ def test_kernel_tree_override(monkeypatch, tmp_path):
     assert kernel.kernel_build_dir() == tmp_path.resolve()
     assert kernel.kernel_image() == tmp_path.resolve() / "arch/x86/boot/bzImage"
     assert kernel.kmemleak_expected()
+    assert kernel.boot_timeout(900) == 900  # kmemleak alone: not the slow KASAN build
     # a kmemleak kernel: a leak in ml_lib fails the boot, and so does a missing scan
     with pytest.raises(kernel.KernelLogError, match="1 objects allocated in ml_lib leaked"):
         kernel._check_kmemleak(["0xffff888001 (size 64): ... ml_lib_model_load_blob"], True)
@@ -129,7 +130,10 @@ def test_kernel_tree_override(monkeypatch, tmp_path):
     (tmp_path / ".config").write_text("# CONFIG_DEBUG_KMEMLEAK is not set\n")
     assert not kernel.kmemleak_expected()
     kernel._check_kmemleak(None, True)
+    (tmp_path / ".config").write_text("CONFIG_KASAN=y\n")
+    assert kernel.boot_timeout(900) == 3600  # the debug kernel: guests get 4x the bound
     monkeypatch.delenv("ML_LIB_KTREE")
+    assert kernel.boot_timeout(900) == 900
     assert kernel.kernel_image() == Path(f"/boot/vmlinuz-{kernel.kernel_version()}")
 
 

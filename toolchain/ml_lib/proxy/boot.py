@@ -35,13 +35,23 @@ def _path() -> str:
 
 def boot(command: str, rwdir, timeout: int = 900, memory: str = "2G") -> subprocess.CompletedProcess:
     """Run ``command`` as root in a guest booted from the host's filesystem,
-    which it sees read-only except ``rwdir`` (where results go)."""
-    from ..kernel import kernel_image
+    which it sees read-only except ``rwdir`` (where results go). ``timeout``
+    is the bound for Debian's kernels, scaled for a debug kernel
+    (:func:`ml_lib.kernel.boot_timeout`); past it, RuntimeError."""
+    from ..kernel import boot_timeout, kernel_image
 
     env = dict(os.environ, PATH=_path())
-    cmd = ["vng", "--run", str(kernel_image()), "--disable-kvm", "--force-9p", "--user", "root",
-           "--memory", memory, "--cpus", "2", f"--rwdir={rwdir}", "--exec", command]
-    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=timeout)
+    # --verbose: the console carries the kernel log, so the failure tail of a
+    # guest that panics or dies without output (a vng exit 255 and nothing
+    # else, once, under the debug kernel) shows why
+    cmd = ["vng", "--run", str(kernel_image()), "--disable-kvm", "--force-9p", "--verbose",
+           "--user", "root", "--memory", memory, "--cpus", "2", f"--rwdir={rwdir}",
+           "--exec", command]
+    bound = boot_timeout(timeout)
+    try:
+        return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=bound)
+    except subprocess.TimeoutExpired as e:
+        raise RuntimeError(f"guest did not finish within {bound} s (kernel {kernel_image()})") from e
 
 
 def build_modules() -> Path:

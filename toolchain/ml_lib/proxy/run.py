@@ -39,7 +39,7 @@ def run_exported(model_dir, x) -> np.ndarray:
                f"--model-dir {work / 'model'} --raw {work / 'raw.npy'} --out {work / 'y'}")
         cp = boot(cmd, rwdir=work)
         if not (work / "y.json").exists():
-            tail = "\n".join((cp.stdout + cp.stderr).strip().splitlines()[-15:])
+            tail = "\n".join((cp.stdout + cp.stderr).strip().splitlines()[-40:])
             raise RuntimeError(f"guest run failed (exit {cp.returncode}):\n{tail}")
         info = json.loads((work / "y.json").read_text())
         res = np.load(work / "y.npz")
